@@ -1,0 +1,596 @@
+/**
+ * HTTP calls to other people's APIs as Effect programs.
+ *
+ * `Http` is a long-lived client over `@effect/platform`'s `HttpClient` (undici through
+ * `@effect/platform-node`): one connection pool per upstream origin, released when the
+ * layer's scope closes; a timeout per phase (connect, write, read, pool) plus a total
+ * deadline; every failure one of the typed {@link HttpError.HttpError} cases.
+ *
+ * Requests are built with `HttpClientRequest` and the `with*` helpers here; responses are
+ * read with {@link json}, {@link text}, {@link bytes}, {@link xml}, {@link jsonOrEmpty},
+ * {@link empty} or {@link stream}.
+ *
+ * @example
+ * ```ts
+ * import { HttpClientRequest } from "@effect/platform"
+ * import { Http } from "@liaison/core"
+ * import { Effect, Schema } from "effect"
+ *
+ * const User = Schema.Struct({ id: Schema.Number, name: Schema.String })
+ * const Filter = Schema.Struct({ name: Schema.optional(Schema.String), active: Schema.optional(Schema.Boolean) })
+ *
+ * const program = HttpClientRequest.get("/users").pipe(
+ *   Http.withQuery(Filter, { active: true }),
+ *   Effect.flatMap(Http.json(Schema.Array(User))),
+ *   Effect.provide(Http.layer({ baseUrl: "https://api.example.com" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Undici from "@effect/platform-node/Undici"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { DecodeError, HttpError } from "./HttpError.js"
+import { InvalidRequest } from "./HttpError.js"
+import * as internal from "./internal/httpClient.js"
+import { encodePairs } from "./internal/urlEncoding.js"
+import { parseXml } from "./internal/xml.js"
+
+/**
+ * Timeouts of each phase of a call. Defaults are the lecture's: connect 5 s, read 10 s,
+ * write 10 s, pool 5 s; the total deadline defaults to 30 s.
+ *
+ * - `connect`: TCP connect plus TLS handshake.
+ * - `write`: the request body making no progress (a streamed upload stalled by backpressure).
+ * - `read`: waiting for the response headers once the request is sent, then the body
+ *   going idle between two chunks.
+ * - `pool`: waiting for a free connection slot when `maxConnections` calls are in flight.
+ * - `total`: the whole call, body included. Streams ({@link stream}) are bounded by
+ *   `read` (idle) instead, so a long download is not cut off while it makes progress.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Timeouts {
+  readonly connect: Duration.DurationInput
+  readonly write: Duration.DurationInput
+  readonly read: Duration.DurationInput
+  readonly pool: Duration.DurationInput
+  readonly total: Duration.DurationInput
+}
+
+/**
+ * Connection pool settings, per upstream origin.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PoolOptions {
+  /** Connections per origin, and calls in flight (more wait up to the `pool` timeout). Default 100. */
+  readonly maxConnections: number
+  /** How long an idle keep-alive connection is kept. Default 10 s. */
+  readonly keepAlive: Duration.DurationInput
+  /** Negotiate HTTP/2 by ALPN with upstreams that offer it. Default true. */
+  readonly allowH2: boolean
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Prepended to every request URL, e.g. `https://api.example.com/v1`. */
+  readonly baseUrl?: string | undefined
+  /** Headers sent with every request. */
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  readonly timeouts?: Partial<Timeouts> | undefined
+  readonly pool?: Partial<PoolOptions> | undefined
+  /** The most bytes a buffered response body may have; larger is a `DecodeError`. Default 32 MiB. */
+  readonly maxBodyBytes?: number | undefined
+  /** How much of an error response's body is kept in `StatusError.body`. Default 4 KiB. */
+  readonly maxErrorBodyBytes?: number | undefined
+  /** Extra certificate authorities (PEM) to trust, e.g. a private CA. */
+  readonly ca?: string | ReadonlyArray<string> | undefined
+  /** Transforms the underlying client, e.g. to add authentication. */
+  readonly transformClient?: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
+}
+
+/**
+ * The options with every default filled in.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ResolvedOptions {
+  readonly baseUrl: string | undefined
+  readonly timeouts: { readonly [K in keyof Timeouts]: Duration.Duration }
+  readonly pool: { readonly maxConnections: number; readonly keepAlive: Duration.Duration; readonly allowH2: boolean }
+  readonly maxBodyBytes: number
+  readonly maxErrorBodyBytes: number
+}
+
+/**
+ * A response whose body has not been read yet. Read it within the scope it came from;
+ * the body readers apply the `read` idle timeout and map failures to {@link HttpError.HttpError}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Response {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  /** The body as chunks, each within the `read` timeout of the last. */
+  readonly stream: Stream.Stream<Uint8Array, HttpError>
+  /** The whole body, at most `maxBodyBytes`. */
+  readonly bytes: Effect.Effect<Uint8Array, HttpError>
+  /** The whole body as UTF-8 text. */
+  readonly text: Effect.Effect<string, HttpError>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  readonly options: ResolvedOptions
+  /** The underlying client: base URL, default headers and `transformClient` applied, no timeouts. */
+  readonly client: HttpClient.HttpClient
+  /**
+   * Sends a request and succeeds with any status once the headers arrive (pool, write and
+   * read timeouts applied). The connection is released when the scope closes.
+   */
+  readonly execute: (request: HttpClientRequest.HttpClientRequest) => Effect.Effect<Response, HttpError, Scope.Scope>
+}
+
+/**
+ * The long-lived HTTP client service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Http extends Context.Tag("@liaison/core/Http")<Http, Service>() {}
+
+/**
+ * The defaults, from the lecture: connect 5 s, read 10 s, write 10 s, pool 5 s; total 30 s;
+ * 100 connections per origin kept alive 10 s; HTTP/2 when offered.
+ *
+ * @since 0.1.0
+ * @category defaults
+ */
+export const defaults: ResolvedOptions = {
+  baseUrl: undefined,
+  timeouts: {
+    connect: Duration.seconds(5),
+    write: Duration.seconds(10),
+    read: Duration.seconds(10),
+    pool: Duration.seconds(5),
+    total: Duration.seconds(30)
+  },
+  pool: { maxConnections: 100, keepAlive: Duration.seconds(10), allowH2: true },
+  maxBodyBytes: 32 * 1024 * 1024,
+  maxErrorBodyBytes: 4096
+}
+
+const resolve = (options: Options): ResolvedOptions => {
+  const timeouts = options.timeouts ?? {}
+  const pool = options.pool ?? {}
+  const duration = (input: Duration.DurationInput | undefined, fallback: Duration.Duration) =>
+    input === undefined ? fallback : Duration.decode(input)
+  return {
+    baseUrl: options.baseUrl,
+    timeouts: {
+      connect: duration(timeouts.connect, defaults.timeouts.connect),
+      write: duration(timeouts.write, defaults.timeouts.write),
+      read: duration(timeouts.read, defaults.timeouts.read),
+      pool: duration(timeouts.pool, defaults.timeouts.pool),
+      total: duration(timeouts.total, defaults.timeouts.total)
+    },
+    pool: {
+      maxConnections: pool.maxConnections ?? defaults.pool.maxConnections,
+      keepAlive: duration(pool.keepAlive, defaults.pool.keepAlive),
+      allowH2: pool.allowH2 ?? defaults.pool.allowH2
+    },
+    maxBodyBytes: options.maxBodyBytes ?? defaults.maxBodyBytes,
+    maxErrorBodyBytes: options.maxErrorBodyBytes ?? defaults.maxErrorBodyBytes
+  }
+}
+
+/**
+ * Builds the client: an undici `Agent` (the connection pools) acquired now and closed
+ * when the scope closes, letting in-flight calls finish first.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Service, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const resolved = resolve(options)
+    const ca = options.ca === undefined ? undefined : typeof options.ca === "string" ? [options.ca] : [...options.ca]
+    const dispatcher = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        new Undici.Agent({
+          connections: resolved.pool.maxConnections,
+          keepAliveTimeout: Duration.toMillis(resolved.pool.keepAlive),
+          allowH2: resolved.pool.allowH2,
+          connect: {
+            timeout: Duration.toMillis(resolved.timeouts.connect),
+            ...(ca === undefined ? {} : { ca })
+          }
+        })
+      ),
+      (agent) =>
+        Effect.promise(() => agent.close()).pipe(
+          Effect.timeout("5 seconds"),
+          Effect.orElse(() => Effect.promise(() => agent.destroy()))
+        )
+    )
+    let client = NodeHttpClient.makeUndici(dispatcher)
+    if (resolved.baseUrl !== undefined) {
+      const baseUrl = resolved.baseUrl
+      client = HttpClient.mapRequest(client, HttpClientRequest.prependUrl(baseUrl))
+    }
+    if (options.headers !== undefined) {
+      const headers = options.headers
+      client = HttpClient.mapRequest(client, HttpClientRequest.setHeaders(headers))
+    }
+    if (options.transformClient !== undefined) client = options.transformClient(client)
+    const permits = yield* Effect.makeSemaphore(resolved.pool.maxConnections)
+    return {
+      options: resolved,
+      client,
+      execute: internal.makeExecute(client, permits, resolved)
+    }
+  })
+
+/**
+ * The client as a scoped layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<Http> => Layer.scoped(Http, make(options))
+
+/**
+ * The client configured from the environment: `HTTP_BASE_URL` (optional),
+ * `HTTP_CONNECT_TIMEOUT`, `HTTP_READ_TIMEOUT`, `HTTP_WRITE_TIMEOUT`, `HTTP_POOL_TIMEOUT`,
+ * `HTTP_TOTAL_TIMEOUT` (durations such as `5 seconds`), `HTTP_MAX_CONNECTIONS`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (options: Omit<Options, "timeouts" | "baseUrl" | "pool"> = {}): Layer.Layer<
+  Http,
+  import("effect/ConfigError").ConfigError
+> =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const optional = (name: string) => Config.option(Config.duration(name))
+      const baseUrl = yield* Config.option(Config.string("HTTP_BASE_URL"))
+      const connect = yield* optional("HTTP_CONNECT_TIMEOUT")
+      const read = yield* optional("HTTP_READ_TIMEOUT")
+      const write = yield* optional("HTTP_WRITE_TIMEOUT")
+      const pool = yield* optional("HTTP_POOL_TIMEOUT")
+      const total = yield* optional("HTTP_TOTAL_TIMEOUT")
+      const maxConnections = yield* Config.option(Config.integer("HTTP_MAX_CONNECTIONS"))
+      return layer({
+        ...options,
+        baseUrl: Option.getOrUndefined(baseUrl),
+        timeouts: {
+          connect: Option.getOrElse(connect, () => defaults.timeouts.connect),
+          read: Option.getOrElse(read, () => defaults.timeouts.read),
+          write: Option.getOrElse(write, () => defaults.timeouts.write),
+          pool: Option.getOrElse(pool, () => defaults.timeouts.pool),
+          total: Option.getOrElse(total, () => defaults.timeouts.total)
+        },
+        pool: { maxConnections: Option.getOrElse(maxConnections, () => defaults.pool.maxConnections) }
+      })
+    })
+  )
+
+// ---------------------------------------------------------------------------
+// building requests
+// ---------------------------------------------------------------------------
+
+const encodeFields = <A, I, R>(
+  schema: Schema.Schema<A, I, R>,
+  value: A,
+  what: string
+): Effect.Effect<Array<[string, string]>, InvalidRequest, R> =>
+  Schema.encode(schema)(value).pipe(
+    Effect.mapError((error) => new InvalidRequest({ reason: `${what}: ${error.message}` })),
+    Effect.flatMap((encoded) => {
+      const pairs = encodePairs(encoded)
+      return pairs._tag === "Right"
+        ? Effect.succeed(pairs.right)
+        : Effect.fail(new InvalidRequest({ reason: `${what}: ${pairs.left}` }))
+    })
+  )
+
+/**
+ * Appends query parameters from a Schema-typed filter object: the value is encoded with
+ * the Schema, then `undefined` / `null` fields are dropped, booleans sent as `true` /
+ * `false`, arrays as a repeated key (`tag=a&tag=b`). Nested objects are an `InvalidRequest`.
+ *
+ * @since 0.1.0
+ * @category requests
+ */
+export const withQuery: {
+  <A, I, R>(
+    schema: Schema.Schema<A, I, R>,
+    value: A
+  ): (
+    request: HttpClientRequest.HttpClientRequest
+  ) => Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
+  <A, I, R>(
+    request: HttpClientRequest.HttpClientRequest,
+    schema: Schema.Schema<A, I, R>,
+    value: A
+  ): Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
+} = dual(3, <A, I, R>(
+  request: HttpClientRequest.HttpClientRequest,
+  schema: Schema.Schema<A, I, R>,
+  value: A
+) =>
+  Effect.map(
+    encodeFields(schema, value, "query"),
+    (pairs) => HttpClientRequest.appendUrlParams(request, pairs)
+  ))
+
+/**
+ * Sets an `application/x-www-form-urlencoded` body, encoded as {@link withQuery} encodes.
+ *
+ * @since 0.1.0
+ * @category requests
+ */
+export const withForm: {
+  <A, I, R>(
+    schema: Schema.Schema<A, I, R>,
+    value: A
+  ): (
+    request: HttpClientRequest.HttpClientRequest
+  ) => Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
+  <A, I, R>(
+    request: HttpClientRequest.HttpClientRequest,
+    schema: Schema.Schema<A, I, R>,
+    value: A
+  ): Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
+} = dual(3, <A, I, R>(
+  request: HttpClientRequest.HttpClientRequest,
+  schema: Schema.Schema<A, I, R>,
+  value: A
+) =>
+  Effect.map(
+    encodeFields(schema, value, "form body"),
+    (pairs) => HttpClientRequest.bodyUrlParams(request, pairs)
+  ))
+
+/**
+ * Sets a JSON body encoded with the Schema. Fields that are `undefined` (or absent) are
+ * not sent, so a PATCH with a partial value sends only the fields that are set; `null`
+ * is sent as `null` (it clears a field).
+ *
+ * @since 0.1.0
+ * @category requests
+ */
+export const withJson: {
+  <A, I, R>(
+    schema: Schema.Schema<A, I, R>,
+    value: A
+  ): (
+    request: HttpClientRequest.HttpClientRequest
+  ) => Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
+  <A, I, R>(
+    request: HttpClientRequest.HttpClientRequest,
+    schema: Schema.Schema<A, I, R>,
+    value: A
+  ): Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
+} = dual(3, <A, I, R>(
+  request: HttpClientRequest.HttpClientRequest,
+  schema: Schema.Schema<A, I, R>,
+  value: A
+) =>
+  Effect.mapError(
+    HttpClientRequest.schemaBodyJson(schema)(request, value),
+    (error) => new InvalidRequest({ reason: `JSON body: ${describeBodyError(error.reason)}` })
+  ))
+
+const describeBodyError = (reason: { readonly _tag: string; readonly error?: unknown }): string => {
+  const error = reason.error
+  return typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
+    ? error.message
+    : reason._tag
+}
+
+// ---------------------------------------------------------------------------
+// reading responses
+// ---------------------------------------------------------------------------
+
+/**
+ * Sends a request and succeeds with any status once the headers arrive; see {@link Service}.
+ *
+ * @since 0.1.0
+ * @category responses
+ */
+export const execute = (
+  request: HttpClientRequest.HttpClientRequest
+): Effect.Effect<Response, HttpError, Http | Scope.Scope> => Effect.flatMap(Http, (http) => http.execute(request))
+
+const buffered = <A, R>(
+  request: HttpClientRequest.HttpClientRequest,
+  read: (response: Response, http: Service) => Effect.Effect<A, HttpError, R>
+): Effect.Effect<A, HttpError, Http | R> =>
+  Effect.flatMap(Http, (http) =>
+    http.execute(request).pipe(
+      Effect.flatMap((response) =>
+        response.status >= 200 && response.status < 300
+          ? read(response, http)
+          : internal.statusError(request, response, http.options.maxErrorBodyBytes)
+      ),
+      Effect.scoped,
+      internal.withTotalTimeout(request, http.options.timeouts.total)
+    ))
+
+const decodeWith = <A, I, R>(
+  request: HttpClientRequest.HttpClientRequest,
+  status: number,
+  schema: Schema.Schema<A, I, R>
+) =>
+(input: unknown): Effect.Effect<A, DecodeError, R> =>
+  Schema.decodeUnknown(schema)(input).pipe(
+    Effect.mapError((error) => internal.decodeError(request, status, error.message))
+  )
+
+const parseJson = (request: HttpClientRequest.HttpClientRequest, status: number, text: string) =>
+  Effect.try({
+    try: (): unknown => JSON.parse(text),
+    catch: (cause) => internal.decodeError(request, status, `invalid JSON: ${(cause as Error).message}`)
+  })
+
+/**
+ * Sends the request, expects a 2xx JSON body and decodes it with the Schema.
+ *
+ * @since 0.1.0
+ * @category responses
+ */
+export const json: {
+  <A, I, R>(
+    schema: Schema.Schema<A, I, R>
+  ): (request: HttpClientRequest.HttpClientRequest) => Effect.Effect<A, HttpError, Http | R>
+  <A, I, R>(
+    request: HttpClientRequest.HttpClientRequest,
+    schema: Schema.Schema<A, I, R>
+  ): Effect.Effect<A, HttpError, Http | R>
+} = dual(
+  2,
+  <A, I, R>(request: HttpClientRequest.HttpClientRequest, schema: Schema.Schema<A, I, R>) =>
+    buffered(request, (response) =>
+      response.text.pipe(
+        Effect.flatMap((text) => parseJson(request, response.status, text)),
+        Effect.flatMap(decodeWith(request, response.status, schema))
+      ))
+)
+
+/**
+ * For DELETE and other calls that may answer without a body: a 204 or an empty 2xx body is
+ * `None`, a JSON body is decoded with the Schema into `Some`.
+ *
+ * @since 0.1.0
+ * @category responses
+ */
+export const jsonOrEmpty: {
+  <A, I, R>(
+    schema: Schema.Schema<A, I, R>
+  ): (request: HttpClientRequest.HttpClientRequest) => Effect.Effect<Option.Option<A>, HttpError, Http | R>
+  <A, I, R>(
+    request: HttpClientRequest.HttpClientRequest,
+    schema: Schema.Schema<A, I, R>
+  ): Effect.Effect<Option.Option<A>, HttpError, Http | R>
+} = dual(
+  2,
+  <A, I, R>(request: HttpClientRequest.HttpClientRequest, schema: Schema.Schema<A, I, R>) =>
+    buffered(request, (response) =>
+      response.status === 204
+        ? Effect.succeedNone
+        : response.text.pipe(
+          Effect.flatMap((text): Effect.Effect<Option.Option<A>, HttpError, R> =>
+            text.trim() === ""
+              ? Effect.succeedNone
+              : parseJson(request, response.status, text).pipe(
+                Effect.flatMap(decodeWith(request, response.status, schema)),
+                Effect.map(Option.some)
+              )
+          )
+        ))
+)
+
+/**
+ * Sends the request, expects 2xx and returns the body as text.
+ *
+ * @since 0.1.0
+ * @category responses
+ */
+export const text = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<string, HttpError, Http> =>
+  buffered(request, (response) => response.text)
+
+/**
+ * Sends the request, expects 2xx and returns the body's bytes.
+ *
+ * @since 0.1.0
+ * @category responses
+ */
+export const bytes = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<Uint8Array, HttpError, Http> =>
+  buffered(request, (response) => response.bytes)
+
+/**
+ * Sends the request, expects 2xx and discards the body (for 204 and "accepted" answers).
+ *
+ * @since 0.1.0
+ * @category responses
+ */
+export const empty = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<void, HttpError, Http> =>
+  buffered(request, (response) => Stream.runDrain(response.stream))
+
+/**
+ * Sends the request, expects a 2xx XML body, parses it (fast-xml-parser: attributes as
+ * `@_name`, text next to attributes as `#text`) and decodes the document with the Schema.
+ * A body that is not well-formed XML is a `DecodeError`.
+ *
+ * @since 0.1.0
+ * @category responses
+ */
+export const xml: {
+  <A, I, R>(
+    schema: Schema.Schema<A, I, R>
+  ): (request: HttpClientRequest.HttpClientRequest) => Effect.Effect<A, HttpError, Http | R>
+  <A, I, R>(
+    request: HttpClientRequest.HttpClientRequest,
+    schema: Schema.Schema<A, I, R>
+  ): Effect.Effect<A, HttpError, Http | R>
+} = dual(
+  2,
+  <A, I, R>(request: HttpClientRequest.HttpClientRequest, schema: Schema.Schema<A, I, R>) =>
+    buffered(request, (response) =>
+      response.text.pipe(
+        Effect.flatMap((text) => {
+          const parsed = parseXml(text)
+          return parsed._tag === "Right"
+            ? Effect.succeed(parsed.right)
+            : Effect.fail(internal.decodeError(request, response.status, `invalid XML: ${parsed.left}`))
+        }),
+        Effect.flatMap(decodeWith(request, response.status, schema))
+      ))
+)
+
+/**
+ * Streams a 2xx response body in constant memory: chunks flow as the consumer pulls them,
+ * each within the `read` timeout of the last. A non-2xx answer fails the stream with a
+ * `StatusError` before any chunk. The connection is released when the stream ends.
+ *
+ * @since 0.1.0
+ * @category responses
+ */
+export const stream = (
+  request: HttpClientRequest.HttpClientRequest
+): Stream.Stream<Uint8Array, HttpError, Http> =>
+  Stream.unwrapScoped(
+    Effect.flatMap(Http, (http) =>
+      http.execute(request).pipe(
+        Effect.flatMap((response) =>
+          response.status >= 200 && response.status < 300
+            ? Effect.succeed(response.stream)
+            : internal.statusError(request, response, http.options.maxErrorBodyBytes)
+        )
+      ))
+  )

@@ -1,0 +1,124 @@
+/**
+ * The one shared Redis connection (ioredis) every Redis-backed service builds on,
+ * acquired and released with its layer's scope.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import { Redis as IORedis } from "ioredis"
+import type { RedisOptions } from "ioredis"
+
+/**
+ * A Redis command or connection failed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RedisError extends Data.TaggedError("RedisError")<{
+  readonly operation: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const reason = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `Redis ${this.operation} failed: ${reason}`
+  }
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** The ioredis client; use {@link use} to run a command as an Effect. */
+  readonly client: IORedis
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Redis extends Context.Tag("@liaison/core/Redis")<Redis, Service>() {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** `redis://[:password@]host:port[/db]`; redacted because it may carry a password. */
+  readonly url: Redacted.Redacted<string>
+  /** Extra ioredis options. */
+  readonly redisOptions?: RedisOptions | undefined
+}
+
+/**
+ * Connects (failing with `RedisError` when Redis cannot be reached) and disconnects
+ * gracefully when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options): Effect.Effect<Service, RedisError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: async () => {
+        const client = new IORedis(Redacted.value(options.url), {
+          lazyConnect: true,
+          maxRetriesPerRequest: 2,
+          enableOfflineQueue: true,
+          ...options.redisOptions
+        })
+        try {
+          await client.connect()
+        } catch (cause) {
+          client.disconnect()
+          throw cause
+        }
+        return client
+      },
+      catch: (cause) => new RedisError({ operation: "connect", cause })
+    }),
+    (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+  ).pipe(Effect.map((client) => ({ client })))
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<Redis, RedisError> => Layer.scoped(Redis, make(options))
+
+/**
+ * The client from `REDIS_URL`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: Layer.Layer<Redis, RedisError | ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.map(Config.redacted("REDIS_URL"), (url) => layer({ url }))
+)
+
+/**
+ * Runs one ioredis call as an Effect, failing with `RedisError`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const use = <A>(operation: string, f: (client: IORedis) => Promise<A>): Effect.Effect<A, RedisError, Redis> =>
+  Effect.flatMap(
+    Redis,
+    ({ client }) => Effect.tryPromise({ try: () => f(client), catch: (cause) => new RedisError({ operation, cause }) })
+  )
+
+/**
+ * `PING`: succeeds when Redis answers.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const ping: Effect.Effect<void, RedisError, Redis> = Effect.asVoid(use("PING", (client) => client.ping()))
