@@ -25,7 +25,9 @@ const freePort = (): Promise<number> =>
     server.on("error", reject)
     server.listen(0, "127.0.0.1", () => {
       const address = server.address()
-      server.close(() => typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port")))
+      server.close(() =>
+        typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))
+      )
     })
   })
 
@@ -49,18 +51,27 @@ const waitForPing = async (port: number, deadline: number): Promise<void> => {
 let child: ChildProcess | undefined
 let dir: string | undefined
 
-export default async function setup(project: TestProject) {
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const external = process.env.REDIS_URL
   if (external !== undefined && external !== "") {
     project.provide("redisUrl", external)
     project.provide("redisError", "")
-    return
+    return teardown
   }
   try {
     const port = await freePort()
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "liaison-redis-"))
     const proc = spawn("redis-server", [
-      "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      dir
     ], { stdio: "ignore" })
     child = proc
     const spawned = new Promise<never>((_, reject) => proc.once("error", reject))
@@ -75,9 +86,15 @@ export default async function setup(project: TestProject) {
       `No Redis for the tests: could not start redis-server (${reason}). Install it (apt-get install redis-server) or set REDIS_URL.`
     )
   }
+  return teardown
 }
 
-export async function teardown() {
-  child?.kill("SIGTERM")
+const teardown = async (): Promise<void> => {
+  const proc = child
+  if (proc !== undefined && proc.exitCode === null) {
+    const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()))
+    proc.kill("SIGTERM")
+    await exited
+  }
   if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true })
 }

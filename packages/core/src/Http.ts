@@ -33,6 +33,7 @@ import * as Undici from "@effect/platform-node/Undici"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -272,7 +273,7 @@ export const layer = (options: Options = {}): Layer.Layer<Http> => Layer.scoped(
  */
 export const layerConfig = (options: Omit<Options, "timeouts" | "baseUrl" | "pool"> = {}): Layer.Layer<
   Http,
-  import("effect/ConfigError").ConfigError
+  ConfigError.ConfigError
 > =>
   Layer.unwrapEffect(
     Effect.gen(function*() {

@@ -57,6 +57,14 @@ export interface Options {
   readonly redisOptions?: RedisOptions | undefined
 }
 
+/** Sends QUIT (pending replies arrive first), then waits for the socket to end. */
+const close = async (client: IORedis): Promise<void> => {
+  if (client.status === "end") return
+  const ended = new Promise<void>((resolve) => client.once("end", () => resolve()))
+  await client.quit().catch(() => client.disconnect())
+  await ended
+}
+
 /**
  * Connects (failing with `RedisError` when Redis cannot be reached) and disconnects
  * gracefully when the scope closes.
@@ -74,6 +82,9 @@ export const make = (options: Options): Effect.Effect<Service, RedisError, Scope
           enableOfflineQueue: true,
           ...options.redisOptions
         })
+        // Failures surface as rejected commands (RedisError); without a listener ioredis
+        // would also print every reconnection error to stderr.
+        client.on("error", () => {})
         try {
           await client.connect()
         } catch (cause) {
@@ -84,7 +95,7 @@ export const make = (options: Options): Effect.Effect<Service, RedisError, Scope
       },
       catch: (cause) => new RedisError({ operation: "connect", cause })
     }),
-    (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+    (client) => Effect.promise(() => close(client))
   ).pipe(Effect.map((client) => ({ client })))
 
 /**

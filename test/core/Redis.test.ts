@@ -1,0 +1,49 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Redis } from "@liaison/core"
+import { Effect, Exit, Redacted, Scope } from "effect"
+import * as net from "node:net"
+import { redisUrl } from "../setup/redisUrl.js"
+
+describe("Redis", () => {
+  it.scoped("connects to the test's private redis-server and answers commands", () =>
+    Effect.gen(function*() {
+      const url = Redacted.make(redisUrl())
+      const redis = yield* Redis.make({ url })
+      yield* Redis.ping.pipe(Effect.provideService(Redis.Redis, redis))
+      const key = `liaison:test:${Math.random()}`
+      yield* Redis.use("SET", (client) => client.set(key, "v", "EX", 10)).pipe(
+        Effect.provideService(Redis.Redis, redis)
+      )
+      expect(yield* Redis.use("GET", (client) => client.get(key)).pipe(Effect.provideService(Redis.Redis, redis))).toBe(
+        "v"
+      )
+    }))
+
+  it.effect("closing the scope disconnects the client", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const redis = yield* Redis.make({ url: Redacted.make(redisUrl()) }).pipe(Scope.extend(scope))
+      expect(redis.client.status).toBe("ready")
+      yield* Scope.close(scope, Exit.void)
+      expect(["end", "close"]).toContain(redis.client.status)
+    }))
+
+  it.effect("an unreachable Redis is a RedisError that names the operation, not a crash", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(() =>
+        new Promise<number>((resolve) => {
+          const server = net.createServer().listen(0, "127.0.0.1", () => {
+            const address = server.address() as net.AddressInfo
+            server.close(() => resolve(address.port))
+          })
+        })
+      )
+      const error = yield* Redis.make({
+        url: Redacted.make(`redis://:s3cret@127.0.0.1:${port}`),
+        redisOptions: { retryStrategy: () => null }
+      }).pipe(Effect.scoped, Effect.flip)
+      expect(error._tag).toBe("RedisError")
+      expect(error.message).toContain("connect")
+      expect(error.message).not.toContain("s3cret")
+    }))
+})
