@@ -34,7 +34,9 @@ const checkRoundTrip = (input: Record<string, unknown>, parsed: URLSearchParams)
     const sent = expected(value)
     const received = seen.get(key) ?? []
     expect(received.length).toBe(sent.length)
-    sent.forEach((element, i) => expect(readBack(element, received[i]!)).toStrictEqual(element === -0 ? 0 : element))
+    sent.forEach((element, i) =>
+      expect(readBack(element, received[i]!)).toStrictEqual(Object.is(element, -0) ? 0 : element)
+    )
     seen.delete(key)
   }
   expect([...seen.keys()]).toEqual([])
