@@ -2,7 +2,7 @@ import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Http, HttpError } from "@liaison/core"
-import { Chunk, Effect, Fiber, Layer, Option, Ref, Schema, Stream, TestClock } from "effect"
+import { Chunk, ConfigProvider, Duration, Effect, Fiber, Layer, Option, Ref, Schema, Stream, TestClock } from "effect"
 import * as net from "node:net"
 import type { ChaosUpstream } from "../fixtures/chaos.js"
 import { startChaosUpstream, tlsCa } from "../fixtures/chaos.js"
@@ -385,4 +385,39 @@ describe("Http streaming", () => {
       // one connection only: a leaked one would make this wait for the pool
       expect(yield* Http.text(HttpClientRequest.get("/text"))).toBe("hello")
     }).pipe(Effect.provide(client({ pool: { maxConnections: 1 }, timeouts: { pool: "1 second" } }))))
+})
+
+describe("Http configuration", () => {
+  it.effect("layerConfig reads HTTP_* variables; unset ones keep the lecture's defaults", () =>
+    Effect.gen(function*() {
+      const http = yield* Http.Http
+      expect(http.options.baseUrl).toBe("http://upstream.test")
+      expect(http.options.timeouts.read).toEqual(Duration.millis(2500))
+      expect(http.options.timeouts.connect).toEqual(Duration.seconds(5))
+      expect(http.options.timeouts.write).toEqual(Duration.seconds(10))
+      expect(http.options.timeouts.pool).toEqual(Duration.seconds(5))
+      expect(http.options.pool.maxConnections).toBe(7)
+    }).pipe(
+      Effect.provide(
+        Http.layerConfig().pipe(
+          Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
+            new Map([
+              ["HTTP_BASE_URL", "http://upstream.test"],
+              ["HTTP_READ_TIMEOUT", "2500 millis"],
+              ["HTTP_MAX_CONNECTIONS", "7"]
+            ])
+          )))
+        )
+      )
+    ))
+
+  it.effect("a malformed variable is a ConfigError naming it", () =>
+    Effect.gen(function*() {
+      const error = yield* Layer.build(Http.layerConfig()).pipe(
+        Effect.scoped,
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["HTTP_READ_TIMEOUT", "soon"]]))),
+        Effect.flip
+      )
+      expect(String(error)).toContain("HTTP_READ_TIMEOUT")
+    }))
 })
