@@ -304,6 +304,46 @@ export const layerConfig = (options: Omit<Options, "timeouts" | "baseUrl" | "poo
 // building requests
 // ---------------------------------------------------------------------------
 
+/**
+ * Encodes a value with a Schema into a request (its query or its body); data-first or data-last.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RequestEncoder {
+  <A, I, R>(
+    schema: Schema.Schema<A, I, R>,
+    value: A
+  ): (
+    request: HttpClientRequest.HttpClientRequest
+  ) => Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
+  <A, I, R>(
+    request: HttpClientRequest.HttpClientRequest,
+    schema: Schema.Schema<A, I, R>,
+    value: A
+  ): Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
+}
+
+/**
+ * Encodes a value with a Schema into a request (its query or its body); data-first or data-last.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RequestEncoder {
+  <A, I, R>(
+    schema: Schema.Schema<A, I, R>,
+    value: A
+  ): (
+    request: HttpClientRequest.HttpClientRequest
+  ) => Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
+  <A, I, R>(
+    request: HttpClientRequest.HttpClientRequest,
+    schema: Schema.Schema<A, I, R>,
+    value: A
+  ): Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
+}
+
 const encodeFields = <A, I, R>(
   schema: Schema.Schema<A, I, R>,
   value: A,
@@ -327,19 +367,7 @@ const encodeFields = <A, I, R>(
  * @since 0.1.0
  * @category requests
  */
-export const withQuery: {
-  <A, I, R>(
-    schema: Schema.Schema<A, I, R>,
-    value: A
-  ): (
-    request: HttpClientRequest.HttpClientRequest
-  ) => Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
-  <A, I, R>(
-    request: HttpClientRequest.HttpClientRequest,
-    schema: Schema.Schema<A, I, R>,
-    value: A
-  ): Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
-} = dual(3, <A, I, R>(
+export const withQuery: RequestEncoder = dual(3, <A, I, R>(
   request: HttpClientRequest.HttpClientRequest,
   schema: Schema.Schema<A, I, R>,
   value: A
@@ -355,19 +383,7 @@ export const withQuery: {
  * @since 0.1.0
  * @category requests
  */
-export const withForm: {
-  <A, I, R>(
-    schema: Schema.Schema<A, I, R>,
-    value: A
-  ): (
-    request: HttpClientRequest.HttpClientRequest
-  ) => Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
-  <A, I, R>(
-    request: HttpClientRequest.HttpClientRequest,
-    schema: Schema.Schema<A, I, R>,
-    value: A
-  ): Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
-} = dual(3, <A, I, R>(
+export const withForm: RequestEncoder = dual(3, <A, I, R>(
   request: HttpClientRequest.HttpClientRequest,
   schema: Schema.Schema<A, I, R>,
   value: A
@@ -385,19 +401,7 @@ export const withForm: {
  * @since 0.1.0
  * @category requests
  */
-export const withJson: {
-  <A, I, R>(
-    schema: Schema.Schema<A, I, R>,
-    value: A
-  ): (
-    request: HttpClientRequest.HttpClientRequest
-  ) => Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
-  <A, I, R>(
-    request: HttpClientRequest.HttpClientRequest,
-    schema: Schema.Schema<A, I, R>,
-    value: A
-  ): Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
-} = dual(3, <A, I, R>(
+export const withJson: RequestEncoder = dual(3, <A, I, R>(
   request: HttpClientRequest.HttpClientRequest,
   schema: Schema.Schema<A, I, R>,
   value: A
