@@ -324,26 +324,6 @@ export interface RequestEncoder {
   ): Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
 }
 
-/**
- * Encodes a value with a Schema into a request (its query or its body); data-first or data-last.
- *
- * @since 0.1.0
- * @category models
- */
-export interface RequestEncoder {
-  <A, I, R>(
-    schema: Schema.Schema<A, I, R>,
-    value: A
-  ): (
-    request: HttpClientRequest.HttpClientRequest
-  ) => Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
-  <A, I, R>(
-    request: HttpClientRequest.HttpClientRequest,
-    schema: Schema.Schema<A, I, R>,
-    value: A
-  ): Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
-}
-
 const encodeFields = <A, I, R>(
   schema: Schema.Schema<A, I, R>,
   value: A,
