@@ -1,0 +1,212 @@
+/**
+ * A built-in "users" upstream, run in-process on its own port, so that the demo server has
+ * someone else's API to talk to when no `UPSTREAM_URL` is configured.
+ *
+ * Routes (answers are JSON; errors are `{ error, message }`):
+ *
+ * - `GET /users?name&email&active&page&page_size` → `{ users, page, page_size, total }`
+ * - `GET /users/:id` → the user, or 404
+ * - `POST /users` (`username`, `email`, `password`, `full_name?`) → 201 with the user (never the
+ *   password); 422 when invalid, 409 when the username is taken
+ * - `PUT /users/:id` (`email`, `full_name`, `active`) and `PATCH /users/:id` (any of them;
+ *   `full_name: null` clears it) → the user, 404, or 422
+ * - `DELETE /users/:id` → 204, or 404
+ * - `GET /files/<n>(B|KiB|MiB|GiB).bin` → `application/octet-stream` of that size with a
+ *   `content-length`, byte `k` being `k mod 251`; streamed in constant memory
+ *
+ * @since 0.1.0
+ */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import type * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import type * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as NodeHttp from "node:http"
+import { fileBody, parseFileName } from "./internal/sandboxFiles.js"
+import type { UsersStore, WriteError } from "./internal/sandboxUsers.js"
+import { makeUsersStore, seedUsers } from "./internal/sandboxUsers.js"
+import { NewUser, User, UserFilter, UserIdFromString, UserPage, UserPatch, UserReplace } from "./Users.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** Where the sandbox listens, e.g. `http://127.0.0.1:43121`. */
+  readonly baseUrl: string
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Sandbox extends Context.Tag("@liaison/server/Sandbox")<Sandbox, Service>() {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Default `127.0.0.1`: the sandbox is for this process, not the network. */
+  readonly host?: string | undefined
+  /** Default 0: a free port. */
+  readonly port?: number | undefined
+  /** How many users to seed. Default 50. */
+  readonly users?: number | undefined
+}
+
+const jsonError = (status: number, error: string, message: string) =>
+  HttpServerResponse.unsafeJson({ error, message }, { status })
+
+const userJson = (user: User, status = 200) => HttpServerResponse.schemaJson(User)(user, { status })
+
+const invalid = (error: ParseResult.ParseError) =>
+  jsonError(422, "invalid", ParseResult.TreeFormatter.formatErrorSync(error))
+
+const writeFailed = (error: WriteError) =>
+  error._tag === "NotFound"
+    ? jsonError(404, "not_found", `user ${error.id} not found`)
+    : jsonError(409, "conflict", `username ${error.username} is taken`)
+
+const decodeUserId = ParseResult.decodeUnknownEither(UserIdFromString)
+const userId = Effect.map(HttpRouter.params, (params) => Either.getRight(decodeUserId(params.id ?? "")))
+
+/** Decodes the JSON body: 400 when it is not JSON, 422 when it does not match. */
+const body = <A, I>(schema: Schema.Schema<A, I>) =>
+  HttpServerRequest.schemaBodyJson(schema).pipe(
+    Effect.mapError((error) =>
+      error._tag === "ParseError" ? invalid(error) : jsonError(400, "bad_request", "the body is not JSON")
+    )
+  )
+
+/** Runs a handler that fails with a ready response, answering that response. */
+const respond = <R>(
+  handler: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpServerResponse.HttpServerResponse, R>
+) => Effect.merge(handler)
+
+const withUser = <R>(
+  f: (id: number) => Effect.Effect<HttpServerResponse.HttpServerResponse, HttpServerResponse.HttpServerResponse, R>
+) =>
+  respond(Effect.flatMap(userId, (id) =>
+    Option.match(id, {
+      onNone: () => Effect.succeed(jsonError(404, "not_found", "no such user")),
+      onSome: f
+    })))
+
+const written = (result: Either.Either<User, WriteError>, status = 200) =>
+  Either.match(result, {
+    onLeft: (error) => Effect.succeed(writeFailed(error)),
+    onRight: (user) => userJson(user, status)
+  })
+
+const makeRouter = (store: UsersStore) =>
+  HttpRouter.empty.pipe(
+    HttpRouter.get(
+      "/users",
+      respond(
+        HttpServerRequest.schemaSearchParams(UserFilter).pipe(
+          Effect.mapError((error) => jsonError(400, "bad_request", ParseResult.TreeFormatter.formatErrorSync(error))),
+          Effect.flatMap(store.list),
+          Effect.flatMap((page) => HttpServerResponse.schemaJson(UserPage)(page)),
+          Effect.orDie
+        )
+      )
+    ),
+    HttpRouter.get(
+      "/users/:id",
+      withUser((id) =>
+        Effect.flatMap(
+          store.get(id),
+          Option.match({
+            onNone: () => Effect.succeed(jsonError(404, "not_found", `user ${id} not found`)),
+            onSome: (user) => Effect.orDie(userJson(user))
+          })
+        )
+      )
+    ),
+    HttpRouter.post(
+      "/users",
+      respond(
+        body(NewUser).pipe(
+          Effect.flatMap(store.create),
+          Effect.flatMap((result) => Effect.orDie(written(result, 201)))
+        )
+      )
+    ),
+    HttpRouter.put(
+      "/users/:id",
+      withUser((id) =>
+        body(UserReplace).pipe(
+          Effect.flatMap((input) => store.replace(id, input)),
+          Effect.flatMap((result) => Effect.orDie(written(result)))
+        )
+      )
+    ),
+    HttpRouter.patch(
+      "/users/:id",
+      withUser((id) =>
+        body(UserPatch).pipe(
+          Effect.flatMap((input) => store.update(id, input)),
+          Effect.flatMap((result) => Effect.orDie(written(result)))
+        )
+      )
+    ),
+    HttpRouter.del(
+      "/users/:id",
+      withUser((id) =>
+        Effect.map(
+          store.remove(id),
+          (removed) =>
+            removed ? HttpServerResponse.empty({ status: 204 }) : jsonError(404, "not_found", `user ${id} not found`)
+        )
+      )
+    ),
+    HttpRouter.get(
+      "/files/:name",
+      Effect.map(HttpRouter.params, (params) =>
+        Option.match(parseFileName(params.name ?? ""), {
+          onNone: () => jsonError(404, "not_found", "no such file"),
+          onSome: (size) =>
+            size === 0
+              // HttpServerResponse omits a zero content-length on a stream: answer empty instead.
+              ? HttpServerResponse.uint8Array(new Uint8Array(0), { contentType: "application/octet-stream" })
+              : HttpServerResponse.stream(fileBody(size), {
+                contentType: "application/octet-stream",
+                contentLength: size
+              })
+        }))
+    )
+  )
+
+/**
+ * Starts the sandbox on its own Node HTTP server; it stops when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Service, HttpServerError.ServeError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const store = yield* makeUsersStore(seedUsers(options.users ?? 50))
+    const server = yield* NodeHttpServer.make(() => NodeHttp.createServer(), {
+      host: options.host ?? "127.0.0.1",
+      port: options.port ?? 0
+    })
+    yield* HttpServer.serveEffect(makeRouter(store)).pipe(Effect.provideService(HttpServer.HttpServer, server))
+    return { baseUrl: HttpServer.formatAddress(server.address) }
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<Sandbox, HttpServerError.ServeError> =>
+  Layer.scoped(Sandbox, make(options))

@@ -1,0 +1,83 @@
+/**
+ * Shared by the server tests: the server in-process on a free port, a stub upstream on
+ * `node:http`, and a tiny fetch wrapper. Everything talks real HTTP over loopback.
+ */
+import { Server } from "@liaison/server"
+import { Effect, Layer, Logger, LogLevel } from "effect"
+import type { Scope } from "effect"
+import * as NodeHttp from "node:http"
+import type * as net from "node:net"
+
+/** The whole server on `127.0.0.1:0`, its logs silenced. */
+export const serverLayer = (options: Server.Options = {}) =>
+  Server.layer({ port: 0, host: "127.0.0.1", ...options }).pipe(Layer.provide(Logger.minimumLogLevel(LogLevel.None)))
+
+/** A response, its body read as text and, when it is JSON, parsed. */
+export interface Reply {
+  readonly status: number
+  readonly headers: Headers
+  readonly text: string
+  readonly json: unknown
+}
+
+/** Sends a request to the server under test. */
+export const call = (path: string, init?: RequestInit & { readonly body?: string }) =>
+  Effect.flatMap(Server.url, (url) =>
+    Effect.promise(async (): Promise<Reply> => {
+      const response = await fetch(`${url}${path}`, init)
+      const text = await response.text()
+      const isJson = (response.headers.get("content-type") ?? "").includes("json")
+      return { status: response.status, headers: response.headers, text, json: isJson ? JSON.parse(text) : undefined }
+    }))
+
+/** Sends a request to the server under test and reads the body as bytes. */
+export const callBytes = (path: string) =>
+  Effect.flatMap(Server.url, (url) =>
+    Effect.promise(async () => {
+      const response = await fetch(`${url}${path}`)
+      return { status: response.status, headers: response.headers, bytes: new Uint8Array(await response.arrayBuffer()) }
+    }))
+
+/** A JSON request body. */
+export const jsonBody = (method: string, body: unknown) => ({
+  method,
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify(body)
+})
+
+/** The field names a 400 `HttpApiDecodeError` blames. */
+export const blamedFields = (reply: Reply): Array<string> => {
+  const body = reply.json as {
+    readonly _tag: string
+    readonly issues: ReadonlyArray<{ readonly path: Array<unknown> }>
+  }
+  if (body._tag !== "HttpApiDecodeError") throw new Error(`not a decode error: ${reply.text}`)
+  return [...new Set(body.issues.map((issue) => String(issue.path[0])))]
+}
+
+/** A `node:http` upstream answering with `handler`; every socket is destroyed when the scope closes. */
+export const stubUpstream = (
+  handler: NodeHttp.RequestListener
+): Effect.Effect<{ readonly url: string; readonly server: NodeHttp.Server }, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<NodeHttp.Server>((resume) => {
+      const server = NodeHttp.createServer(handler)
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+    }),
+    (server) =>
+      Effect.async<void>((resume) => {
+        server.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
+  ).pipe(Effect.map((server) => ({ server, url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}` })))
+
+/** A port nothing listens on. */
+export const closedPort = Effect.async<number>((resume) => {
+  const server = NodeHttp.createServer().listen(0, "127.0.0.1", () => {
+    const { port } = server.address() as net.AddressInfo
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+/** Byte `k` of every sandbox file. */
+export const byteAt = (offset: number) => offset % 251
