@@ -264,14 +264,14 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
 export const layer = (options: Options = {}): Layer.Layer<Http> => Layer.scoped(Http, make(options))
 
 /**
- * The client configured from the environment: `HTTP_BASE_URL` (optional),
+ * The client configured from the environment: `HTTP_BASE_URL` (optional; a `baseUrl` option wins),
  * `HTTP_CONNECT_TIMEOUT`, `HTTP_READ_TIMEOUT`, `HTTP_WRITE_TIMEOUT`, `HTTP_POOL_TIMEOUT`,
  * `HTTP_TOTAL_TIMEOUT` (durations such as `5 seconds`), `HTTP_MAX_CONNECTIONS`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (options: Omit<Options, "timeouts" | "baseUrl" | "pool"> = {}): Layer.Layer<
+export const layerConfig = (options: Omit<Options, "timeouts" | "pool"> = {}): Layer.Layer<
   Http,
   ConfigError.ConfigError
 > =>
@@ -287,7 +287,7 @@ export const layerConfig = (options: Omit<Options, "timeouts" | "baseUrl" | "poo
       const maxConnections = yield* Config.option(Config.integer("HTTP_MAX_CONNECTIONS"))
       return layer({
         ...options,
-        baseUrl: Option.getOrUndefined(baseUrl),
+        baseUrl: options.baseUrl ?? Option.getOrUndefined(baseUrl),
         timeouts: {
           connect: Option.getOrElse(connect, () => defaults.timeouts.connect),
           read: Option.getOrElse(read, () => defaults.timeouts.read),

@@ -11,8 +11,8 @@
  *
  * The upstream client's timeouts and pool come from `@liaison/core`'s `Http.layerConfig`
  * (`HTTP_CONNECT_TIMEOUT`, `HTTP_READ_TIMEOUT`, `HTTP_WRITE_TIMEOUT`, `HTTP_POOL_TIMEOUT`,
- * `HTTP_TOTAL_TIMEOUT`, `HTTP_MAX_CONNECTIONS`). `HTTP_BASE_URL` must not be set: the base URL is
- * the upstream's.
+ * `HTTP_TOTAL_TIMEOUT`, `HTTP_MAX_CONNECTIONS`); its base URL is always the upstream's
+ * (`HTTP_BASE_URL` is ignored here).
  *
  * @since 0.1.0
  */

@@ -16,8 +16,6 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
 import * as HttpApp from "@effect/platform/HttpApp"
-import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
@@ -207,8 +205,7 @@ export const layerConfig: Layer.Layer<HttpServer.HttpServer, ConfigError.ConfigE
       (config) =>
         make(
           config,
-          (baseUrl) =>
-            Http.layerConfig({ transformClient: HttpClient.mapRequest(HttpClientRequest.prependUrl(baseUrl)) })
+          (baseUrl) => Http.layerConfig({ baseUrl })
         )
     )
   )

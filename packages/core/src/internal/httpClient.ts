@@ -270,7 +270,7 @@ export const makeExecute = (
       const { request: sent, uploaded } = yield* watchUpload(request, write)
       const headersDeadline = uploaded.pipe(
         Effect.zipRight(Effect.sleep(read)),
-        Effect.zipRight(Effect.fail(timeoutError(request, "read", read)))
+        Effect.zipRight(Effect.failSync(() => timeoutError(request, "read", read)))
       )
       const response = yield* scopedClient.execute(sent).pipe(
         Effect.mapError((error) => fromRequestError(request, error, options)),
