@@ -29,7 +29,6 @@
  * @since 0.1.0
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as Undici from "@effect/platform-node/Undici"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Config from "effect/Config"
@@ -46,20 +45,22 @@ import * as Stream from "effect/Stream"
 import type { DecodeError, HttpError } from "./HttpError.js"
 import { InvalidRequest } from "./HttpError.js"
 import * as internal from "./internal/httpClient.js"
+import { makePoolSlots } from "./internal/poolSlots.js"
 import { encodePairs } from "./internal/urlEncoding.js"
 import { parseXml } from "./internal/xml.js"
 
 /**
  * Timeouts of each phase of a call. Defaults are the lecture's: connect 5 s, read 10 s,
- * write 10 s, pool 5 s; the total deadline defaults to 30 s.
+ * write 10 s, pool 5 s; no total deadline unless one is set.
  *
  * - `connect`: TCP connect plus TLS handshake.
  * - `write`: the request body making no progress (a streamed upload stalled by backpressure).
  * - `read`: waiting for the response headers once the request is sent, then the body
  *   going idle between two chunks.
  * - `pool`: waiting for a free connection slot when `maxConnections` calls are in flight.
- * - `total`: the whole call, body included. Streams ({@link stream}) are bounded by
- *   `read` (idle) instead, so a long download is not cut off while it makes progress.
+ * - `total`: the whole buffered call, body included (optional: it costs an Effect timer
+ *   per call, where the phases above are timed by undici). Streams ({@link stream}) are
+ *   bounded by `read` (idle) instead, so a long download is not cut off while it makes progress.
  *
  * @since 0.1.0
  * @category models
@@ -69,7 +70,7 @@ export interface Timeouts {
   readonly write: Duration.DurationInput
   readonly read: Duration.DurationInput
   readonly pool: Duration.DurationInput
-  readonly total: Duration.DurationInput
+  readonly total: Duration.DurationInput | undefined
 }
 
 /**
@@ -116,7 +117,13 @@ export interface Options {
  */
 export interface ResolvedOptions {
   readonly baseUrl: string | undefined
-  readonly timeouts: { readonly [K in keyof Timeouts]: Duration.Duration }
+  readonly timeouts: {
+    readonly connect: Duration.Duration
+    readonly write: Duration.Duration
+    readonly read: Duration.Duration
+    readonly pool: Duration.Duration
+    readonly total: Duration.Duration | undefined
+  }
   readonly pool: { readonly maxConnections: number; readonly keepAlive: Duration.Duration; readonly allowH2: boolean }
   readonly maxBodyBytes: number
   readonly maxErrorBodyBytes: number
@@ -164,7 +171,7 @@ export interface Service {
 export class Http extends Context.Tag("@liaison/core/Http")<Http, Service>() {}
 
 /**
- * The defaults, from the lecture: connect 5 s, read 10 s, write 10 s, pool 5 s; total 30 s;
+ * The defaults, from the lecture: connect 5 s, read 10 s, write 10 s, pool 5 s; no total;
  * 100 connections per origin kept alive 10 s; HTTP/2 when offered.
  *
  * @since 0.1.0
@@ -177,7 +184,7 @@ export const defaults: ResolvedOptions = {
     write: Duration.seconds(10),
     read: Duration.seconds(10),
     pool: Duration.seconds(5),
-    total: Duration.seconds(30)
+    total: undefined
   },
   pool: { maxConnections: 100, keepAlive: Duration.seconds(10), allowH2: true },
   maxBodyBytes: 32 * 1024 * 1024,
@@ -196,7 +203,7 @@ const resolve = (options: Options): ResolvedOptions => {
       write: duration(timeouts.write, defaults.timeouts.write),
       read: duration(timeouts.read, defaults.timeouts.read),
       pool: duration(timeouts.pool, defaults.timeouts.pool),
-      total: duration(timeouts.total, defaults.timeouts.total)
+      total: timeouts.total === undefined ? undefined : Duration.decode(timeouts.total)
     },
     pool: {
       maxConnections: pool.maxConnections ?? defaults.pool.maxConnections,
@@ -221,7 +228,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
     const ca = options.ca === undefined ? undefined : typeof options.ca === "string" ? [options.ca] : [...options.ca]
     const dispatcher = yield* Effect.acquireRelease(
       Effect.sync(() =>
-        new Undici.Agent({
+        new internal.TimedAgent({
+          read: resolved.timeouts.read,
           connections: resolved.pool.maxConnections,
           keepAliveTimeout: Duration.toMillis(resolved.pool.keepAlive),
           allowH2: resolved.pool.allowH2,
@@ -247,11 +255,10 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       client = HttpClient.mapRequest(client, HttpClientRequest.setHeaders(headers))
     }
     if (options.transformClient !== undefined) client = options.transformClient(client)
-    const permits = yield* Effect.makeSemaphore(resolved.pool.maxConnections)
     return {
       options: resolved,
       client,
-      execute: internal.makeExecute(client, permits, resolved)
+      execute: internal.makeExecute(client, makePoolSlots(resolved.pool.maxConnections), resolved)
     }
   })
 
@@ -293,7 +300,7 @@ export const layerConfig = (options: Omit<Options, "timeouts" | "pool"> = {}): L
           read: Option.getOrElse(read, () => defaults.timeouts.read),
           write: Option.getOrElse(write, () => defaults.timeouts.write),
           pool: Option.getOrElse(pool, () => defaults.timeouts.pool),
-          total: Option.getOrElse(total, () => defaults.timeouts.total)
+          total: Option.getOrUndefined(total)
         },
         pool: { maxConnections: Option.getOrElse(maxConnections, () => defaults.pool.maxConnections) }
       })

@@ -1,3 +1,4 @@
+import * as Undici from "@effect/platform-node/Undici"
 import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
@@ -11,6 +12,7 @@ import * as Stream from "effect/Stream"
 import type { ResolvedOptions, Response } from "../Http.js"
 import type { HttpError, TimeoutPhase, TransportReason } from "../HttpError.js"
 import { DecodeError, InvalidRequest, StatusError, TimeoutError, TransportError } from "../HttpError.js"
+import type { PoolSlots } from "./poolSlots.js"
 
 /** The URL without its query string (API keys travel there) nor fragment, for error messages. @internal */
 export const safeUrl = (request: HttpClientRequest.HttpClientRequest): string => {
@@ -66,11 +68,14 @@ const isTlsCode = (code: string) =>
 export const transportError = (
   request: HttpClientRequest.HttpClientRequest,
   cause: unknown,
-  connectTimeout: Duration.Duration
+  timeouts: ResolvedOptions["timeouts"]
 ): TimeoutError | TransportError => {
   const codes = errorCodes(cause)
   if (codes.includes("UND_ERR_CONNECT_TIMEOUT") || codes.includes("ETIMEDOUT")) {
-    return timeoutError(request, "connect", connectTimeout)
+    return timeoutError(request, "connect", timeouts.connect)
+  }
+  if (codes.includes("UND_ERR_HEADERS_TIMEOUT") || codes.includes("UND_ERR_BODY_TIMEOUT")) {
+    return timeoutError(request, "read", timeouts.read)
   }
   const pick = (reason: TransportReason, code: string | undefined) =>
     new TransportError({
@@ -98,7 +103,7 @@ const fromRequestError = (
   if (error._tag === "RequestError" && error.reason !== "Transport") {
     return new InvalidRequest({ reason: `${error.reason === "InvalidUrl" ? "invalid URL" : "body did not encode"}` })
   }
-  return transportError(request, error.cause, options.timeouts.connect)
+  return transportError(request, error.cause, options.timeouts)
 }
 
 /** A response body failing mid-way: the wire, unless nothing on the wire is to blame. */
@@ -108,7 +113,7 @@ const fromBodyError = (
   error: HttpClientError.HttpClientError,
   options: ResolvedOptions
 ): HttpError => {
-  const mapped = transportError(request, error.cause, options.timeouts.connect)
+  const mapped = transportError(request, error.cause, options.timeouts)
   return mapped._tag === "TransportError" && mapped.reason === "other" && mapped.code === undefined
     ? decodeError(request, status, "the response body could not be read")
     : mapped
@@ -127,36 +132,66 @@ const concat = (chunks: ReadonlyArray<Uint8Array>, size: number): Uint8Array => 
   return out
 }
 
+const collect = (
+  request: HttpClientRequest.HttpClientRequest,
+  status: number,
+  stream: Stream.Stream<Uint8Array, HttpError>,
+  max: number
+): Effect.Effect<Uint8Array, HttpError> =>
+  Stream.runFoldWhileEffect(
+    stream,
+    { chunks: [] as Array<Uint8Array>, size: 0 },
+    () => true,
+    (acc, chunk) => {
+      acc.size += chunk.length
+      if (acc.size > max) return Effect.fail(tooLarge(request, status, max))
+      acc.chunks.push(chunk)
+      return Effect.succeed(acc)
+    }
+  ).pipe(Effect.map((acc) => concat(acc.chunks, acc.size)))
+
+const tooLarge = (request: HttpClientRequest.HttpClientRequest, status: number, max: number) =>
+  decodeError(request, status, `the body exceeds ${max} bytes`)
+
+/**
+ * The body readers, built lazily: a caller that only wants the text pays for nothing else.
+ * Idle gaps are bounded by undici's `bodyTimeout` (set to `read`), so no Effect timer runs
+ * per chunk. A body with a `content-length` is read in one go by undici (refused up front
+ * when it is over `maxBodyBytes`); a chunked body is collected chunk by chunk so the limit
+ * stops it early.
+ */
 const wrapResponse = (
   request: HttpClientRequest.HttpClientRequest,
   response: HttpClientResponse.HttpClientResponse,
   options: ResolvedOptions
 ): Response => {
   const status = response.status
-  const idle = options.timeouts.read
-  const stream = response.stream.pipe(
-    Stream.mapError((error) => fromBodyError(request, status, error, options)),
-    Stream.timeoutFail(() => timeoutError(request, "read", idle), idle)
-  )
-  const bytes = Stream.runFoldWhileEffect(
-    stream,
-    { chunks: [] as Array<Uint8Array>, size: 0 },
-    () => true,
-    (acc, chunk) => {
-      acc.size += chunk.length
-      if (acc.size > options.maxBodyBytes) {
-        return Effect.fail(decodeError(request, status, `the body exceeds ${options.maxBodyBytes} bytes`))
-      }
-      acc.chunks.push(chunk)
-      return Effect.succeed(acc)
-    }
-  ).pipe(Effect.map((acc) => concat(acc.chunks, acc.size)))
+  const headers = response.headers
+  const max = options.maxBodyBytes
+  const declared = headers["content-length"]
+  const length = declared === undefined ? Number.NaN : Number(declared)
+  const onBodyError = (error: HttpClientError.HttpClientError) => fromBodyError(request, status, error, options)
+  const stream = (): Stream.Stream<Uint8Array, HttpError> => Stream.mapError(response.stream, onBodyError)
+  const whole = <A>(
+    read: () => Effect.Effect<A, HttpClientError.HttpClientError>,
+    chunked: Effect.Effect<A, HttpError>
+  ) =>
+    Effect.suspend((): Effect.Effect<A, HttpError> =>
+      Number.isNaN(length)
+        ? chunked
+        : length > max
+        ? Effect.fail(tooLarge(request, status, max))
+        : Effect.mapError(read(), onBodyError)
+    )
+  const collected = Effect.suspend(() => collect(request, status, stream(), max))
   return {
     status,
-    headers: response.headers,
-    stream,
-    bytes,
-    text: Effect.map(bytes, (body) => utf8.decode(body))
+    headers,
+    get stream() {
+      return stream()
+    },
+    bytes: whole(() => Effect.map(response.arrayBuffer, (buffer) => new Uint8Array(buffer)), collected),
+    text: whole(() => response.text, Effect.map(collected, (body) => utf8.decode(body)))
   }
 }
 
@@ -188,9 +223,11 @@ export const statusError = (
 
 /** @internal */
 export const withTotalTimeout =
-  (request: HttpClientRequest.HttpClientRequest, total: Duration.Duration) =>
+  (request: HttpClientRequest.HttpClientRequest, total: Duration.Duration | undefined) =>
   <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | TimeoutError, R> =>
-    Effect.timeoutFail(self, { duration: total, onTimeout: () => timeoutError(request, "total", total) })
+    total === undefined
+      ? self
+      : Effect.timeoutFail(self, { duration: total, onTimeout: () => timeoutError(request, "total", total) })
 
 /** Bodies up to this size are written in one go; larger ones are streamed so a stalled upload is seen. */
 const streamedBodyThreshold = 64 * 1024
@@ -205,27 +242,27 @@ const uploadChunks = (body: Uint8Array): Stream.Stream<Uint8Array> =>
   )
 
 /**
- * Watches the upload of a request body. Returns the request to send (its body instrumented)
- * and an effect that completes once the whole body is handed to the socket, or fails with a
- * `write` timeout when the body makes no progress for `timeout` (the socket is stalled by
- * backpressure). The first chunk waits on connect, which has its own timeout.
+ * Watches the upload of a streamed (or large) request body: returns the request to send,
+ * its body instrumented, and a watchdog that fails with a `write` timeout when the body
+ * makes no progress for `timeout` (the socket is stalled by backpressure), and otherwise
+ * never completes. The first chunk waits on connect, which has its own timeout. Small
+ * bodies are written in one go and need no watchdog: `undefined`.
  */
 const watchUpload = (
   request: HttpClientRequest.HttpClientRequest,
   timeout: Duration.Duration
-): Effect.Effect<{
-  readonly request: HttpClientRequest.HttpClientRequest
-  readonly uploaded: Effect.Effect<void, TimeoutError>
-}> => {
+):
+  | Effect.Effect<{
+    readonly request: HttpClientRequest.HttpClientRequest
+    readonly stalled: Effect.Effect<never, TimeoutError>
+  }>
+  | undefined =>
+{
   const body = request.body
-  const source = body._tag === "Stream"
-    ? body.stream
-    : body._tag === "Uint8Array" && body.body.length > streamedBodyThreshold
-    ? uploadChunks(body.body)
-    : undefined
-  if (source === undefined) return Effect.succeed({ request, uploaded: Effect.void })
-  const contentType = body._tag === "Stream" || body._tag === "Uint8Array" ? body.contentType : undefined
-  const contentLength = body._tag === "Stream" || body._tag === "Uint8Array" ? body.contentLength : undefined
+  if (body._tag !== "Stream" && (body._tag !== "Uint8Array" || body.body.length <= streamedBodyThreshold)) {
+    return undefined
+  }
+  const source = body._tag === "Stream" ? body.stream : uploadChunks(body.body)
   return Effect.map(Queue.sliding<"chunk" | "end">(1), (progress) => {
     const instrumented = source.pipe(
       Stream.tap(() => progress.offer("chunk")),
@@ -234,48 +271,61 @@ const watchUpload = (
     const next = Queue.take(progress).pipe(
       Effect.timeoutFail({ duration: timeout, onTimeout: () => timeoutError(request, "write", timeout) })
     )
-    const follow = (signal: "chunk" | "end"): Effect.Effect<void, TimeoutError> =>
-      signal === "end" ? Effect.void : Effect.flatMap(next, follow)
+    const follow = (signal: "chunk" | "end"): Effect.Effect<never, TimeoutError> =>
+      signal === "end" ? Effect.never : Effect.flatMap(next, follow)
     return {
-      request: HttpClientRequest.setBody(request, HttpBody.stream(instrumented, contentType, contentLength)),
-      uploaded: Effect.flatMap(Queue.take(progress), follow)
+      request: HttpClientRequest.setBody(request, HttpBody.stream(instrumented, body.contentType, body.contentLength)),
+      stalled: Effect.flatMap(Queue.take(progress), follow)
     }
   })
 }
 
 /**
- * The call itself: a pool slot within the `pool` timeout, the request sent with the body
- * watched for `write` stalls, then the headers within `read` once the body is sent.
- * The request is aborted when the scope closes.
+ * An undici `Agent` whose every request has `read` as its headers and body-idle timeouts:
+ * undici's own timers are far cheaper than an Effect timer per call, and undici knows when
+ * the request has been written, which is when waiting for headers starts.
+ * `@effect/platform-node` sets 1 h and none on each request; this runs after it. (A
+ * subclass, not `compose`: an interceptor converts every handler to the new handler API
+ * and back, parsing the headers twice.)
  *
  * @internal
  */
-export const makeExecute = (
-  client: HttpClient.HttpClient,
-  permits: Effect.Semaphore,
-  options: ResolvedOptions
-) => {
+export class TimedAgent extends Undici.Agent {
+  readonly #read: number
+  constructor(options: Undici.Agent.Options & { readonly read: Duration.Duration }) {
+    const { read, ...agentOptions } = options
+    super(agentOptions)
+    this.#read = Duration.toMillis(read)
+  }
+  override dispatch(options: Undici.Dispatcher.DispatchOptions, handler: Undici.Dispatcher.DispatchHandler): boolean {
+    return super.dispatch({ ...options, headersTimeout: this.#read, bodyTimeout: this.#read }, handler)
+  }
+}
+
+/**
+ * The call itself: a pool slot within the `pool` timeout, the request sent (a large body
+ * watched for `write` stalls), the response once its headers arrive. The request is
+ * aborted, and its slot freed, when the scope closes.
+ *
+ * @internal
+ */
+export const makeExecute = (client: HttpClient.HttpClient, slots: PoolSlots, options: ResolvedOptions) => {
   const scopedClient = HttpClient.withScope(client)
-  const { pool, read, write } = options.timeouts
-  return (request: HttpClientRequest.HttpClientRequest): Effect.Effect<Response, HttpError, Scope.Scope> =>
-    Effect.gen(function*() {
-      yield* Effect.uninterruptibleMask((restore) =>
-        restore(
-          Effect.timeoutFail(permits.take(1), {
-            duration: pool,
-            onTimeout: () => timeoutError(request, "pool", pool)
-          })
-        ).pipe(Effect.zipRight(Effect.addFinalizer(() => permits.release(1))))
-      )
-      const { request: sent, uploaded } = yield* watchUpload(request, write)
-      const headersDeadline = uploaded.pipe(
-        Effect.zipRight(Effect.sleep(read)),
-        Effect.zipRight(Effect.failSync(() => timeoutError(request, "read", read)))
-      )
-      const response = yield* scopedClient.execute(sent).pipe(
-        Effect.mapError((error) => fromRequestError(request, error, options)),
-        Effect.raceFirst(headersDeadline)
-      )
-      return wrapResponse(request, response, options)
-    })
+  const { pool, write } = options.timeouts
+  const send = (request: HttpClientRequest.HttpClientRequest) =>
+    Effect.mapError(scopedClient.execute(request), (error) => fromRequestError(request, error, options))
+  return (request: HttpClientRequest.HttpClientRequest): Effect.Effect<Response, HttpError, Scope.Scope> => {
+    const upload = watchUpload(request, write)
+    const sent = upload === undefined
+      ? send(request)
+      : Effect.flatMap(upload, ({ request: instrumented, stalled }) =>
+        Effect.raceFirst(
+          Effect.mapError(send(instrumented), (error): HttpError => error),
+          stalled
+        ))
+    return slots.acquire(pool, () => timeoutError(request, "pool", pool)).pipe(
+      Effect.zipRight(sent),
+      Effect.map((response) => wrapResponse(request, response, options))
+    )
+  }
 }

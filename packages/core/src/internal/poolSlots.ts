@@ -1,0 +1,71 @@
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Scope from "effect/Scope"
+
+/**
+ * A fixed number of slots for calls in flight, taken for the life of a scope.
+ *
+ * Taking a free slot is synchronous and starts no timer: on the hot path this costs almost
+ * nothing, where a `Semaphore` raced against `Effect.timeoutFail` forks two fibers per call.
+ * Only a caller that has to wait pays for a timer (on the Effect `Clock`, so `TestClock`
+ * drives it). Waiters are served first-come, first-served; a freed slot is handed straight
+ * to the next waiter. Each caller's finalizer is registered before it waits, so a slot
+ * granted to a caller interrupted at that very moment is still released with its scope.
+ *
+ * @internal
+ */
+export interface PoolSlots {
+  readonly acquire: <E>(timeout: Duration.Duration, onTimeout: () => E) => Effect.Effect<void, E, Scope.Scope>
+}
+
+interface Ticket {
+  held: boolean
+  grant: (() => void) | undefined
+}
+
+/** @internal */
+export const makePoolSlots = (size: number): PoolSlots => {
+  let free = size
+  const waiters = new Set<Ticket>()
+
+  const release = (ticket: Ticket) =>
+    Effect.sync(() => {
+      if (!ticket.held) return
+      ticket.held = false
+      const next = waiters.values().next()
+      if (next.done === true) {
+        free++
+        return
+      }
+      waiters.delete(next.value)
+      next.value.held = true
+      next.value.grant?.()
+    })
+
+  const wait = (ticket: Ticket): Effect.Effect<void> =>
+    Effect.async<void>((resume) => {
+      if (ticket.held) return resume(Effect.void)
+      ticket.grant = () => resume(Effect.void)
+      return Effect.sync(() => {
+        waiters.delete(ticket)
+      })
+    })
+
+  return {
+    acquire: (timeout, onTimeout) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.suspend(() => {
+          const ticket: Ticket = { held: false, grant: undefined }
+          // Scope.addFinalizer, not Effect.addFinalizer: no FiberRefs diff per call
+          const taken = Effect.scopeWith((scope) => Scope.addFinalizer(scope, release(ticket)))
+          if (free > 0 && waiters.size === 0) {
+            free--
+            ticket.held = true
+            return taken
+          }
+          waiters.add(ticket)
+          return Effect.zipRight(taken, restore(Effect.timeoutFail(wait(ticket), { duration: timeout, onTimeout })))
+        })
+      )
+  }
+}
