@@ -12,7 +12,7 @@ import * as Scope from "effect/Scope"
  * to the next waiter. Each caller's finalizer is registered before it waits, so a slot
  * granted to a caller interrupted at that very moment is still released with its scope.
  *
- * @internal
+ * Internal to the package (not in its `exports` map); tested directly.
  */
 export interface PoolSlots {
   readonly acquire: <E>(timeout: Duration.Duration, onTimeout: () => E) => Effect.Effect<void, E, Scope.Scope>
@@ -23,7 +23,7 @@ interface Ticket {
   grant: (() => void) | undefined
 }
 
-/** @internal */
+/** Internal: the pool of `size` slots. */
 export const makePoolSlots = (size: number): PoolSlots => {
   let free = size
   const waiters = new Set<Ticket>()
