@@ -1,6 +1,6 @@
 // ESLint 9 flat config; formatting by dprint through @effect/eslint-plugin, as the Effect repository does.
-import js from "@eslint/js"
 import effectPlugin from "@effect/eslint-plugin"
+import js from "@eslint/js"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
@@ -26,7 +26,10 @@ export default tseslint.config(
       "@typescript-eslint/consistent-type-imports": "error",
       "@typescript-eslint/no-namespace": "off",
       "@typescript-eslint/no-empty-object-type": "off",
-      "no-restricted-syntax": ["error", { selector: "CallExpression[callee.property.name='only']", message: "no .only" }, { selector: "CallExpression[callee.property.name='skip']", message: "no .skip" }]
+      "no-restricted-syntax": ["error", {
+        selector: "CallExpression[callee.property.name='only']",
+        message: "no .only"
+      }, { selector: "CallExpression[callee.property.name='skip']", message: "no .skip" }]
     }
   }
 )

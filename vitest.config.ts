@@ -1,14 +1,18 @@
 import * as path from "node:path"
 import { defineConfig } from "vitest/config"
 
-const src = (pkg: string) => path.join(import.meta.dirname, "packages", pkg, "src")
-
 export default defineConfig({
   resolve: {
     // Tests run against the TypeScript sources, not the built `dist/`.
     alias: [
-      { find: /^@liaison\/(core|integrations|server)$/, replacement: path.join(import.meta.dirname, "packages/$1/src/index.ts") },
-      { find: /^@liaison\/(core|integrations|server)\/(.*)$/, replacement: path.join(import.meta.dirname, "packages/$1/src/$2.ts") }
+      {
+        find: /^@liaison\/(core|integrations|server)$/,
+        replacement: path.join(import.meta.dirname, "packages/$1/src/index.ts")
+      },
+      {
+        find: /^@liaison\/(core|integrations|server)\/(.*)$/,
+        replacement: path.join(import.meta.dirname, "packages/$1/src/$2.ts")
+      }
     ]
   },
   test: {
