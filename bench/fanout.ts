@@ -3,9 +3,11 @@
  * Ideal: 1000 / 50 waves × 20 ms = 400 ms; the ratio to it is what the client and the event loop add.
  * Raw undici with the same pool runs interleaved as a reference for what the machine itself adds.
  */
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { FanOut, Http } from "@liaison/core"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schema from "effect/Schema"
 import { Agent, request } from "undici"
@@ -35,8 +37,29 @@ const liaison = (baseUrl: string): Client => {
   )
   return {
     name: "liaison",
-    run: () => timeMs(() => runtime.runPromise(FanOut.all(calls, { concurrency: CONCURRENCY }))),
+    run: () => timeMs(() => runtime.runPromise(Effect.asVoid(FanOut.all(calls, { concurrency: CONCURRENCY })))),
     close: () => runtime.dispose()
+  }
+}
+
+/** The same calls through bare @effect/platform HttpClient (undici, same pool size): what Effect itself costs. */
+const bareEffect = (baseUrl: string): Client => {
+  const agent = new Agent({ connections: CONCURRENCY })
+  const client = HttpClient.withScope(HttpClient.filterStatusOk(NodeHttpClient.makeUndici(agent)))
+  const json = client.get(`${baseUrl}/json?size=1&latency=${LATENCY_MS}`).pipe(
+    Effect.flatMap((response) => response.json),
+    Effect.flatMap(Schema.decodeUnknown(Users)),
+    Effect.scoped
+  )
+  const text = client.get(`${baseUrl}/text?latency=${LATENCY_MS}`).pipe(
+    Effect.flatMap((response) => response.text),
+    Effect.scoped
+  )
+  const calls = Array.from({ length: CALLS }, (_, i): Effect.Effect<unknown, unknown> => i % 2 === 0 ? json : text)
+  return {
+    name: "effect",
+    run: () => timeMs(() => Effect.runPromise(Effect.asVoid(Effect.all(calls, { concurrency: CONCURRENCY })))),
+    close: () => agent.close()
   }
 }
 
@@ -58,6 +81,8 @@ const report = async (times: Readonly<Record<string, ReadonlyArray<number>>>) =>
     ideal_ms: IDEAL_MS,
     ratio: round(liaisonMs / IDEAL_MS, 3),
     target: "ratio <= 1.15",
+    effect_ms: round(medianMs("effect"), 1),
+    effect_ratio: round(medianMs("effect") / IDEAL_MS, 3),
     undici_ms: round(medianMs("undici"), 1),
     undici_ratio: round(medianMs("undici") / IDEAL_MS, 3),
     config: { calls: CALLS, concurrency: CONCURRENCY, latencyMs: LATENCY_MS, runs: RUNS, maxConnections: CONCURRENCY },
@@ -73,7 +98,7 @@ const report = async (times: Readonly<Record<string, ReadonlyArray<number>>>) =>
 
 export const run = (): Promise<void> =>
   withProcess(spawnUpstream, async (upstream) => {
-    const clients = [liaison(upstream.ready.url), rawUndici(upstream.ready.url)]
+    const clients = [liaison(upstream.ready.url), bareEffect(upstream.ready.url), rawUndici(upstream.ready.url)]
     try {
       // One untimed run each opens the connections and warms the JIT.
       for (const client of clients) await client.run()

@@ -17,7 +17,7 @@ import { type Contender, interleave, markdownTable, median, round, runPool, time
 
 const REQUESTS = 20_000
 const WARMUP = 3_000
-const ROUNDS = 3
+const ROUNDS = 5
 const CONCURRENCY = 64
 
 const Users = Schema.Array(Schema.Struct({ id: Schema.Number, name: Schema.String }))
