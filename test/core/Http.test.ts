@@ -341,6 +341,17 @@ describe("Http connections", () => {
       expect(echo.headers["x-client"]).toBe("liaison-test")
     }).pipe(Effect.provide(client({ headers: { "x-client": "liaison-test" } }))))
 
+  // Had the unread body kept the only connection busy, the next call would wait for undici's
+  // body timeout (30 s): the 2 s bound tells the two apart.
+  it.live("a response whose body nobody reads is cancelled when its scope closes", () =>
+    Effect.gen(function*() {
+      const status = yield* Effect.scoped(
+        Effect.map(Http.execute(HttpClientRequest.get("/huge?bytes=100000000")), (response) => response.status)
+      )
+      expect(status).toBe(200)
+      expect(yield* Http.text(HttpClientRequest.get("/text")).pipe(Effect.timeout("2 seconds"))).toBe("hello")
+    }).pipe(Effect.provide(client({ pool: { maxConnections: 1 }, timeouts: { read: "30 seconds" } }))))
+
   it.effect("closing the layer's scope closes the pool after in-flight calls finish", () =>
     Effect.gen(function*() {
       const result = yield* Effect.scoped(

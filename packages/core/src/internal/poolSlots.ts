@@ -9,8 +9,8 @@ import * as Scope from "effect/Scope"
  * nothing, where a `Semaphore` raced against `Effect.timeoutFail` forks two fibers per call.
  * Only a caller that has to wait pays for a timer (on the Effect `Clock`, so `TestClock`
  * drives it). Waiters are served first-come, first-served; a freed slot is handed straight
- * to the next waiter. Each caller's finalizer is registered before it waits, so a slot
- * granted to a caller interrupted at that very moment is still released with its scope.
+ * to the next waiter. Each caller's finalizer is registered before it takes or waits, so a
+ * slot granted to a caller interrupted at that very moment is still released with its scope.
  *
  * Internal to the package (not in its `exports` map); tested directly.
  */
@@ -53,19 +53,19 @@ export const makePoolSlots = (size: number): PoolSlots => {
 
   return {
     acquire: (timeout, onTimeout) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.suspend(() => {
-          const ticket: Ticket = { held: false, grant: undefined }
-          // Scope.addFinalizer, not Effect.addFinalizer: no FiberRefs diff per call
-          const taken = Effect.scopeWith((scope) => Scope.addFinalizer(scope, release(ticket)))
+      Effect.scopeWith((scope) => {
+        const ticket: Ticket = { held: false, grant: undefined }
+        // The finalizer goes in first: whatever happens after, a held slot goes back with the scope.
+        // (Scope.addFinalizer, not Effect.addFinalizer: no FiberRefs diff per call.)
+        return Effect.flatMap(Scope.addFinalizer(scope, release(ticket)), () => {
           if (free > 0 && waiters.size === 0) {
             free--
             ticket.held = true
-            return taken
+            return Effect.void
           }
           waiters.add(ticket)
-          return Effect.zipRight(taken, restore(Effect.timeoutFail(wait(ticket), { duration: timeout, onTimeout })))
+          return Effect.timeoutFail(wait(ticket), { duration: timeout, onTimeout })
         })
-      )
+      })
   }
 }
