@@ -22,7 +22,7 @@ const CONCURRENCY = 64
 
 const Users = Schema.Array(Schema.Struct({ id: Schema.Number, name: Schema.String }))
 
-/** A contender: `setup` builds its client (untimed), `call` makes one request, `close` frees it. */
+/** A contender, its client built up front (untimed): `batch` makes `count` requests, `close` frees the client. */
 interface Client {
   readonly name: string
   readonly batch: (count: number) => Promise<void>
