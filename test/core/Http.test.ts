@@ -385,6 +385,16 @@ describe("Http streaming", () => {
       expect(error).toMatchObject({ _tag: "StatusError", status: 404 })
     }).pipe(run))
 
+  it.scoped("executeOk: status and headers before the body; a non-2xx is a StatusError at once", () =>
+    Effect.gen(function*() {
+      const response = yield* Http.executeOk(HttpClientRequest.get("/huge?bytes=300000"))
+      expect(response.status).toBe(200)
+      expect(response.headers["content-length"]).toBe("300000")
+      expect(yield* Stream.runFold(response.stream, 0, (n, chunk) => n + chunk.length)).toBe(300000)
+      const error = yield* Http.executeOk(HttpClientRequest.get("/status/409?body=taken")).pipe(Effect.flip)
+      expect(error).toMatchObject({ _tag: "StatusError", status: 409, body: "taken" })
+    }).pipe(Effect.provide(client())))
+
   it.effect("taking a prefix of a stream releases the connection", () =>
     Effect.gen(function*() {
       const first = yield* Http.stream(HttpClientRequest.get("/huge?bytes=100000000")).pipe(

@@ -419,17 +419,32 @@ export const execute = (
   request: HttpClientRequest.HttpClientRequest
 ): Effect.Effect<Response, HttpError, Http | Scope.Scope> => Effect.flatMap(Http, (http) => http.execute(request))
 
+const executeOkWith = (http: Service, request: HttpClientRequest.HttpClientRequest) =>
+  Effect.flatMap(http.execute(request), (response) =>
+    response.status >= 200 && response.status < 300
+      ? Effect.succeed(response)
+      : internal.statusError(request, response, http.options.maxErrorBodyBytes))
+
+/**
+ * Sends the request and succeeds once a 2xx answer's headers arrive, with the response to
+ * read or stream within the scope; any other status is a `StatusError`. For a server that
+ * passes a streamed body on, this is the moment to choose its own status and headers.
+ *
+ * @since 0.1.0
+ * @category responses
+ */
+export const executeOk = (
+  request: HttpClientRequest.HttpClientRequest
+): Effect.Effect<Response, HttpError, Http | Scope.Scope> =>
+  Effect.flatMap(Http, (http) => executeOkWith(http, request))
+
 const buffered = <A, R>(
   request: HttpClientRequest.HttpClientRequest,
   read: (response: Response, http: Service) => Effect.Effect<A, HttpError, R>
 ): Effect.Effect<A, HttpError, Http | R> =>
   Effect.flatMap(Http, (http) =>
-    http.execute(request).pipe(
-      Effect.flatMap((response) =>
-        response.status >= 200 && response.status < 300
-          ? read(response, http)
-          : internal.statusError(request, response, http.options.maxErrorBodyBytes)
-      ),
+    executeOkWith(http, request).pipe(
+      Effect.flatMap((response) => read(response, http)),
       Effect.scoped,
       internal.withTotalTimeout(request, http.options.timeouts.total)
     ))
@@ -577,12 +592,5 @@ export const stream = (
   request: HttpClientRequest.HttpClientRequest
 ): Stream.Stream<Uint8Array, HttpError, Http> =>
   Stream.unwrapScoped(
-    Effect.flatMap(Http, (http) =>
-      http.execute(request).pipe(
-        Effect.flatMap((response) =>
-          response.status >= 200 && response.status < 300
-            ? Effect.succeed(response.stream)
-            : internal.statusError(request, response, http.options.maxErrorBodyBytes)
-        )
-      ))
+    Effect.map(executeOk(request), (response) => response.stream)
   )

@@ -7,7 +7,8 @@
  * @since 0.1.0
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { Http, HttpError } from "@liaison/core"
+import type { HttpError } from "@liaison/core"
+import { Http } from "@liaison/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -93,25 +94,18 @@ export const make: Effect.Effect<Service, never, Http.Http> = Effect.map(Http.Ht
         run
       ),
     remove: (id) => run(Http.empty(HttpClientRequest.del(userPath(id)))),
-    download: (name) => {
-      const request = HttpClientRequest.get(`/files/${encodeURIComponent(name)}`)
-      return Effect.flatMap(http.execute(request), (response): Effect.Effect<Download, HttpError.HttpError> => {
-        if (response.status < 200 || response.status >= 300) {
-          // `Http.stream` would fail the same way, but only once the body is pulled: too late
-          // to answer with the upstream's status. The error body is not needed for that.
-          const { "set-cookie": _cookie, ...headers } = response.headers
-          return Effect.fail(
-            new HttpError.StatusError({ status: response.status, headers, body: "", method: "GET", url: request.url })
-          )
-        }
-        const length = Number(response.headers["content-length"])
-        return Effect.succeed({
-          contentType: response.headers["content-type"] ?? "application/octet-stream",
-          contentLength: Number.isSafeInteger(length) && length >= 0 ? Option.some(length) : Option.none(),
-          stream: response.stream
-        })
-      })
-    }
+    download: (name) =>
+      Http.executeOk(HttpClientRequest.get(`/files/${encodeURIComponent(name)}`)).pipe(
+        Effect.map((response): Download => {
+          const length = Number(response.headers["content-length"])
+          return {
+            contentType: response.headers["content-type"] ?? "application/octet-stream",
+            contentLength: Number.isSafeInteger(length) && length >= 0 ? Option.some(length) : Option.none(),
+            stream: response.stream
+          }
+        }),
+        Effect.provideService(Http.Http, http)
+      )
   }
 })
 
