@@ -130,8 +130,9 @@ export interface ResolvedOptions {
 }
 
 /**
- * A response whose body has not been read yet. Read it within the scope it came from;
- * the body readers apply the `read` idle timeout and map failures to {@link HttpError.HttpError}.
+ * A response whose body has not been read yet. Read it once, within the scope it came from
+ * (closing the scope cancels a body nobody read); the body readers apply the `read` idle
+ * timeout and map failures to {@link HttpError.HttpError}.
  *
  * @since 0.1.0
  * @category models
@@ -157,7 +158,8 @@ export interface Service {
   readonly client: HttpClient.HttpClient
   /**
    * Sends a request and succeeds with any status once the headers arrive (pool, write and
-   * read timeouts applied). The connection is released when the scope closes.
+   * read timeouts applied). The pool slot is freed, and an unread body cancelled, when the
+   * scope closes.
    */
   readonly execute: (request: HttpClientRequest.HttpClientRequest) => Effect.Effect<Response, HttpError, Scope.Scope>
 }
