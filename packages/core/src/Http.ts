@@ -154,7 +154,10 @@ export interface Response {
  */
 export interface Service {
   readonly options: ResolvedOptions
-  /** The underlying client: base URL, default headers, `transformClient`, connect and read timeouts (undici's); no pool, write or total timeout, errors not mapped. */
+  /**
+   * The underlying client: base URL, default headers, `transformClient`, and undici's connect
+   * and read timeouts; no pool, write or total timeout, errors not mapped.
+   */
   readonly client: HttpClient.HttpClient
   /**
    * Sends a request and succeeds with any status once the headers arrive (pool, write and
