@@ -244,6 +244,54 @@ describe("Http errors", () => {
   })
 })
 
+describe("Http errors carry no secrets", () => {
+  it.effect("a URL's credentials never reach the error", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(closedPort)
+      const error = yield* Http.text(HttpClientRequest.get(`http://ann:s3cret@127.0.0.1:${port}/x`)).pipe(
+        Effect.flip,
+        Effect.provide(Http.layer())
+      )
+      expect(error._tag).toBe("TransportError")
+      expect(JSON.stringify(error) + error.message).not.toContain("s3cret")
+    }))
+
+  it.effect("a DecodeError names the path and the expectation, not the value", () =>
+    Effect.gen(function*() {
+      const error = yield* Http.json(
+        HttpClientRequest.get("/json"),
+        Schema.Array(Schema.Struct({ name: Schema.Number }))
+      )
+        .pipe(Effect.flip)
+      expect(error._tag).toBe("DecodeError")
+      expect(error.message).toContain("name")
+      expect(error.message).not.toContain("user-1")
+    }).pipe(run))
+
+  it.effect("an InvalidRequest does not echo the value that failed", () =>
+    Effect.gen(function*() {
+      const Form = Schema.Struct({ password: Schema.String.pipe(Schema.maxLength(3)) })
+      const error = yield* Http.withForm(HttpClientRequest.post("/x"), Form, { password: "hunter2" }).pipe(Effect.flip)
+      expect(error.message).toContain("password")
+      expect(error.message).not.toContain("hunter2")
+    }))
+
+  it.effect("a header undici refuses is an InvalidRequest, not a transport failure", () =>
+    Effect.gen(function*() {
+      const error = yield* Http.text(
+        HttpClientRequest.get("/echo").pipe(HttpClientRequest.setHeader("x-bad", "a\r\nb"))
+      )
+        .pipe(Effect.flip)
+      expect(error._tag).toBe("InvalidRequest")
+      expect(HttpError.toHttpStatus(error)).toBe(400)
+    }).pipe(run))
+
+  it("isHttpError does not mistake a look-alike for one of Liaison's errors", () => {
+    expect(HttpError.isHttpError({ _tag: "DecodeError", message: "mine" })).toBe(false)
+    expect(HttpError.isHttpError(new HttpError.InvalidRequest({ reason: "x" }))).toBe(true)
+  })
+})
+
 describe("Http timeouts: each phase raises its own error", () => {
   it.live("connect: a TLS handshake that never completes", () =>
     Effect.gen(function*() {
@@ -282,6 +330,19 @@ describe("Http timeouts: each phase raises its own error", () => {
       yield* TestClock.adjust("10 seconds")
       expect(yield* Fiber.join(fiber).pipe(Effect.flip)).toMatchObject({ _tag: "TimeoutError", phase: "write" })
       expect(yield* Ref.get(pulled)).toBeLessThan(1024)
+    }).pipe(run))
+
+  it.effect("write: a streamed body that never yields its first chunk", () =>
+    Effect.gen(function*() {
+      const pulled = yield* Ref.make(0)
+      // undici pulls the body once connected; this body then never yields anything
+      const body = Stream.fromEffect(Ref.update(pulled, (n) => n + 1)).pipe(Stream.drain, Stream.concat(Stream.never))
+      const fiber = yield* Effect.fork(
+        Http.empty(HttpClientRequest.post("/stall/read", { body: HttpBody.stream(body, "text/plain") }))
+      )
+      yield* settled(pulled)
+      yield* TestClock.adjust("10 seconds")
+      expect(yield* Fiber.join(fiber).pipe(Effect.flip)).toMatchObject({ _tag: "TimeoutError", phase: "write" })
     }).pipe(run))
 
   it.effect("pool: no free connection slot", () =>
@@ -351,6 +412,35 @@ describe("Http connections", () => {
       expect(status).toBe(200)
       expect(yield* Http.text(HttpClientRequest.get("/text")).pipe(Effect.timeout("2 seconds"))).toBe("hello")
     }).pipe(Effect.provide(client({ pool: { maxConnections: 1 }, timeouts: { read: "30 seconds" } }))))
+
+  it.live("a body stream looked at but never run is cancelled too", () =>
+    Effect.gen(function*() {
+      const size = yield* Effect.scoped(
+        Effect.map(Http.executeOk(HttpClientRequest.get("/huge?bytes=100000000")), (response) => {
+          void response.stream
+          return response.headers["content-length"]
+        })
+      )
+      expect(size).toBe("100000000")
+      expect(yield* Http.text(HttpClientRequest.get("/text")).pipe(Effect.timeout("2 seconds"))).toBe("hello")
+    }).pipe(Effect.provide(client({ pool: { maxConnections: 1 }, timeouts: { read: "30 seconds" } }))))
+
+  it.effect("a pool slot goes back once the body is read, not when the scope closes", () =>
+    Effect.gen(function*() {
+      const texts = yield* Effect.scoped(
+        Effect.forEach([1, 2, 3], () => Effect.flatMap(Http.execute(HttpClientRequest.get("/text")), (r) => r.text))
+      )
+      expect(texts).toEqual(["hello", "hello", "hello"])
+    }).pipe(Effect.provide(client({ pool: { maxConnections: 1 } }))))
+
+  it.effect("pool slots are per origin: a stalled upstream does not starve another", () =>
+    Effect.gen(function*() {
+      chaos.reset()
+      const stalled = yield* Effect.fork(Http.text(HttpClientRequest.get(`${chaos.url}/stall/headers`)))
+      yield* seen("stall")
+      expect(yield* Http.text(HttpClientRequest.get(`${chaos.h2Url}/text`))).toBe("hello")
+      yield* Fiber.interrupt(stalled)
+    }).pipe(Effect.provide(Http.layer({ ca: tlsCa, pool: { maxConnections: 1 } }))))
 
   it.effect("closing the layer's scope closes the pool after in-flight calls finish", () =>
     Effect.gen(function*() {

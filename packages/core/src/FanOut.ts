@@ -49,7 +49,8 @@ export interface Outcome<A, E> {
 
 /**
  * Runs every effect, at most `concurrency` at once, and collects each outcome in input
- * order: one failure does not stop or lose the others.
+ * order: one failure does not stop or lose the others. (A defect, a bug rather than a
+ * failure, still fails the whole and interrupts the rest.)
  *
  * @since 0.1.0
  * @category combinators

@@ -39,13 +39,13 @@ import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { DecodeError, HttpError } from "./HttpError.js"
 import { InvalidRequest } from "./HttpError.js"
 import * as internal from "./internal/httpClient.js"
-import { makePoolSlots } from "./internal/poolSlots.js"
 import { encodePairs } from "./internal/urlEncoding.js"
 import { parseXml } from "./internal/xml.js"
 
@@ -245,7 +245,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         })
       ),
       (agent) =>
+        // A release runs uninterruptibly: without `interruptible` the timeout could not stop the wait.
         Effect.promise(() => agent.close()).pipe(
+          Effect.interruptible,
           Effect.timeout("5 seconds"),
           Effect.orElse(() => Effect.promise(() => agent.destroy()))
         )
@@ -263,7 +265,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
     return {
       options: resolved,
       client,
-      execute: internal.makeExecute(client, makePoolSlots(resolved.pool.maxConnections), resolved)
+      execute: internal.makeExecute(
+        client,
+        internal.slotsPerOrigin(resolved.baseUrl, resolved.pool.maxConnections),
+        resolved
+      )
     }
   })
 
@@ -342,7 +348,7 @@ const encodeFields = <A, I, R>(
   what: string
 ): Effect.Effect<Array<[string, string]>, InvalidRequest, R> =>
   Schema.encode(schema)(value).pipe(
-    Effect.mapError((error) => new InvalidRequest({ reason: `${what}: ${error.message}` })),
+    Effect.mapError((error) => new InvalidRequest({ reason: `${what}: ${internal.describeParseError(error)}` })),
     Effect.flatMap((encoded) => {
       const pairs = encodePairs(encoded)
       return pairs._tag === "Right"
@@ -403,12 +409,8 @@ export const withJson: RequestEncoder = dual(3, <A, I, R>(
     (error) => new InvalidRequest({ reason: `JSON body: ${describeBodyError(error.reason)}` })
   ))
 
-const describeBodyError = (reason: { readonly _tag: string; readonly error?: unknown }): string => {
-  const error = reason.error
-  return typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
-    ? error.message
-    : reason._tag
-}
+const describeBodyError = (reason: { readonly _tag: string; readonly error?: unknown }): string =>
+  ParseResult.isParseError(reason.error) ? internal.describeParseError(reason.error) : "not serializable as JSON"
 
 // ---------------------------------------------------------------------------
 // reading responses
@@ -461,7 +463,7 @@ const decodeWith = <A, I, R>(
 ) =>
 (input: unknown): Effect.Effect<A, DecodeError, R> =>
   Schema.decodeUnknown(schema)(input).pipe(
-    Effect.mapError((error) => internal.decodeError(request, status, error.message))
+    Effect.mapError((error) => internal.decodeError(request, status, internal.describeParseError(error)))
   )
 
 const parseJson = (request: HttpClientRequest.HttpClientRequest, status: number, text: string) =>
@@ -546,13 +548,14 @@ export const bytes = (request: HttpClientRequest.HttpClientRequest): Effect.Effe
   buffered(request, (response) => response.bytes)
 
 /**
- * Sends the request, expects 2xx and discards the body (for 204 and "accepted" answers).
+ * Sends the request, expects 2xx and discards the body (for 204 and "accepted" answers);
+ * the body is still read (so the connection is kept alive), at most `maxBodyBytes` of it.
  *
  * @since 0.1.0
  * @category responses
  */
 export const empty = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<void, HttpError, Http> =>
-  buffered(request, (response) => Stream.runDrain(response.stream))
+  buffered(request, (response) => Effect.asVoid(response.bytes))
 
 /**
  * Sends the request, expects a 2xx XML body, parses it (fast-xml-parser: attributes as

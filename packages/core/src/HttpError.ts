@@ -7,7 +7,6 @@
  *
  * @since 0.1.0
  */
-import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 
 /**
@@ -171,15 +170,16 @@ export const HttpError: Schema.Union<
   [typeof TimeoutError, typeof TransportError, typeof StatusError, typeof DecodeError, typeof InvalidRequest]
 > = Schema.Union(TimeoutError, TransportError, StatusError, DecodeError, InvalidRequest)
 
-const tags = new Set(["TimeoutError", "TransportError", "StatusError", "DecodeError", "InvalidRequest"])
-
 /**
+ * Whether a value is one of Liaison's HTTP errors (by class, so a user's own `TimeoutError`
+ * or `DecodeError` is not mistaken for one).
+ *
  * @since 0.1.0
  * @category guards
  */
 export const isHttpError = (u: unknown): u is HttpError =>
-  Predicate.hasProperty(u, "_tag") && typeof u._tag === "string" && tags.has(u._tag) &&
-  Predicate.hasProperty(u, "message")
+  u instanceof TimeoutError || u instanceof TransportError || u instanceof StatusError ||
+  u instanceof DecodeError || u instanceof InvalidRequest
 
 /**
  * The status a server should answer when an upstream call failed this way:

@@ -6,6 +6,8 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as ParseResult from "effect/ParseResult"
 import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -13,11 +15,18 @@ import type { ResolvedOptions, Response } from "../Http.js"
 import type { HttpError, TimeoutPhase, TransportReason } from "../HttpError.js"
 import { DecodeError, InvalidRequest, StatusError, TimeoutError, TransportError } from "../HttpError.js"
 import type { PoolSlots } from "./poolSlots.js"
+import { makePoolSlots } from "./poolSlots.js"
 
-/** The URL without its query string (API keys travel there) nor fragment, for error messages. @internal */
+/**
+ * The URL for error messages: no query string (API keys travel there), no fragment, no
+ * `user:password@`.
+ *
+ * @internal
+ */
 export const safeUrl = (request: HttpClientRequest.HttpClientRequest): string => {
   const end = request.url.search(/[?#]/)
-  return end === -1 ? request.url : request.url.slice(0, end)
+  const url = end === -1 ? request.url : request.url.slice(0, end)
+  return url.replace(/^([a-zA-Z][a-zA-Z\d+.-]*:\/\/)[^/@]*@/, "$1")
 }
 
 /** @internal */
@@ -95,6 +104,9 @@ export const transportError = (
   return pick("other", codes[0])
 }
 
+/** What undici refuses before anything goes on the wire: a bad header value, an unsupported scheme. */
+const invalidCodes = new Set(["UND_ERR_INVALID_ARG", "UND_ERR_NOT_SUPPORTED", "ERR_INVALID_URL"])
+
 const fromRequestError = (
   request: HttpClientRequest.HttpClientRequest,
   error: HttpClientError.HttpClientError,
@@ -102,6 +114,10 @@ const fromRequestError = (
 ): HttpError => {
   if (error._tag === "RequestError" && error.reason !== "Transport") {
     return new InvalidRequest({ reason: `${error.reason === "InvalidUrl" ? "invalid URL" : "body did not encode"}` })
+  }
+  const invalid = errorCodes(error.cause).find((code) => invalidCodes.has(code))
+  if (invalid !== undefined) {
+    return new InvalidRequest({ reason: `${request.method} ${safeUrl(request)} refused before sending (${invalid})` })
   }
   return transportError(request, error.cause, options.timeouts)
 }
@@ -164,33 +180,33 @@ const wrapResponse = (
   request: HttpClientRequest.HttpClientRequest,
   response: HttpClientResponse.HttpClientResponse,
   options: ResolvedOptions,
-  onRead: () => void
+  body: BodyLifecycle
 ): Response => {
   const status = response.status
   const max = options.maxBodyBytes
   const onBodyError = (error: HttpClientError.HttpClientError) => fromBodyError(request, status, error, options)
-  const stream = (): Stream.Stream<Uint8Array, HttpError> => {
-    onRead()
+  const chunks = (): Stream.Stream<Uint8Array, HttpError> => {
+    body.started()
     return Stream.mapError(response.stream, onBodyError)
   }
   const whole = <A>(
     read: () => Effect.Effect<A, HttpClientError.HttpClientError>,
     chunked: (bytes: Uint8Array) => A
   ): Effect.Effect<A, HttpError> =>
-    Effect.suspend(() => {
+    Effect.suspend((): Effect.Effect<A, HttpError> => {
       const declared = response.headers["content-length"]
-      if (declared === undefined) return Effect.map(collect(request, status, stream(), max), chunked)
+      if (declared === undefined) return Effect.map(collect(request, status, chunks(), max), chunked)
       if (Number(declared) > max) return Effect.fail(tooLarge(request, status, max))
-      onRead()
+      body.started()
       return Effect.mapError(read(), onBodyError)
-    })
+    }).pipe(Effect.ensuring(body.finished))
   return {
     status,
     get headers() {
       return response.headers
     },
     get stream() {
-      return stream()
+      return Stream.suspend(chunks).pipe(Stream.ensuring(body.finished))
     },
     get bytes() {
       return whole(() => Effect.map(response.arrayBuffer, (buffer) => new Uint8Array(buffer)), (bytes) => bytes)
@@ -199,6 +215,12 @@ const wrapResponse = (
       return whole(() => response.text, (bytes) => utf8.decode(bytes))
     }
   }
+}
+
+/** What the body readers tell the call: the body is being read; it is done (the slot can go). */
+interface BodyLifecycle {
+  readonly started: () => void
+  readonly finished: Effect.Effect<void>
 }
 
 /** Reads at most `max` bytes of an error body; a body that fails to read does not hide the status. @internal */
@@ -250,8 +272,9 @@ const uploadChunks = (body: Uint8Array): Stream.Stream<Uint8Array> =>
 /**
  * Watches the upload of a streamed (or large) request body: returns the request to send,
  * its body instrumented, and a watchdog that fails with a `write` timeout when the body
- * makes no progress for `timeout` (the socket is stalled by backpressure), and otherwise
- * never completes. The first chunk waits on connect, which has its own timeout. Small
+ * makes no progress for `timeout` (the socket stalled by backpressure, or the body itself
+ * stalled), and otherwise never completes. Timing starts when undici first pulls the body,
+ * after connect (which has its own timeout). Small
  * bodies are written in one go and need no watchdog: `undefined`.
  */
 const watchUpload = (
@@ -271,6 +294,8 @@ const watchUpload = (
   const source = body._tag === "Stream" ? body.stream : uploadChunks(body.body)
   return Effect.map(Queue.sliding<"chunk" | "end">(1), (progress) => {
     const instrumented = source.pipe(
+      // Starting counts as progress: a body that never yields its first chunk is a stall too.
+      Stream.onStart(progress.offer("chunk")),
       Stream.tap(() => progress.offer("chunk")),
       Stream.ensuring(progress.offer("end"))
     )
@@ -310,10 +335,14 @@ export class TimedAgent extends Undici.Agent {
 
 /**
  * Cancels an unread body: the platform aborts the request when a started body stream ends or
- * is interrupted, so start one and stop it at once (after the first chunk, or 10 ms).
+ * is interrupted, so start one, let it run up to its first wait, and interrupt it. No timer:
+ * the same under `TestClock`.
  */
 const cancelBody = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<void> =>
-  Effect.ignore(Effect.timeout(Stream.runHead(response.stream), "10 millis"))
+  Effect.flatMap(
+    Effect.fork(Stream.runDrain(response.stream)),
+    (fiber) => Effect.zipRight(Effect.yieldNow(), Fiber.interrupt(fiber))
+  )
 
 /**
  * The call itself: a pool slot within the `pool` timeout, the request sent (a large body
@@ -322,7 +351,11 @@ const cancelBody = (response: HttpClientResponse.HttpClientResponse): Effect.Eff
  *
  * @internal
  */
-export const makeExecute = (client: HttpClient.HttpClient, slots: PoolSlots, options: ResolvedOptions) => {
+export const makeExecute = (
+  client: HttpClient.HttpClient,
+  slotsFor: (request: HttpClientRequest.HttpClientRequest) => PoolSlots,
+  options: ResolvedOptions
+) => {
   const { pool, write } = options.timeouts
   const send = (request: HttpClientRequest.HttpClientRequest) =>
     Effect.mapError(client.execute(request), (error) => fromRequestError(request, error, options))
@@ -335,26 +368,66 @@ export const makeExecute = (client: HttpClient.HttpClient, slots: PoolSlots, opt
           Effect.mapError(send(instrumented), (error): HttpError => error),
           stalled
         ))
-    return slots.acquire(pool, () => timeoutError(request, "pool", pool)).pipe(
-      Effect.zipRight(sent),
-      Effect.flatMap((response) =>
-        Effect.scopeWith((scope) => {
-          // A body nobody reads is cancelled when the scope closes, so its connection is not
-          // held until GC. Bodies that are read need nothing: unlike `HttpClient.withScope`,
-          // no abort (and no DOMException) for every call.
-          let read = false
-          const wrapped = wrapResponse(request, response, options, () => {
-            read = true
-          })
-          return Effect.as(
-            Scope.addFinalizer(
-              scope,
-              Effect.suspend(() => read ? Effect.void : cancelBody(response))
-            ),
-            wrapped
-          )
-        })
-      )
+    return Effect.flatMap(
+      slotsFor(request).acquire(pool, () => timeoutError(request, "pool", pool)),
+      (giveBack) =>
+        Effect.flatMap(sent, (response) =>
+          Effect.scopeWith((scope) => {
+            // The slot goes back as soon as the body is read; a body nobody reads is cancelled
+            // when the scope closes (before the slot's own finalizer runs), so its connection is
+            // not held until GC. Unlike `HttpClient.withScope`, a call whose body is read is
+            // never aborted (no DOMException built for every call).
+            let started = false
+            const wrapped = wrapResponse(request, response, options, {
+              started: () => {
+                started = true
+              },
+              finished: giveBack
+            })
+            return Effect.as(
+              Scope.addFinalizer(scope, Effect.suspend(() => started ? Effect.void : cancelBody(response))),
+              wrapped
+            )
+          }))
     )
   }
 }
+
+const originOf = /^[a-zA-Z][a-zA-Z\d+.-]*:\/\/[^/?#]*/
+
+/**
+ * One set of pool slots per upstream origin, as undici keeps one pool per origin. With a
+ * base URL every request goes to its origin.
+ *
+ * @internal
+ */
+export const slotsPerOrigin = (
+  baseUrl: string | undefined,
+  size: number
+): (request: HttpClientRequest.HttpClientRequest) => PoolSlots => {
+  const pools = new Map<string, PoolSlots>()
+  const base = baseUrl === undefined ? undefined : (originOf.exec(baseUrl)?.[0] ?? baseUrl).toLowerCase()
+  return (request) => {
+    const origin = base ?? (originOf.exec(request.url)?.[0] ?? "").toLowerCase()
+    let slots = pools.get(origin)
+    if (slots === undefined) {
+      slots = makePoolSlots(size)
+      pools.set(origin, slots)
+    }
+    return slots
+  }
+}
+
+/**
+ * A Schema error as paths and expectations only: the values that failed (`actual …`) are
+ * left out, since a response or a request body may hold tokens or passwords.
+ *
+ * @internal
+ */
+export const describeParseError = (error: ParseResult.ParseError): string =>
+  ParseResult.ArrayFormatter.formatErrorSync(error)
+    .map((issue) => {
+      const path = issue.path.length === 0 ? "" : `at ${issue.path.map((key) => JSON.stringify(key)).join(".")}: `
+      return `${path}${issue.message.replace(/,? ?actual[\s\S]*$/, "").trim()}`
+    })
+    .join("; ")

@@ -15,7 +15,14 @@ import * as Scope from "effect/Scope"
  * Internal to the package (not in its `exports` map); tested directly.
  */
 export interface PoolSlots {
-  readonly acquire: <E>(timeout: Duration.Duration, onTimeout: () => E) => Effect.Effect<void, E, Scope.Scope>
+  /**
+   * Takes a slot for the life of the scope; succeeds with an effect that gives it back
+   * earlier (once the call's body is read). Giving it back twice is harmless.
+   */
+  readonly acquire: <E>(
+    timeout: Duration.Duration,
+    onTimeout: () => E
+  ) => Effect.Effect<Effect.Effect<void>, E, Scope.Scope>
 }
 
 interface Ticket {
@@ -57,14 +64,15 @@ export const makePoolSlots = (size: number): PoolSlots => {
         const ticket: Ticket = { held: false, grant: undefined }
         // The finalizer goes in first: whatever happens after, a held slot goes back with the scope.
         // (Scope.addFinalizer, not Effect.addFinalizer: no FiberRefs diff per call.)
-        return Effect.flatMap(Scope.addFinalizer(scope, release(ticket)), () => {
+        const giveBack = release(ticket)
+        return Effect.flatMap(Scope.addFinalizer(scope, giveBack), () => {
           if (free > 0 && waiters.size === 0) {
             free--
             ticket.held = true
-            return Effect.void
+            return Effect.succeed(giveBack)
           }
           waiters.add(ticket)
-          return Effect.timeoutFail(wait(ticket), { duration: timeout, onTimeout })
+          return Effect.as(Effect.timeoutFail(wait(ticket), { duration: timeout, onTimeout }), giveBack)
         })
       })
   }
