@@ -2,7 +2,21 @@ import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Http, HttpError } from "@liaison/core"
-import { Chunk, ConfigProvider, Duration, Effect, Fiber, Layer, Option, Ref, Schema, Stream, TestClock } from "effect"
+import {
+  Chunk,
+  ConfigProvider,
+  Duration,
+  Effect,
+  Fiber,
+  Layer,
+  Option,
+  Redacted,
+  Ref,
+  Schema,
+  Stream,
+  TestClock,
+  Tracer
+} from "effect"
 import * as net from "node:net"
 import type { ChaosUpstream } from "../fixtures/chaos.js"
 import { startChaosUpstream, tlsCa } from "../fixtures/chaos.js"
@@ -290,6 +304,61 @@ describe("Http errors carry no secrets", () => {
     expect(HttpError.isHttpError({ _tag: "DecodeError", message: "mine" })).toBe(false)
     expect(HttpError.isHttpError(new HttpError.InvalidRequest({ reason: "x" }))).toBe(true)
   })
+})
+
+/** A tracer that keeps every span's attributes, to assert what a trace would show. */
+const recordingTracer = () => {
+  const spans: Array<{ readonly name: string; readonly attributes: Map<string, unknown> }> = []
+  const tracer = Tracer.make({
+    span: (name, parent, context, links, startTime, kind) => {
+      const attributes = new Map<string, unknown>()
+      spans.push({ name, attributes })
+      const span: Tracer.Span = {
+        _tag: "Span",
+        name,
+        spanId: String(spans.length),
+        traceId: "trace",
+        parent,
+        context,
+        status: { _tag: "Started", startTime },
+        attributes,
+        links: [...links],
+        sampled: true,
+        kind,
+        end: () => {},
+        attribute: (key, value) => {
+          attributes.set(key, value)
+        },
+        event: () => {},
+        addLinks: () => {}
+      }
+      return span
+    },
+    context: (f) => f()
+  })
+  return { spans, tracer }
+}
+
+describe("Http spans", () => {
+  it.effect("every call runs in a client span with method, host and status", () =>
+    Effect.gen(function*() {
+      const { spans, tracer } = recordingTracer()
+      yield* Http.text(HttpClientRequest.get("/text")).pipe(Effect.withTracer(tracer))
+      const span = spans.find((span) => span.attributes.has("http.request.method"))
+      expect(span?.attributes.get("http.request.method")).toBe("GET")
+      expect(String(span?.attributes.get("server.address"))).toContain("127.0.0.1")
+      expect(span?.attributes.get("http.response.status_code")).toBe(200)
+    }).pipe(run))
+
+  it.effect("a Redacted default header is sent, and redacted in spans", () =>
+    Effect.gen(function*() {
+      const { spans, tracer } = recordingTracer()
+      const echo = yield* Http.json(HttpClientRequest.get("/echo"), Echo).pipe(Effect.withTracer(tracer))
+      expect(echo.headers["x-goog-api-key"]).toBe("k3y-s3cret")
+      const recorded = spans.flatMap((span) => [...span.attributes.values()].map(String))
+      expect(recorded).toContain("<redacted>")
+      expect(recorded.join(" ")).not.toContain("k3y-s3cret")
+    }).pipe(Effect.provide(client({ headers: { "X-Goog-Api-Key": Redacted.make("k3y-s3cret") } }))))
 })
 
 describe("Http timeouts: each phase raises its own error", () => {

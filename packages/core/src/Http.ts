@@ -40,6 +40,7 @@ import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -95,8 +96,11 @@ export interface PoolOptions {
 export interface Options {
   /** Prepended to every request URL, e.g. `https://api.example.com/v1`. */
   readonly baseUrl?: string | undefined
-  /** Headers sent with every request. */
-  readonly headers?: Readonly<Record<string, string>> | undefined
+  /**
+   * Headers sent with every request. A `Redacted` value is a secret: its header name is
+   * redacted (`Headers.currentRedactedNames`) in the spans of every call.
+   */
+  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
   readonly timeouts?: Partial<Timeouts> | undefined
   readonly pool?: Partial<PoolOptions> | undefined
   /** The most bytes a buffered response body may have; larger is a `DecodeError`. Default 32 MiB. */
@@ -257,10 +261,16 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       const baseUrl = resolved.baseUrl
       client = HttpClient.mapRequest(client, HttpClientRequest.prependUrl(baseUrl))
     }
+    const secretHeaders: Array<string> = []
     if (options.headers !== undefined) {
-      const headers = options.headers
+      const headers: Record<string, string> = {}
+      for (const [name, value] of Object.entries(options.headers)) {
+        if (Redacted.isRedacted(value)) secretHeaders.push(name.toLowerCase())
+        headers[name] = Redacted.isRedacted(value) ? Redacted.value(value) : value
+      }
       client = HttpClient.mapRequest(client, HttpClientRequest.setHeaders(headers))
     }
+    if (secretHeaders.length > 0) client = internal.redactingHeaders(client, secretHeaders)
     if (options.transformClient !== undefined) client = options.transformClient(client)
     return {
       options: resolved,

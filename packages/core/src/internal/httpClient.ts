@@ -1,6 +1,7 @@
 import * as Undici from "@effect/platform-node/Undici"
+import * as Headers from "@effect/platform/Headers"
 import * as HttpBody from "@effect/platform/HttpBody"
-import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
@@ -431,3 +432,15 @@ export const describeParseError = (error: ParseResult.ParseError): string =>
       return `${path}${issue.message.replace(/,? ?actual[\s\S]*$/, "").trim()}`
     })
     .join("; ")
+
+/**
+ * Runs every call of the client with these header names redacted, so the platform's span
+ * shows `<redacted>` for them.
+ *
+ * @internal
+ */
+export const redactingHeaders = (client: HttpClient.HttpClient, names: ReadonlyArray<string>): HttpClient.HttpClient =>
+  HttpClient.transform(
+    client,
+    (effect) => Effect.locallyWith(effect, Headers.currentRedactedNames, (current) => [...current, ...names])
+  )
