@@ -26,13 +26,15 @@ describe("pool slots", () => {
         const run = (index: number, holdFor: number) =>
           Effect.scoped(
             Effect.gen(function*() {
-              yield* slots.acquire(timeout, () => "timeout" as const)
+              const giveBack = yield* slots.acquire(timeout, () => "timeout" as const, () => Effect.void)
               yield* Ref.update(grants, (list) => [...list, index])
               const now = yield* Ref.updateAndGet(holders, (n) => n + 1)
               yield* Ref.update(peak, (max) => Math.max(max, now))
               yield* Effect.sleep(Duration.millis(holdFor)).pipe(
                 Effect.ensuring(Ref.update(holders, (n) => n - 1))
               )
+              // half the callers give their slot back early (as a read body does); the scope gives it again
+              if (index % 2 === 0) yield* giveBack
             })
           )
         const order = callers.map((caller, index) => ({ ...caller, index })).sort((a, b) => a.arriveAt - b.arriveAt)
@@ -53,7 +55,9 @@ describe("pool slots", () => {
         // Every slot came back: `size` callers can hold one at once, without waiting.
         const scope = yield* Scope.make()
         for (let i = 0; i < size; i++) {
-          const exit = yield* Effect.exit(Scope.extend(slots.acquire(Duration.zero, () => "timeout" as const), scope))
+          const exit = yield* Effect.exit(
+            Scope.extend(slots.acquire(Duration.zero, () => "timeout" as const, () => Effect.void), scope)
+          )
           expect(Exit.isSuccess(exit)).toBe(true)
         }
         yield* Scope.close(scope, Exit.void)
@@ -69,13 +73,13 @@ describe("pool slots order", () => {
       const served = yield* Ref.make<Array<string>>([])
       const release = yield* Deferred.make<void>()
       const holder = yield* Effect.fork(Effect.scoped(
-        Effect.zipRight(slots.acquire(Duration.seconds(1), () => "timeout"), Deferred.await(release))
+        Effect.zipRight(slots.acquire(Duration.seconds(1), () => "timeout", () => Effect.void), Deferred.await(release))
       ))
       yield* Effect.yieldNow()
       const waiter = (name: string) =>
         Effect.fork(Effect.scoped(
           Effect.zipRight(
-            slots.acquire(Duration.seconds(1), () => "timeout"),
+            slots.acquire(Duration.seconds(1), () => "timeout", () => Effect.void),
             Ref.update(served, (list) => [...list, name])
           )
         ))
@@ -97,8 +101,10 @@ describe("pool slots order", () => {
     Effect.gen(function*() {
       const slots = makePoolSlots(1)
       const scope = yield* Scope.make()
-      yield* Scope.extend(slots.acquire(Duration.seconds(1), () => "timeout" as const), scope)
-      const waiter = yield* Effect.fork(Effect.scoped(slots.acquire(Duration.seconds(1), () => "timeout" as const)))
+      yield* Scope.extend(slots.acquire(Duration.seconds(1), () => "timeout" as const, () => Effect.void), scope)
+      const waiter = yield* Effect.fork(
+        Effect.scoped(slots.acquire(Duration.seconds(1), () => "timeout" as const, () => Effect.void))
+      )
       yield* TestClock.adjust(Duration.seconds(1))
       expect(yield* Fiber.join(waiter).pipe(Effect.flip)).toBe("timeout")
       yield* Scope.close(scope, Exit.void)

@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as ParseResult from "effect/ParseResult"
 import * as Queue from "effect/Queue"
-import * as Scope from "effect/Scope"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { ResolvedOptions, Response } from "../Http.js"
 import type { HttpError, TimeoutPhase, TransportReason } from "../HttpError.js"
@@ -369,39 +369,44 @@ export const makeExecute = (
           Effect.mapError(send(instrumented), (error): HttpError => error),
           stalled
         ))
+    // The slot goes back as soon as the body is read; a body nobody reads is cancelled when
+    // the scope closes, just before the slot goes back, so its connection is not held until
+    // GC. Unlike `HttpClient.withScope`, a call whose body is read is never aborted (no
+    // DOMException built for every call).
+    let response: HttpClientResponse.HttpClientResponse | undefined
+    let started = false
+    const beforeRelease = () => response === undefined || started ? Effect.void : cancelBody(response)
+    const lifecycle = (giveBack: Effect.Effect<void>): BodyLifecycle => ({
+      started: () => {
+        started = true
+      },
+      finished: giveBack
+    })
     return Effect.flatMap(
-      slotsFor(request).acquire(pool, () => timeoutError(request, "pool", pool)),
+      slotsFor(request).acquire(pool, () => timeoutError(request, "pool", pool), beforeRelease),
       (giveBack) =>
-        Effect.flatMap(sent, (response) =>
-          Effect.scopeWith((scope) => {
-            // The slot goes back as soon as the body is read; a body nobody reads is cancelled
-            // when the scope closes (before the slot's own finalizer runs), so its connection is
-            // not held until GC. Unlike `HttpClient.withScope`, a call whose body is read is
-            // never aborted (no DOMException built for every call).
-            let started = false
-            const wrapped = wrapResponse(request, response, options, {
-              started: () => {
-                started = true
-              },
-              finished: giveBack
-            })
-            return Effect.as(
-              Scope.addFinalizer(scope, Effect.suspend(() => started ? Effect.void : cancelBody(response))),
-              wrapped
-            )
-          }))
+        Effect.map(sent, (received) => {
+          response = received
+          return wrapResponse(request, received, options, lifecycle(giveBack))
+        })
     )
   }
 }
 
 /** `scheme://authority` of an absolute URL, without a regular expression: this runs per call. */
 const originOf = (url: string): string => {
+  if (url.startsWith(lastOrigin) && (url.length === lastOrigin.length || "/?#".includes(url[lastOrigin.length]!))) {
+    return lastOrigin
+  }
   const authority = url.indexOf("://")
   if (authority === -1) return ""
   let end = authority + 3
   while (end < url.length && url[end] !== "/" && url[end] !== "?" && url[end] !== "#") end++
-  return url.slice(0, end).toLowerCase()
+  return lastOrigin = url.slice(0, end).toLowerCase()
 }
+
+/** Most calls go to the origin of the call before: a cheap hit. */
+let lastOrigin = "\u0000"
 
 /**
  * One set of pool slots per upstream origin, as undici keeps one pool per origin. With a

@@ -17,11 +17,13 @@ import * as Scope from "effect/Scope"
 export interface PoolSlots {
   /**
    * Takes a slot for the life of the scope; succeeds with an effect that gives it back
-   * earlier (once the call's body is read). Giving it back twice is harmless.
+   * earlier (once the call's body is read). Giving it back twice is harmless. When the
+   * scope closes, `beforeRelease` runs first (one finalizer per call, not two).
    */
   readonly acquire: <E>(
     timeout: Duration.Duration,
-    onTimeout: () => E
+    onTimeout: () => E,
+    beforeRelease: () => Effect.Effect<void>
   ) => Effect.Effect<Effect.Effect<void>, E, Scope.Scope>
 }
 
@@ -59,13 +61,14 @@ export const makePoolSlots = (size: number): PoolSlots => {
     })
 
   return {
-    acquire: (timeout, onTimeout) =>
+    acquire: (timeout, onTimeout, beforeRelease) =>
       Effect.scopeWith((scope) => {
         const ticket: Ticket = { held: false, grant: undefined }
         // The finalizer goes in first: whatever happens after, a held slot goes back with the scope.
         // (Scope.addFinalizer, not Effect.addFinalizer: no FiberRefs diff per call.)
         const giveBack = release(ticket)
-        return Effect.flatMap(Scope.addFinalizer(scope, giveBack), () => {
+        const finalizer = Effect.suspend(() => Effect.zipRight(beforeRelease(), giveBack))
+        return Effect.flatMap(Scope.addFinalizer(scope, finalizer), () => {
           if (free > 0 && waiters.size === 0) {
             free--
             ticket.held = true
