@@ -17,9 +17,9 @@ import {
   TestClock,
   Tracer
 } from "effect"
-import * as net from "node:net"
 import type { ChaosUpstream } from "../fixtures/chaos.js"
 import { startChaosUpstream, tlsCa } from "../fixtures/chaos.js"
+import { freePort } from "../fixtures/ports.js"
 
 let chaos: ChaosUpstream
 beforeAll(async () => {
@@ -56,14 +56,6 @@ const settled = (counter: Ref.Ref<number>) =>
       last = now
       yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 150)))
     }
-  })
-
-const closedPort = () =>
-  new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
   })
 
 describe("Http requests", () => {
@@ -203,7 +195,7 @@ describe("Http errors", () => {
 
   it.effect("a refused connection is a TransportError (503 at a server)", () =>
     Effect.gen(function*() {
-      const port = yield* Effect.promise(closedPort)
+      const port = yield* Effect.promise(freePort)
       const error = yield* Http.text(HttpClientRequest.get(`http://127.0.0.1:${port}/`)).pipe(
         Effect.flip,
         Effect.provide(Http.layer())
@@ -261,7 +253,7 @@ describe("Http errors", () => {
 describe("Http errors carry no secrets", () => {
   it.effect("a URL's credentials never reach the error", () =>
     Effect.gen(function*() {
-      const port = yield* Effect.promise(closedPort)
+      const port = yield* Effect.promise(freePort)
       const error = yield* Http.text(HttpClientRequest.get(`http://ann:s3cret@127.0.0.1:${port}/x`)).pipe(
         Effect.flip,
         Effect.provide(Http.layer())

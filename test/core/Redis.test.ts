@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Redis } from "@liaison/core"
 import { Effect, Exit, Redacted, Scope } from "effect"
-import * as net from "node:net"
+import { freePort } from "../fixtures/ports.js"
 import { redisUrl } from "../setup/redisUrl.js"
 
 describe("Redis", () => {
@@ -30,14 +30,7 @@ describe("Redis", () => {
 
   it.effect("an unreachable Redis is a RedisError that names the operation, not a crash", () =>
     Effect.gen(function*() {
-      const port = yield* Effect.promise(() =>
-        new Promise<number>((resolve) => {
-          const server = net.createServer().listen(0, "127.0.0.1", () => {
-            const address = server.address() as net.AddressInfo
-            server.close(() => resolve(address.port))
-          })
-        })
-      )
+      const port = yield* Effect.promise(freePort)
       const error = yield* Redis.make({
         url: Redacted.make(`redis://:s3cret@127.0.0.1:${port}`),
         redisOptions: { retryStrategy: () => null }

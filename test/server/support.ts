@@ -7,6 +7,7 @@ import { Effect, Layer, Logger, LogLevel } from "effect"
 import type { Scope } from "effect"
 import * as NodeHttp from "node:http"
 import type * as net from "node:net"
+import { freePort } from "../fixtures/ports.js"
 
 /** The whole server on `127.0.0.1:0`, its logs silenced. */
 export const serverLayer = (options: Server.Options = {}) =>
@@ -72,12 +73,7 @@ export const stubUpstream = (
   ).pipe(Effect.map((server) => ({ server, url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}` })))
 
 /** A port nothing listens on. */
-export const closedPort = Effect.async<number>((resume) => {
-  const server = NodeHttp.createServer().listen(0, "127.0.0.1", () => {
-    const { port } = server.address() as net.AddressInfo
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
+export const closedPort = Effect.promise(freePort)
 
 /** Byte `k` of every sandbox file. */
 export const byteAt = (offset: number) => offset % 251

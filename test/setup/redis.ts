@@ -10,6 +10,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { TestProject } from "vitest/node"
+import { freePort } from "../fixtures/ports.js"
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -17,19 +18,6 @@ declare module "vitest" {
     redisError: string
   }
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() =>
-        typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))
-      )
-    })
-  })
 
 const waitForPing = async (port: number, deadline: number): Promise<void> => {
   while (Date.now() < deadline) {

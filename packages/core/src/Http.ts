@@ -40,6 +40,7 @@ import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Record from "effect/Record"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -307,23 +308,20 @@ export const layerConfig = (options: Omit<Options, "timeouts" | "pool"> = {}): L
     Effect.gen(function*() {
       const optional = (name: string) => Config.option(Config.duration(name))
       const baseUrl = yield* Config.option(Config.string("HTTP_BASE_URL"))
-      const connect = yield* optional("HTTP_CONNECT_TIMEOUT")
-      const read = yield* optional("HTTP_READ_TIMEOUT")
-      const write = yield* optional("HTTP_WRITE_TIMEOUT")
-      const pool = yield* optional("HTTP_POOL_TIMEOUT")
-      const total = yield* optional("HTTP_TOTAL_TIMEOUT")
+      // Unset variables are left out: `make` fills in the defaults.
+      const timeouts = yield* Config.all({
+        connect: optional("HTTP_CONNECT_TIMEOUT"),
+        read: optional("HTTP_READ_TIMEOUT"),
+        write: optional("HTTP_WRITE_TIMEOUT"),
+        pool: optional("HTTP_POOL_TIMEOUT"),
+        total: optional("HTTP_TOTAL_TIMEOUT")
+      })
       const maxConnections = yield* Config.option(Config.integer("HTTP_MAX_CONNECTIONS"))
       return layer({
         ...options,
         baseUrl: options.baseUrl ?? Option.getOrUndefined(baseUrl),
-        timeouts: {
-          connect: Option.getOrElse(connect, () => defaults.timeouts.connect),
-          read: Option.getOrElse(read, () => defaults.timeouts.read),
-          write: Option.getOrElse(write, () => defaults.timeouts.write),
-          pool: Option.getOrElse(pool, () => defaults.timeouts.pool),
-          total: Option.getOrUndefined(total)
-        },
-        pool: { maxConnections: Option.getOrElse(maxConnections, () => defaults.pool.maxConnections) }
+        timeouts: Record.getSomes(timeouts),
+        pool: Record.getSomes({ maxConnections })
       })
     })
   )

@@ -372,45 +372,41 @@ export const makeExecute = (
     // The slot goes back as soon as the body is read; a body nobody reads is cancelled when
     // the scope closes, just before the slot goes back, so its connection is not held until
     // GC. Unlike `HttpClient.withScope`, a call whose body is read is never aborted (no
-    // DOMException built for every call).
-    let response: HttpClientResponse.HttpClientResponse | undefined
-    let started = false
-    const beforeRelease = () => response === undefined || started ? Effect.void : cancelBody(response)
-    const lifecycle = (giveBack: Effect.Effect<void>): BodyLifecycle => ({
-      started: () => {
-        started = true
-      },
-      finished: giveBack
+    // DOMException built for every call). The state is per run: the effect may run many times.
+    return Effect.suspend(() => {
+      let response: HttpClientResponse.HttpClientResponse | undefined
+      let started = false
+      const beforeRelease = () => response === undefined || started ? Effect.void : cancelBody(response)
+      return Effect.flatMap(
+        slotsFor(request).acquire(pool, () => timeoutError(request, "pool", pool), beforeRelease),
+        (giveBack) =>
+          Effect.map(sent, (received) => {
+            response = received
+            return wrapResponse(request, received, options, {
+              started: () => {
+                started = true
+              },
+              finished: giveBack
+            })
+          })
+      )
     })
-    return Effect.flatMap(
-      slotsFor(request).acquire(pool, () => timeoutError(request, "pool", pool), beforeRelease),
-      (giveBack) =>
-        Effect.map(sent, (received) => {
-          response = received
-          return wrapResponse(request, received, options, lifecycle(giveBack))
-        })
-    )
   }
 }
 
 /** `scheme://authority` of an absolute URL, without a regular expression: this runs per call. */
 const originOf = (url: string): string => {
-  if (url.startsWith(lastOrigin) && (url.length === lastOrigin.length || "/?#".includes(url[lastOrigin.length]!))) {
-    return lastOrigin
-  }
   const authority = url.indexOf("://")
   if (authority === -1) return ""
   let end = authority + 3
   while (end < url.length && url[end] !== "/" && url[end] !== "?" && url[end] !== "#") end++
-  return lastOrigin = url.slice(0, end).toLowerCase()
+  return url.slice(0, end).toLowerCase()
 }
-
-/** Most calls go to the origin of the call before: a cheap hit. */
-let lastOrigin = "\u0000"
 
 /**
  * One set of pool slots per upstream origin, as undici keeps one pool per origin. With a
- * base URL every request goes to its origin.
+ * base URL every request goes to its origin; otherwise most calls go to the origin of the
+ * call before, a cheap hit.
  *
  * @internal
  */
@@ -418,15 +414,25 @@ export const slotsPerOrigin = (
   baseUrl: string | undefined,
   size: number
 ): (request: HttpClientRequest.HttpClientRequest) => PoolSlots => {
+  if (baseUrl !== undefined) {
+    const slots = makePoolSlots(size)
+    return () => slots
+  }
   const pools = new Map<string, PoolSlots>()
-  const base = baseUrl === undefined ? undefined : originOf(baseUrl)
+  let last: { readonly origin: string; readonly slots: PoolSlots } | undefined
   return (request) => {
-    const origin = base ?? originOf(request.url)
+    const url = request.url
+    if (last !== undefined && url.startsWith(last.origin)) {
+      const next = url[last.origin.length]
+      if (next === undefined || next === "/" || next === "?" || next === "#") return last.slots
+    }
+    const origin = originOf(url)
     let slots = pools.get(origin)
     if (slots === undefined) {
       slots = makePoolSlots(size)
       pools.set(origin, slots)
     }
+    last = { origin, slots }
     return slots
   }
 }
