@@ -55,11 +55,23 @@ export interface Options {
   readonly url: Redacted.Redacted<string>
   /** Extra ioredis options. */
   readonly redisOptions?: RedisOptions | undefined
+  /**
+   * `"await"` (default): `make` fails when the first connection fails. `"background"`: `make`
+   * succeeds at once and the client keeps (re)connecting; commands meanwhile fail with
+   * `RedisError` after ioredis' retries, so a service built on it can degrade instead of
+   * keeping a whole application from starting.
+   */
+  readonly connect?: "await" | "background" | undefined
 }
 
 /** Sends QUIT (pending replies arrive first), then waits for the socket to end. */
 const close = async (client: IORedis): Promise<void> => {
   if (client.status === "end") return
+  if (client.status !== "ready") {
+    // Not connected (yet): QUIT would wait in the offline queue for a connection that may never come.
+    client.disconnect()
+    return
+  }
   const ended = new Promise<void>((resolve) => client.once("end", () => resolve()))
   await client.quit().catch(() => client.disconnect())
   await ended
@@ -85,6 +97,11 @@ export const make = (options: Options): Effect.Effect<Service, RedisError, Scope
         // Failures surface as rejected commands (RedisError); without a listener ioredis
         // would also print every reconnection error to stderr.
         client.on("error", () => {})
+        if (options.connect === "background") {
+          // ioredis keeps reconnecting on its own after a failed first attempt.
+          client.connect().catch(() => {})
+          return client
+        }
         try {
           await client.connect()
         } catch (cause) {

@@ -20,7 +20,7 @@ import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Http } from "@liaison/core"
+import { Http, Redis } from "@liaison/core"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -154,6 +154,19 @@ const upstream = <E>(
       ).pipe(Layer.provide(Sandbox.layer()))
   })
 
+/**
+ * The server's stateful services: their Redis layers when `REDIS_URL` is set (all sharing one
+ * client), their memory layers otherwise. Each feature adds its layer here.
+ */
+const services = (redis: Option.Option<Layer.Layer<Redis.Redis>>) => {
+  void redis
+  return Layer.empty
+}
+
+/** One client for every Redis-backed service; it connects in the background, so a Redis that is down degrades. */
+const sharedRedis = (url: Redacted.Redacted<string>): Layer.Layer<Redis.Redis> =>
+  Layer.scoped(Redis.Redis, Effect.orDie(Redis.make({ url, connect: "background" })))
+
 const make = <E>(
   config: ServerConfig,
   http: (baseUrl: string) => Layer.Layer<Http.Http, E>
@@ -164,9 +177,12 @@ const make = <E>(
   })
   // Built in this order, released in the reverse: the listener, then the upstream and Redis,
   // then the API; at shutdown the requests in flight finish before their upstream goes away.
+  // One layer value: Effect builds it once however many services use it.
+  const redis = Option.map(config.redisUrl, sharedRedis)
   const server = serve(config.shutdownTimeout).pipe(
     Layer.provide(ApiLive.layer),
-    Layer.provide(Layer.merge(upstream(config.upstreamUrl, http), health)),
+    Layer.provide(Layer.mergeAll(upstream(config.upstreamUrl, http), health)),
+    Layer.provide(services(redis)),
     Layer.provideMerge(listen(config))
   )
   return Layer.effect(HttpServer.HttpServer, HttpServer.HttpServer).pipe(Layer.provide(server))
