@@ -21,7 +21,7 @@ import * as Schema from "effect/Schema"
  * @since 0.1.0
  * @category models
  */
-export const TimeoutPhase = Schema.Literal("connect", "write", "read", "pool", "total")
+export const TimeoutPhase = Schema.Literal("connect", "write", "read", "pool", "attempt", "total")
 
 /**
  * @since 0.1.0
@@ -153,12 +153,112 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("@liaison
 }
 
 /**
+ * A circuit breaker (`CircuitBreaker`) is open for `key`: the call was not made.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CircuitOpen extends Schema.TaggedError<CircuitOpen>("@liaison/core/HttpError/CircuitOpen")(
+  "CircuitOpen",
+  {
+    key: Schema.String,
+    /** Until the breaker lets a probe through; 0 when HalfOpen has admitted all its probes; `Infinity` when isolated. */
+    remainingMillis: Schema.Number
+  }
+) {
+  override get message(): string {
+    return Number.isFinite(this.remainingMillis)
+      ? `circuit breaker for ${this.key} is open; next probe in ${Math.ceil(this.remainingMillis)} ms`
+      : `circuit breaker for ${this.key} is isolated until reset`
+  }
+}
+
+/**
+ * A rate limiter (`RateLimit`) in fail-fast mode had no permit for `key`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RateLimited extends Schema.TaggedError<RateLimited>("@liaison/core/HttpError/RateLimited")(
+  "RateLimited",
+  {
+    key: Schema.String,
+    /** When a permit is expected to be free. */
+    retryAfterMillis: Schema.Number
+  }
+) {
+  override get message(): string {
+    return `rate limit for ${this.key} reached; retry in ${Math.ceil(this.retryAfterMillis)} ms`
+  }
+}
+
+/**
+ * The server asked to wait (`Retry-After`, `RateLimit-Reset`, `X-RateLimit-Reset`) longer than
+ * the retry policy's `maxRetryAfter`: giving up at once rather than waiting.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RetryAfterTooLong extends Schema.TaggedError<RetryAfterTooLong>(
+  "@liaison/core/HttpError/RetryAfterTooLong"
+)(
+  "RetryAfterTooLong",
+  {
+    method: Schema.String,
+    url: Schema.String,
+    status: Schema.Number,
+    /** What the server asked for. */
+    retryAfterMillis: Schema.Number,
+    maxRetryAfterMillis: Schema.Number
+  }
+) {
+  override get message(): string {
+    return `${this.method} ${this.url} answered ${this.status} asking to retry in ${
+      Math.ceil(this.retryAfterMillis)
+    } ms, more than the ${this.maxRetryAfterMillis} ms allowed`
+  }
+}
+
+/**
+ * The host's retry budget is spent: retries already make up the allowed share of recent
+ * requests, so this failure is not retried (an outage is not made worse by retry storms).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RetryBudgetExhausted extends Schema.TaggedError<RetryBudgetExhausted>(
+  "@liaison/core/HttpError/RetryBudgetExhausted"
+)(
+  "RetryBudgetExhausted",
+  {
+    host: Schema.String,
+    method: Schema.String,
+    url: Schema.String,
+    /** What the attempt that was not retried ended with, e.g. `answered 503`. */
+    lastOutcome: Schema.String
+  }
+) {
+  override get message(): string {
+    return `${this.method} ${this.url} not retried: the retry budget for ${this.host} is spent (${this.lastOutcome})`
+  }
+}
+
+/**
  * Every way an outbound call can fail.
  *
  * @since 0.1.0
  * @category errors
  */
-export type HttpError = TimeoutError | TransportError | StatusError | DecodeError | InvalidRequest
+export type HttpError =
+  | TimeoutError
+  | TransportError
+  | StatusError
+  | DecodeError
+  | InvalidRequest
+  | CircuitOpen
+  | RateLimited
+  | RetryAfterTooLong
+  | RetryBudgetExhausted
 
 /**
  * The Schema of {@link HttpError}, for APIs that send these errors over a wire.
@@ -167,8 +267,28 @@ export type HttpError = TimeoutError | TransportError | StatusError | DecodeErro
  * @category schemas
  */
 export const HttpError: Schema.Union<
-  [typeof TimeoutError, typeof TransportError, typeof StatusError, typeof DecodeError, typeof InvalidRequest]
-> = Schema.Union(TimeoutError, TransportError, StatusError, DecodeError, InvalidRequest)
+  [
+    typeof TimeoutError,
+    typeof TransportError,
+    typeof StatusError,
+    typeof DecodeError,
+    typeof InvalidRequest,
+    typeof CircuitOpen,
+    typeof RateLimited,
+    typeof RetryAfterTooLong,
+    typeof RetryBudgetExhausted
+  ]
+> = Schema.Union(
+  TimeoutError,
+  TransportError,
+  StatusError,
+  DecodeError,
+  InvalidRequest,
+  CircuitOpen,
+  RateLimited,
+  RetryAfterTooLong,
+  RetryBudgetExhausted
+)
 
 /**
  * Whether a value is one of Liaison's HTTP errors (by class, so a user's own `TimeoutError`
@@ -179,13 +299,34 @@ export const HttpError: Schema.Union<
  */
 export const isHttpError = (u: unknown): u is HttpError =>
   u instanceof TimeoutError || u instanceof TransportError || u instanceof StatusError ||
-  u instanceof DecodeError || u instanceof InvalidRequest
+  u instanceof DecodeError || u instanceof InvalidRequest || u instanceof CircuitOpen || u instanceof RateLimited ||
+  u instanceof RetryAfterTooLong || u instanceof RetryBudgetExhausted
+
+/**
+ * How long the caller should wait before trying again, when the error says: an open breaker's
+ * remaining time, a rate limiter's, or the server's own `Retry-After`.
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const retryAfterMillis = (error: HttpError): number | undefined => {
+  switch (error._tag) {
+    case "CircuitOpen":
+      return Number.isFinite(error.remainingMillis) ? error.remainingMillis : undefined
+    case "RateLimited":
+    case "RetryAfterTooLong":
+      return error.retryAfterMillis
+    default:
+      return undefined
+  }
+}
 
 /**
  * The status a server should answer when an upstream call failed this way:
  * timeout → 504; refused or unresolvable upstream → 503; other transport failures,
  * upstream 5xx and undecodable answers → 502; upstream 4xx passed on; a request
- * that could not be built → 400.
+ * that could not be built → 400; an open breaker, a server asking to wait too long or a spent
+ * retry budget → 503; the client's own rate limit → 429.
  *
  * @since 0.1.0
  * @category conversions
@@ -202,6 +343,12 @@ export const toHttpStatus = (error: HttpError): number => {
       return 502
     case "InvalidRequest":
       return 400
+    case "CircuitOpen":
+    case "RetryAfterTooLong":
+    case "RetryBudgetExhausted":
+      return 503
+    case "RateLimited":
+      return 429
   }
 }
 
@@ -223,5 +370,13 @@ export const toErrorCode = (error: HttpError): string => {
       return "upstream_bad_response"
     case "InvalidRequest":
       return "invalid_request"
+    case "CircuitOpen":
+      return "upstream_circuit_open"
+    case "RateLimited":
+      return "rate_limited"
+    case "RetryAfterTooLong":
+      return "upstream_overloaded"
+    case "RetryBudgetExhausted":
+      return "upstream_retry_budget_exhausted"
   }
 }

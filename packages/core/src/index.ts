@@ -21,3 +21,8 @@ export * as HttpError from "./HttpError.js"
  * @since 0.1.0
  */
 export * as Redis from "./Redis.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as CircuitBreaker from "./CircuitBreaker.js"

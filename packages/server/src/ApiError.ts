@@ -14,6 +14,8 @@
  * @since 0.1.0
  */
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { HttpError } from "@liaison/core"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
@@ -145,8 +147,23 @@ const transportReasons: Record<HttpError.TransportReason, string> = {
   other: "transport error"
 }
 
+const seconds = (millis: number) => Math.max(1, Math.ceil(millis / 1000))
+
 const describe = (error: HttpError.HttpError): string => {
-  if (error._tag === "InvalidRequest") return error.message
+  switch (error._tag) {
+    case "InvalidRequest":
+      return error.message
+    case "CircuitOpen":
+      return Number.isFinite(error.remainingMillis)
+        ? `the upstream is failing: its circuit breaker is open, next try in ${seconds(error.remainingMillis)} s`
+        : "the upstream is isolated (its circuit breaker was opened by hand)"
+    case "RateLimited":
+      return `too many requests to the upstream: retry in ${seconds(error.retryAfterMillis)} s`
+    case "RetryBudgetExhausted":
+      return `the upstream is failing and its retry budget is spent (${error.lastOutcome})`
+    case "RetryAfterTooLong":
+      return `the upstream is overloaded: it asked to retry in ${seconds(error.retryAfterMillis)} s`
+  }
   const target = `${error.method} ${pathOf(error.url)}`
   switch (error._tag) {
     case "TimeoutError":
@@ -201,10 +218,17 @@ export const mapUpstream = <A, R>(
   self: Effect.Effect<A, HttpError.HttpError, R>
 ): Effect.Effect<A, UpstreamError, R> =>
   Effect.mapError(
-    Effect.tapError(
-      self,
-      (error) =>
-        HttpError.toHttpStatus(error) >= 500 ? Effect.logWarning("upstream call failed", error.message) : Effect.void
-    ),
+    Effect.tapError(self, (error) => {
+      const retryAfter = HttpError.retryAfterMillis(error)
+      return Effect.zipRight(
+        HttpError.toHttpStatus(error) >= 500 ? Effect.logWarning("upstream call failed", error.message) : Effect.void,
+        // 503 and 429 answers say when to come back.
+        retryAfter === undefined
+          ? Effect.void
+          : HttpApp.appendPreResponseHandler((_request, response) =>
+            Effect.succeed(HttpServerResponse.setHeader(response, "retry-after", String(seconds(retryAfter))))
+          )
+      )
+    }),
     fromHttpError
   )

@@ -1,0 +1,37 @@
+/**
+ * How long a server asks the client to wait, from `Retry-After` (RFC 9110 §10.2.3: delay seconds
+ * or an HTTP-date), `RateLimit-Reset` (IETF draft: delta seconds) or `X-RateLimit-Reset` (delta
+ * seconds or, as GitHub and others send it, a Unix time in seconds).
+ */
+
+/** Values above this are Unix times, not deltas (about 2001-09-09 in seconds). */
+const epochSecondsFloor = 1_000_000_000
+
+const nonNegativeNumber = /^\s*\d+(\.\d+)?\s*$/
+
+const seconds = (value: string): number | undefined => nonNegativeNumber.test(value) ? Number(value) : undefined
+
+/** Milliseconds to wait, or `undefined` when no header says (or none parses). Never negative. */
+export const retryAfterMillis = (
+  headers: Readonly<Record<string, string | undefined>>,
+  nowMillis: number
+): number | undefined => {
+  const retryAfter = headers["retry-after"]
+  if (retryAfter !== undefined) {
+    const delta = seconds(retryAfter)
+    if (delta !== undefined) return delta * 1000
+    const date = Date.parse(retryAfter)
+    if (!Number.isNaN(date)) return Math.max(0, date - nowMillis)
+  }
+  const reset = headers["ratelimit-reset"]
+  if (reset !== undefined) {
+    const delta = seconds(reset)
+    if (delta !== undefined) return delta * 1000
+  }
+  const xReset = headers["x-ratelimit-reset"]
+  if (xReset !== undefined) {
+    const value = seconds(xReset)
+    if (value !== undefined) return value >= epochSecondsFloor ? Math.max(0, value * 1000 - nowMillis) : value * 1000
+  }
+  return undefined
+}
