@@ -220,6 +220,7 @@ export const defaultVerdict = (error: unknown): Verdict => {
     case "RateLimited":
     case "RetryAfterTooLong":
     case "RetryBudgetExhausted":
+    case "AuthError":
       return success
     case "CircuitOpen":
       return failure(undefined)
