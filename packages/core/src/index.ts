@@ -30,11 +30,6 @@ export * as CircuitBreaker from "./CircuitBreaker.js"
 /**
  * @since 0.1.0
  */
-export * as DurableQueue from "./DurableQueue.js"
-
-/**
- * @since 0.1.0
- */
 export * as Policy from "./Policy.js"
 
 /**
