@@ -9,9 +9,14 @@ import * as NodeHttp from "node:http"
 import type * as net from "node:net"
 import { freePort } from "../fixtures/ports.js"
 
-/** The whole server on `127.0.0.1:0`, its logs silenced. */
+/**
+ * The whole server on `127.0.0.1:0`, its logs silenced. Without a resilience policy unless the
+ * test gives one: these tests look at single upstream calls (the policy has its own tests).
+ */
 export const serverLayer = (options: Server.Options = {}) =>
-  Server.layer({ port: 0, host: "127.0.0.1", ...options }).pipe(Layer.provide(Logger.minimumLogLevel(LogLevel.None)))
+  Server.layer({ port: 0, host: "127.0.0.1", resilience: { policy: false }, ...options }).pipe(
+    Layer.provide(Logger.minimumLogLevel(LogLevel.None))
+  )
 
 /** A response, its body read as text and, when it is JSON, parsed. */
 export interface Reply {

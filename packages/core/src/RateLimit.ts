@@ -193,11 +193,13 @@ const makeService = (store: Store.Store, options: StoreOptions): Effect.Effect<S
           // One waiter per key at the head of the line; the rest queue on the turnstile in order.
           : turnstile(key).withPermits(1)(waitFor(key, rule))
       },
-      snapshots: Effect.forEach([...rules], ([key, rule]) =>
-        Effect.map(
-          Effect.orElseSucceed(store.remaining(key, rule), () => 0),
-          (remaining): Snapshot => ({ key, algorithm: rule._tag, limit: Store.limitOf(rule), remaining })
-        ))
+      snapshots: Effect.suspend(() =>
+        Effect.forEach([...rules], ([key, rule]) =>
+          Effect.map(
+            Effect.orElseSucceed(store.remaining(key, rule), () => 0),
+            (remaining): Snapshot => ({ key, algorithm: rule._tag, limit: Store.limitOf(rule), remaining })
+          ))
+      )
     }
   })
 

@@ -19,6 +19,7 @@ import { identity } from "effect/Function"
 import * as Schema from "effect/Schema"
 import * as ApiError from "./ApiError.js"
 import { RedisStatus } from "./Health.js"
+import { ResilienceApi } from "./ResilienceApi.js"
 import { NewUser, User, UserFilter, UserId, UserIdFromString, UserPage, UserPatch, UserReplace } from "./Users.js"
 
 /**
@@ -184,6 +185,7 @@ export class Api extends HttpApi.make("liaison")
   .add(HealthApi)
   .add(UsersApi)
   .add(FilesApi)
+  .add(ResilienceApi)
   .annotate(OpenApi.Title, "Liaison demo server")
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(

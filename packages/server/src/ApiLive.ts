@@ -9,7 +9,7 @@ import type * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import type * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { FanOut } from "@liaison/core"
+import { CircuitBreaker, FanOut, RateLimit } from "@liaison/core"
 import type { HttpError } from "@liaison/core"
 import * as Arr from "effect/Array"
 import * as Effect from "effect/Effect"
@@ -125,11 +125,32 @@ export const FilesLive: Layer.Layer<HttpApiGroup.ApiGroup<"liaison", "files">, n
 )
 
 /**
+ * `GET /resilience`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const ResilienceLive: Layer.Layer<
+  HttpApiGroup.ApiGroup<"liaison", "resilience">,
+  never,
+  CircuitBreaker.CircuitBreaker | RateLimit.RateLimiter
+> = HttpApiBuilder.group(Api, "resilience", (handlers) =>
+  Effect.gen(function*() {
+    const breakers = yield* CircuitBreaker.CircuitBreaker
+    const limiter = yield* RateLimit.RateLimiter
+    return handlers.handle("status", () => Effect.all({ breakers: breakers.snapshots, limiters: limiter.snapshots }))
+  }))
+
+/**
  * The whole API, needing the upstream client and the health service.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<HttpApi.Api, never, Upstream | Health> = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([HealthLive, UsersLive, FilesLive])
+export const layer: Layer.Layer<
+  HttpApi.Api,
+  never,
+  Upstream | Health | CircuitBreaker.CircuitBreaker | RateLimit.RateLimiter
+> = HttpApiBuilder.api(Api).pipe(
+  Layer.provide([HealthLive, UsersLive, FilesLive, ResilienceLive])
 )

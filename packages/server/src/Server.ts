@@ -20,7 +20,7 @@ import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Http, Redis } from "@liaison/core"
+import { CircuitBreaker, Http, Policy, RateLimit, Redis } from "@liaison/core"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -55,6 +55,20 @@ export interface Options {
   readonly http?: Omit<Http.Options, "baseUrl"> | undefined
   /** How long in-flight requests may take to finish at shutdown. Default 30 seconds. */
   readonly shutdownTimeout?: Duration.DurationInput | undefined
+  /**
+   * The resilience policy of every upstream call (`false`: none) and the options of its circuit
+   * breakers. Default: `Policy`'s and `CircuitBreaker`'s defaults.
+   */
+  readonly resilience?: Resilience | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Resilience {
+  readonly policy?: Policy.Options | false | undefined
+  readonly breaker?: CircuitBreaker.Options | undefined
 }
 
 /** The Node server under the platform's `HttpServer`, and whether it is shutting down. */
@@ -134,10 +148,17 @@ const serve = (shutdownTimeout: Duration.Duration) =>
 /** Only the origin is logged: a path may be long, a URL's user info is a secret. */
 const originOf = (url: string) => URL.canParse(url) ? new URL(url).origin : "(not a URL)"
 
-const upstream = <E>(
+/** The upstream client, its calls through the resilience policy. */
+const resilient = <E>(
+  http: Layer.Layer<Http.Http, E>,
+  policy: Policy.Options | false
+): Layer.Layer<Http.Http, E | Policy.InvalidOptions, CircuitBreaker.CircuitBreaker | RateLimit.RateLimiter> =>
+  policy === false ? http : Layer.provide(Policy.layer(policy), http)
+
+const upstream = <E, R>(
   upstreamUrl: Option.Option<string>,
-  http: (baseUrl: string) => Layer.Layer<Http.Http, E>
-): Layer.Layer<Upstream.Upstream, E | HttpServerError.ServeError> =>
+  http: (baseUrl: string) => Layer.Layer<Http.Http, E, R>
+): Layer.Layer<Upstream.Upstream, E | HttpServerError.ServeError, R> =>
   Option.match(upstreamUrl, {
     onSome: (baseUrl) =>
       Layer.provide(
@@ -158,10 +179,14 @@ const upstream = <E>(
  * The server's stateful services: their Redis layers when `REDIS_URL` is set (all sharing one
  * client), their memory layers otherwise. Each feature adds its layer here.
  */
-const services = (redis: Option.Option<Layer.Layer<Redis.Redis>>) => {
-  void redis
-  return Layer.empty
-}
+const services = (redis: Option.Option<Layer.Layer<Redis.Redis>>, resilience: ServerConfig["resilience"]) =>
+  Layer.mergeAll(
+    CircuitBreaker.layer(resilience.breaker),
+    Option.match(redis, {
+      onNone: () => RateLimit.layerMemory,
+      onSome: (redis) => Layer.provide(RateLimit.layerRedis(), redis)
+    })
+  )
 
 /** One client for every Redis-backed service; it connects in the background, so a Redis that is down degrades. */
 const sharedRedis = (url: Redacted.Redacted<string>): Layer.Layer<Redis.Redis> =>
@@ -170,7 +195,7 @@ const sharedRedis = (url: Redacted.Redacted<string>): Layer.Layer<Redis.Redis> =
 const make = <E>(
   config: ServerConfig,
   http: (baseUrl: string) => Layer.Layer<Http.Http, E>
-): Layer.Layer<HttpServer.HttpServer, E | HttpServerError.ServeError> => {
+): Layer.Layer<HttpServer.HttpServer, E | HttpServerError.ServeError | Policy.InvalidOptions> => {
   const health = Option.match(config.redisUrl, {
     onNone: () => Health.layerDisabled,
     onSome: (url) => Health.layerRedis({ url })
@@ -181,8 +206,13 @@ const make = <E>(
   const redis = Option.map(config.redisUrl, sharedRedis)
   const server = serve(config.shutdownTimeout).pipe(
     Layer.provide(ApiLive.layer),
-    Layer.provide(Layer.mergeAll(upstream(config.upstreamUrl, http), health)),
-    Layer.provide(services(redis)),
+    Layer.provide(
+      Layer.mergeAll(
+        upstream(config.upstreamUrl, (baseUrl) => resilient(http(baseUrl), config.resilience.policy)),
+        health
+      )
+    ),
+    Layer.provide(services(redis, config.resilience)),
     Layer.provideMerge(listen(config))
   )
   return Layer.effect(HttpServer.HttpServer, HttpServer.HttpServer).pipe(Layer.provide(server))
@@ -195,14 +225,17 @@ const make = <E>(
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError> =>
+export const layer = (
+  options: Options = {}
+): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError | Policy.InvalidOptions> =>
   make(
     {
       port: options.port ?? 3000,
       host: options.host ?? "0.0.0.0",
       upstreamUrl: Option.fromNullable(options.upstreamUrl),
       redisUrl: Option.fromNullable(options.redisUrl),
-      shutdownTimeout: Duration.decode(options.shutdownTimeout ?? Duration.seconds(30))
+      shutdownTimeout: Duration.decode(options.shutdownTimeout ?? Duration.seconds(30)),
+      resilience: { policy: options.resilience?.policy ?? {}, breaker: options.resilience?.breaker ?? {} }
     },
     (baseUrl) => Http.layer({ ...options.http, baseUrl })
   )
@@ -214,17 +247,15 @@ export const layer = (options: Options = {}): Layer.Layer<HttpServer.HttpServer,
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<HttpServer.HttpServer, ConfigError.ConfigError | HttpServerError.ServeError> =
-  Layer.unwrapEffect(
-    Effect.map(
-      ServerConfig,
-      (config) =>
-        make(
-          config,
-          (baseUrl) => Http.layerConfig({ baseUrl })
-        )
-    )
+export const layerConfig: Layer.Layer<
+  HttpServer.HttpServer,
+  ConfigError.ConfigError | HttpServerError.ServeError | Policy.InvalidOptions
+> = Layer.unwrapEffect(
+  Effect.map(
+    ServerConfig,
+    (config) => make(config, (baseUrl) => Http.layerConfig({ baseUrl }))
   )
+)
 
 /**
  * Where the server listens, e.g. `http://127.0.0.1:43121`.
