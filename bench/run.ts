@@ -4,7 +4,12 @@
 const benchmarks: Readonly<Record<string, () => Promise<{ readonly run: () => Promise<void> }>>> = {
   overhead: () => import("./overhead.js"),
   fanout: () => import("./fanout.js"),
-  stream: () => import("./stream.js")
+  stream: () => import("./stream.js"),
+  resilience: () => import("./resilience.js"),
+  ratelimit: () => import("./ratelimit.js"),
+  chaos: () => import("./chaos.js"),
+  cache: () => import("./cache.js"),
+  webhooks: () => import("./webhooks.js")
 }
 
 const name = process.argv[2] ?? ""

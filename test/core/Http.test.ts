@@ -14,12 +14,12 @@ import {
   Ref,
   Schema,
   Stream,
-  TestClock,
-  Tracer
+  TestClock
 } from "effect"
 import type { ChaosUpstream } from "../fixtures/chaos.js"
 import { startChaosUpstream, tlsCa } from "../fixtures/chaos.js"
 import { freePort } from "../fixtures/ports.js"
+import { recordingTracer } from "../fixtures/recordingTracer.js"
 
 let chaos: ChaosUpstream
 beforeAll(async () => {
@@ -297,39 +297,6 @@ describe("Http errors carry no secrets", () => {
     expect(HttpError.isHttpError(new HttpError.InvalidRequest({ reason: "x" }))).toBe(true)
   })
 })
-
-/** A tracer that keeps every span's attributes, to assert what a trace would show. */
-const recordingTracer = () => {
-  const spans: Array<{ readonly name: string; readonly attributes: Map<string, unknown> }> = []
-  const tracer = Tracer.make({
-    span: (name, parent, context, links, startTime, kind) => {
-      const attributes = new Map<string, unknown>()
-      spans.push({ name, attributes })
-      const span: Tracer.Span = {
-        _tag: "Span",
-        name,
-        spanId: String(spans.length),
-        traceId: "trace",
-        parent,
-        context,
-        status: { _tag: "Started", startTime },
-        attributes,
-        links: [...links],
-        sampled: true,
-        kind,
-        end: () => {},
-        attribute: (key, value) => {
-          attributes.set(key, value)
-        },
-        event: () => {},
-        addLinks: () => {}
-      }
-      return span
-    },
-    context: (f) => f()
-  })
-  return { spans, tracer }
-}
 
 describe("Http spans", () => {
   it.effect("every call runs in a client span with method, host and status", () =>

@@ -3,6 +3,7 @@
  * and `Retry-After` without touching the upstream, the client-side rate limit answered with 429,
  * and `GET /resilience` showing it all.
  */
+import type * as HttpServer from "@effect/platform/HttpServer"
 import { describe, expect, it } from "@effect/vitest"
 import { RateLimit } from "@liaison/core"
 import { Effect, Layer } from "effect"
@@ -35,7 +36,7 @@ const fastRetry = { base: "1 millis", jitter: false, budget: false } as const
 const withServer = <A, E>(
   statuses: ReadonlyArray<number>,
   resilience: NonNullable<Parameters<typeof serverLayer>[0]>["resilience"],
-  test: (upstream: { readonly calls: () => number }) => Effect.Effect<A, E, never>
+  test: (upstream: { readonly calls: () => number }) => Effect.Effect<A, E, HttpServer.HttpServer>
 ) =>
   Effect.gen(function*() {
     const upstream = yield* scriptedUpstream(statuses)
@@ -107,9 +108,10 @@ describe("the resilience policy at the server", () => {
       },
       (upstream) =>
         Effect.gen(function*() {
+          // Distinct users: a second read of one user would be answered by the server's cache.
           expect((yield* call("/users/1")).status).toBe(200)
-          expect((yield* call("/users/1")).status).toBe(200)
-          const limited = yield* call("/users/1")
+          expect((yield* call("/users/2")).status).toBe(200)
+          const limited = yield* call("/users/3")
           expect(limited.status).toBe(429)
           expect(limited.json).toMatchObject({ error: "rate_limited" })
           expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0)

@@ -20,6 +20,7 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -28,6 +29,7 @@ import type * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
@@ -82,7 +84,7 @@ export interface Options {
   readonly failureRate?: {
     /** A share in (0, 1], e.g. 0.5. */
     readonly threshold: number
-    /** Default 10. */
+    /** Default 10 (at most a count window's size). */
     readonly minimumCalls?: number | undefined
     readonly window: { readonly calls: number } | { readonly duration: Duration.DurationInput }
   } | undefined
@@ -253,6 +255,8 @@ const resolve = (options: Options): Effect.Effect<Resolved, InvalidOptions> => {
     : "calls" in rate.window
     ? { _tag: "Count", size: rate.window.calls }
     : { _tag: "Time", millis: millis(rate.window.duration) }
+  // A count window smaller than the default minimum would never reach a verdict.
+  const minimumCalls = rate?.minimumCalls ?? (window?._tag === "Count" ? Math.min(10, window.size) : 10)
   const invalid = Invalid.check([
     [Number.isInteger(failureThreshold) && failureThreshold >= 1, "failureThreshold", "must be an integer ≥ 1"],
     [Number.isInteger(halfOpenProbes) && halfOpenProbes >= 1, "halfOpenProbes", "must be an integer ≥ 1"],
@@ -264,6 +268,13 @@ const resolve = (options: Options): Effect.Effect<Resolved, InvalidOptions> => {
       (window._tag === "Count" ? Number.isInteger(window.size) && window.size >= 1 : window.millis > 0),
       "failureRate.window",
       "must hold at least one call / last a positive duration"
+    ],
+    [
+      window === undefined ||
+      (Number.isInteger(minimumCalls) && minimumCalls >= 1 &&
+        (window._tag === "Time" || minimumCalls <= window.size)),
+      "failureRate.minimumCalls",
+      "must be an integer ≥ 1, and no more than a count window holds"
     ]
   ])
   if (invalid !== undefined) return Effect.fail(invalid)
@@ -272,7 +283,7 @@ const resolve = (options: Options): Effect.Effect<Resolved, InvalidOptions> => {
       failureThreshold,
       failureRate: rate === undefined || window === undefined
         ? undefined
-        : { threshold: rate.threshold, minimumCalls: rate.minimumCalls ?? 10, window },
+        : { threshold: rate.threshold, minimumCalls, window },
       openMillis,
       maxOpenMillis,
       halfOpenProbes
@@ -364,9 +375,7 @@ const makeBreaker = (
   const judgeError = <A, E>(exit: Exit.Exit<A, E>): Verdict =>
     exit._tag === "Success"
       ? success
-      : exit.cause._tag === "Fail"
-      ? resolved.verdict(exit.cause.error)
-      : failure(undefined)
+      : Option.match(Cause.failureOption(exit.cause), { onNone: () => failure(undefined), onSome: resolved.verdict })
 
   return {
     key,
@@ -381,8 +390,9 @@ const makeBreaker = (
   }
 }
 
+// An interruption's cause is rarely a bare `Interrupt` (e.g. `Sequential(Empty, Interrupt)`).
 const isInterruptedOnly = <A, E>(exit: Exit.Exit<A, E>): boolean =>
-  exit._tag === "Failure" && exit.cause._tag === "Interrupt"
+  exit._tag === "Failure" && Cause.isInterruptedOnly(exit.cause)
 
 /**
  * A single breaker, outside any registry; its changes go to `onTransition`.

@@ -244,6 +244,62 @@ export class RetryBudgetExhausted extends Schema.TaggedError<RetryBudgetExhauste
 }
 
 /**
+ * Why authentication failed:
+ *
+ * - `token_endpoint`: the OAuth2 token endpoint refused the token request (a non-2xx answer,
+ *   usually an RFC 6749 §5.2 error such as `invalid_client`).
+ * - `token_response`: the token endpoint answered 2xx with something that is not a usable token
+ *   (not JSON, no `access_token`, a `token_type` other than `Bearer`, …).
+ * - `rejected`: the API answered 401 to a freshly issued token, after one refresh and one replay.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const AuthFailure = Schema.Literal("token_endpoint", "token_response", "rejected")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type AuthFailure = typeof AuthFailure.Type
+
+/**
+ * Authentication with the upstream failed (see {@link AuthFailure}). `method` and `url` are
+ * those of the token request, or of the API request that was rejected; `error` and
+ * `description` are the token endpoint's RFC 6749 §5.2 `error` and `error_description`, or
+ * what was wrong with its answer. Never a token, a secret or a response body.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AuthError extends Schema.TaggedError<AuthError>("@liaison/core/HttpError/AuthError")(
+  "AuthError",
+  {
+    reason: AuthFailure,
+    method: Schema.String,
+    url: Schema.String,
+    status: Schema.optional(Schema.Number),
+    error: Schema.optional(Schema.String),
+    description: Schema.optional(Schema.String)
+  }
+) {
+  override get message(): string {
+    const detail = [this.error, this.description].filter((part) => part !== undefined).join(": ")
+    const suffix = detail === "" ? "" : ` (${detail})`
+    switch (this.reason) {
+      case "token_endpoint":
+        return `the token endpoint ${this.method} ${this.url} refused the token request with ${
+          this.status ?? "an error"
+        }${suffix}`
+      case "token_response":
+        return `the token endpoint ${this.method} ${this.url} answered an unusable token response${suffix}`
+      case "rejected":
+        return `${this.method} ${this.url} answered ${this.status ?? 401} to a freshly issued access token${suffix}`
+    }
+  }
+}
+
+/**
  * Every way an outbound call can fail.
  *
  * @since 0.1.0
@@ -259,6 +315,7 @@ export type HttpError =
   | RateLimited
   | RetryAfterTooLong
   | RetryBudgetExhausted
+  | AuthError
 
 /**
  * The Schema of {@link HttpError}, for APIs that send these errors over a wire.
@@ -276,7 +333,8 @@ export const HttpError: Schema.Union<
     typeof CircuitOpen,
     typeof RateLimited,
     typeof RetryAfterTooLong,
-    typeof RetryBudgetExhausted
+    typeof RetryBudgetExhausted,
+    typeof AuthError
   ]
 > = Schema.Union(
   TimeoutError,
@@ -287,7 +345,8 @@ export const HttpError: Schema.Union<
   CircuitOpen,
   RateLimited,
   RetryAfterTooLong,
-  RetryBudgetExhausted
+  RetryBudgetExhausted,
+  AuthError
 )
 
 /**
@@ -300,7 +359,7 @@ export const HttpError: Schema.Union<
 export const isHttpError = (u: unknown): u is HttpError =>
   u instanceof TimeoutError || u instanceof TransportError || u instanceof StatusError ||
   u instanceof DecodeError || u instanceof InvalidRequest || u instanceof CircuitOpen || u instanceof RateLimited ||
-  u instanceof RetryAfterTooLong || u instanceof RetryBudgetExhausted
+  u instanceof RetryAfterTooLong || u instanceof RetryBudgetExhausted || u instanceof AuthError
 
 /**
  * How long the caller should wait before trying again, when the error says: an open breaker's
@@ -326,7 +385,8 @@ export const retryAfterMillis = (error: HttpError): number | undefined => {
  * timeout → 504; refused or unresolvable upstream → 503; other transport failures,
  * upstream 5xx and undecodable answers → 502; upstream 4xx passed on; a request
  * that could not be built → 400; an open breaker, a server asking to wait too long or a spent
- * retry budget → 503; the client's own rate limit → 429.
+ * retry budget → 503; the client's own rate limit → 429; failed authentication → 502 (the
+ * upstream refused the caller's own credentials, which a client of the caller cannot fix).
  *
  * @since 0.1.0
  * @category conversions
@@ -349,6 +409,8 @@ export const toHttpStatus = (error: HttpError): number => {
       return 503
     case "RateLimited":
       return 429
+    case "AuthError":
+      return 502
   }
 }
 
@@ -378,5 +440,7 @@ export const toErrorCode = (error: HttpError): string => {
       return "upstream_overloaded"
     case "RetryBudgetExhausted":
       return "upstream_retry_budget_exhausted"
+    case "AuthError":
+      return "upstream_auth_failed"
   }
 }

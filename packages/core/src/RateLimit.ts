@@ -209,7 +209,11 @@ const makeService = (store: Store.Store, options: StoreOptions): Effect.Effect<S
  * @since 0.1.0
  * @category layers
  */
-export const layerMemory: Layer.Layer<RateLimiter> = Layer.effect(RateLimiter, makeService(Store.makeMemory(), {}))
+export const layerMemory: Layer.Layer<RateLimiter> = Layer.effect(
+  RateLimiter,
+  // A store per layer build: two applications (or two tests) in one process never share counters.
+  Effect.suspend(() => makeService(Store.makeMemory(), {}))
+)
 
 /**
  * Limits shared through Redis by every instance using the same `prefix` (default
@@ -359,7 +363,9 @@ export const makeAdaptive = (options: AdaptiveOptions): Effect.Effect<Adaptive, 
                 ...s,
                 rate: Math.max(min, s.rate * decrease),
                 ceiling: learned,
+                // Empty from now: the time since the last call must not refill it into a burst.
                 tokens: 0,
+                at: now,
                 pausedUntil: Math.max(s.pausedUntil, now + wait, exhausted)
               }
             }

@@ -22,6 +22,7 @@
  * @since 0.1.0
  */
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -229,13 +230,8 @@ const isHttpErrorValue = (u: unknown): u is HttpError =>
 
 /** Judges a failed attempt (an error, not a response). */
 const judgeError = <A, E>(exit: Exit.Exit<A, E>, settings: Settings, release: Effect.Effect<void>): Step<A, E> => {
-  const error = exit._tag === "Failure" ?
-    Option.getOrUndefined(
-      Exit.causeOption(exit).pipe(
-        Option.flatMap((cause) => cause._tag === "Fail" ? Option.some(cause.error) : Option.none())
-      )
-    ) :
-    undefined
+  // A failure's cause is not always a bare `Fail` (e.g. `Sequential(Fail, Empty)` after a finalizer).
+  const error = exit._tag === "Failure" ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
   if (error === undefined || !isHttpErrorValue(error)) {
     return { exit, retryable: false, status: 0, headers: {}, describe: "failed", release }
   }

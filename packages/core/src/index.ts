@@ -25,7 +25,22 @@ export * as Redis from "./Redis.js"
 /**
  * @since 0.1.0
  */
+export * as Auth from "./Auth.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Cache from "./Cache.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as CircuitBreaker from "./CircuitBreaker.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as DurableQueue from "./DurableQueue.js"
 
 /**
  * @since 0.1.0
@@ -41,3 +56,18 @@ export * as RateLimit from "./RateLimit.js"
  * @since 0.1.0
  */
 export * as Retry from "./Retry.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Webhooks from "./Webhooks.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as WebhookInbox from "./WebhookInbox.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as WebhookDelivery from "./WebhookDelivery.js"

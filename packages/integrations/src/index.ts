@@ -1,5 +1,5 @@
 /**
- * Stripe and SendGrid clients on `@liaison/core` (coming: see the integrations issue).
+ * Stripe and SendGrid clients on `@liaison/core`.
  *
  * @since 0.1.0
  */
@@ -10,3 +10,13 @@
  * @since 0.1.0
  */
 export const version = "0.1.0"
+
+/**
+ * @since 0.1.0
+ */
+export * as Stripe from "./Stripe.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as SendGrid from "./SendGrid.js"

@@ -18,9 +18,14 @@ import * as Arr from "effect/Array"
 import { identity } from "effect/Function"
 import * as Schema from "effect/Schema"
 import * as ApiError from "./ApiError.js"
+import { CacheApi } from "./CacheApi.js"
+import { EmailsApi } from "./EmailsApi.js"
 import { RedisStatus } from "./Health.js"
+import { PaymentsApi } from "./PaymentsApi.js"
+import { ProtectedApi } from "./ProtectedApi.js"
 import { ResilienceApi } from "./ResilienceApi.js"
 import { NewUser, User, UserFilter, UserId, UserIdFromString, UserPage, UserPatch, UserReplace } from "./Users.js"
+import { WebhooksApi, WebhookSubscriptionsApi } from "./WebhooksApi.js"
 
 /**
  * The most ids one `GET /users/batch` may ask for.
@@ -186,6 +191,12 @@ export class Api extends HttpApi.make("liaison")
   .add(UsersApi)
   .add(FilesApi)
   .add(ResilienceApi)
+  .add(CacheApi)
+  .add(ProtectedApi)
+  .add(WebhooksApi)
+  .add(WebhookSubscriptionsApi)
+  .add(PaymentsApi)
+  .add(EmailsApi)
   .annotate(OpenApi.Title, "Liaison demo server")
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(

@@ -163,6 +163,10 @@ const describe = (error: HttpError.HttpError): string => {
       return `the upstream is failing and its retry budget is spent (${error.lastOutcome})`
     case "RetryAfterTooLong":
       return `the upstream is overloaded: it asked to retry in ${seconds(error.retryAfterMillis)} s`
+    case "AuthError":
+      return error.reason === "rejected"
+        ? `the upstream refused the server's credentials for ${error.method} ${pathOf(error.url)}`
+        : `the server could not obtain an access token for the upstream (${error.error ?? error.reason})`
   }
   const target = `${error.method} ${pathOf(error.url)}`
   switch (error._tag) {

@@ -10,7 +10,8 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import type * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { CircuitBreaker, FanOut, RateLimit } from "@liaison/core"
-import type { HttpError } from "@liaison/core"
+import type { Cache, HttpError, WebhookDelivery, WebhookInbox } from "@liaison/core"
+import type { Stripe } from "@liaison/integrations"
 import * as Arr from "effect/Array"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -19,8 +20,15 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { Api } from "./Api.js"
 import * as ApiError from "./ApiError.js"
+import { CachedUsers, withCacheHeader } from "./CachedUsers.js"
+import * as CacheLive from "./CacheLive.js"
+import * as EmailsLive from "./EmailsLive.js"
 import { Health } from "./Health.js"
+import { PaymentsLive } from "./PaymentsLive.js"
+import type { Protected } from "./ProtectedLive.js"
+import { ProtectedLive } from "./ProtectedLive.js"
 import { Upstream } from "./Upstream.js"
+import * as WebhooksLive from "./WebhooksLive.js"
 
 /**
  * How many upstream calls one `GET /users/batch` makes at once.
@@ -49,17 +57,19 @@ export const HealthLive: Layer.Layer<HttpApiGroup.ApiGroup<"liaison", "health">,
     )
 )
 
+type UsersGroup = HttpApiGroup.ApiGroup<"liaison", "users">
+
 /**
- * The users endpoints, each proxied to the upstream.
+ * The users endpoints, each proxied to the upstream through the cache ({@link CachedUsers}).
  *
  * @since 0.1.0
  * @category layers
  */
-export const UsersLive: Layer.Layer<HttpApiGroup.ApiGroup<"liaison", "users">, never, Upstream> = HttpApiBuilder.group(
+export const UsersLive: Layer.Layer<UsersGroup, never, CachedUsers> = HttpApiBuilder.group(
   Api,
   "users",
   (handlers) =>
-    Effect.map(Upstream, (upstream) =>
+    Effect.map(CachedUsers, (upstream) =>
       handlers
         .handle("batch", ({ urlParams: { ids } }) =>
           // A missing id is not an error of the batch; any other failure fails it (and stops the rest).
@@ -79,7 +89,7 @@ export const UsersLive: Layer.Layer<HttpApiGroup.ApiGroup<"liaison", "users">, n
             ApiError.mapUpstream
           ))
         .handle("list", ({ urlParams }) => ApiError.mapUpstream(upstream.list(urlParams)))
-        .handle("get", ({ path }) => ApiError.mapUpstream(upstream.get(path.id)))
+        .handle("get", ({ path }) => ApiError.mapUpstream(withCacheHeader(upstream.getCached(path.id))))
         .handle("create", ({ payload }) => ApiError.mapUpstream(upstream.create(payload)))
         .handle("replace", ({ path, payload }) => ApiError.mapUpstream(upstream.replace(path.id, payload)))
         .handle("update", ({ path, payload }) => ApiError.mapUpstream(upstream.update(path.id, payload)))
@@ -150,7 +160,29 @@ export const ResilienceLive: Layer.Layer<
 export const layer: Layer.Layer<
   HttpApi.Api,
   never,
-  Upstream | Health | CircuitBreaker.CircuitBreaker | RateLimit.RateLimiter
+  | Upstream
+  | Health
+  | CircuitBreaker.CircuitBreaker
+  | RateLimit.RateLimiter
+  | CachedUsers
+  | Cache.Cache
+  | Protected
+  | WebhooksLive.WebhookSources
+  | WebhookInbox.WebhookInbox
+  | WebhookDelivery.WebhookDelivery
+  | Stripe.Stripe
+  | EmailsLive.Emails
 > = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([HealthLive, UsersLive, FilesLive, ResilienceLive])
+  Layer.provide([
+    HealthLive,
+    UsersLive,
+    FilesLive,
+    ResilienceLive,
+    CacheLive.CacheApiLive,
+    ProtectedLive,
+    WebhooksLive.WebhooksLive,
+    WebhooksLive.WebhookSubscriptionsLive,
+    PaymentsLive,
+    EmailsLive.EmailsLive
+  ])
 )

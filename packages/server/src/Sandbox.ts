@@ -13,6 +13,9 @@
  * - `DELETE /users/:id` → 204, or 404
  * - `GET /files/<n>(B|KiB|MiB|GiB).bin` → `application/octet-stream` of that size with a
  *   `content-length`, byte `k` being `k mod 251`; streamed in constant memory
+ * - `GET /protected/{bearer,api-key,basic,oauth2}` → `{ mode, authenticated, principal }` with
+ *   the right credentials (`credentials` option; demo ones by default), else 401
+ * - `POST /oauth2/token` → an OAuth2 client credentials token endpoint (RFC 6749 §4.4)
  *
  * @since 0.1.0
  */
@@ -31,6 +34,8 @@ import * as ParseResult from "effect/ParseResult"
 import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as NodeHttp from "node:http"
+import type { SandboxCredentials } from "./internal/sandboxAuth.js"
+import { demoCredentials, makeAuthRoutes } from "./internal/sandboxAuth.js"
 import { fileBody, parseFileName } from "./internal/sandboxFiles.js"
 import type { UsersStore, WriteError } from "./internal/sandboxUsers.js"
 import { makeUsersStore, seedUsers } from "./internal/sandboxUsers.js"
@@ -62,6 +67,8 @@ export interface Options {
   readonly port?: number | undefined
   /** How many users to seed. Default 50. */
   readonly users?: number | undefined
+  /** What the `/protected/*` routes and the token endpoint accept. Default: public demo credentials. */
+  readonly credentials?: SandboxCredentials | undefined
 }
 
 const jsonError = (status: number, error: string, message: string) =>
@@ -200,7 +207,10 @@ export const make = (options: Options = {}): Effect.Effect<Service, HttpServerEr
       host: options.host ?? "127.0.0.1",
       port: options.port ?? 0
     })
-    yield* HttpServer.serveEffect(makeRouter(store)).pipe(Effect.provideService(HttpServer.HttpServer, server))
+    const authRoutes = yield* makeAuthRoutes(options.credentials ?? demoCredentials)
+    yield* HttpServer.serveEffect(HttpRouter.concat(makeRouter(store), authRoutes)).pipe(
+      Effect.provideService(HttpServer.HttpServer, server)
+    )
     return { baseUrl: HttpServer.formatAddress(server.address) }
   })
 

@@ -20,7 +20,7 @@ import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { CircuitBreaker, Http, Policy, RateLimit, Redis } from "@liaison/core"
+import { Auth, CircuitBreaker, Http, Policy, RateLimit, Redis } from "@liaison/core"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -33,10 +33,16 @@ import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as NodeHttp from "node:http"
 import * as ApiLive from "./ApiLive.js"
+import * as CachedUsers from "./CachedUsers.js"
+import * as CacheLive from "./CacheLive.js"
 import { ServerConfig } from "./Config.js"
+import * as EmailsLive from "./EmailsLive.js"
 import * as Health from "./Health.js"
+import * as PaymentsLive from "./PaymentsLive.js"
+import * as ProtectedLive from "./ProtectedLive.js"
 import * as Sandbox from "./Sandbox.js"
 import * as Upstream from "./Upstream.js"
+import * as WebhooksLive from "./WebhooksLive.js"
 
 /**
  * @since 0.1.0
@@ -60,6 +66,11 @@ export interface Options {
    * breakers. Default: `Policy`'s and `CircuitBreaker`'s defaults.
    */
   readonly resilience?: Resilience | undefined
+  /**
+   * The credentials `GET /protected/{mode}` calls the upstream with. Default: none (with the
+   * sandbox, its demo credentials and built-in token endpoint).
+   */
+  readonly auth?: ProtectedLive.Settings | undefined
 }
 
 /**
@@ -157,22 +168,33 @@ const resilient = <E>(
 
 const upstream = <E, R>(
   upstreamUrl: Option.Option<string>,
-  http: (baseUrl: string) => Layer.Layer<Http.Http, E, R>
-): Layer.Layer<Upstream.Upstream, E | HttpServerError.ServeError, R> =>
+  http: ProtectedLive.HttpFactory<E, R>,
+  auth: ProtectedLive.Settings
+): Layer.Layer<
+  Upstream.Upstream | ProtectedLive.Protected,
+  E | HttpServerError.ServeError | Auth.InvalidCredentials,
+  R
+> =>
   Option.match(upstreamUrl, {
     onSome: (baseUrl) =>
-      Layer.provide(
-        Upstream.layer,
-        Layer.merge(http(baseUrl), Layer.effectDiscard(Effect.logInfo(`upstream: ${originOf(baseUrl)}`)))
+      Layer.merge(
+        Layer.provide(
+          Upstream.layer,
+          Layer.merge(http(baseUrl, undefined), Layer.effectDiscard(Effect.logInfo(`upstream: ${originOf(baseUrl)}`)))
+        ),
+        ProtectedLive.layer({ baseUrl, sandbox: false, settings: auth, http })
       ),
     onNone: () =>
       Layer.unwrapEffect(
         Effect.gen(function*() {
           const { baseUrl } = yield* Sandbox.Sandbox
           yield* Effect.logInfo(`no UPSTREAM_URL: using the built-in sandbox users upstream at ${baseUrl}`)
-          return Layer.provide(Upstream.layer, http(baseUrl))
+          return Layer.merge(
+            Layer.provide(Upstream.layer, http(baseUrl, undefined)),
+            ProtectedLive.layer({ baseUrl, sandbox: true, settings: auth, http })
+          )
         })
-      ).pipe(Layer.provide(Sandbox.layer()))
+      ).pipe(Layer.provide(Sandbox.layer({ credentials: ProtectedLive.sandboxCredentials(auth) })))
   })
 
 /**
@@ -185,7 +207,15 @@ const services = (redis: Option.Option<Layer.Layer<Redis.Redis>>, resilience: Se
     Option.match(redis, {
       onNone: () => RateLimit.layerMemory,
       onSome: (redis) => Layer.provide(RateLimit.layerRedis(), redis)
-    })
+    }),
+    CacheLive.layer(redis),
+    Option.match(redis, {
+      onNone: () => Auth.layerTokenStoreMemory,
+      onSome: (redis) => Layer.provide(Auth.layerTokenStoreRedis(), redis)
+    }),
+    WebhooksLive.layer(redis),
+    PaymentsLive.layerStripe,
+    EmailsLive.layer(redis)
   )
 
 /** One client for every Redis-backed service; it connects in the background, so a Redis that is down degrades. */
@@ -194,8 +224,12 @@ const sharedRedis = (url: Redacted.Redacted<string>): Layer.Layer<Redis.Redis> =
 
 const make = <E>(
   config: ServerConfig,
-  http: (baseUrl: string) => Layer.Layer<Http.Http, E>
-): Layer.Layer<HttpServer.HttpServer, E | HttpServerError.ServeError | Policy.InvalidOptions> => {
+  auth: ProtectedLive.Settings,
+  http: ProtectedLive.HttpFactory<E, never>
+): Layer.Layer<
+  HttpServer.HttpServer,
+  E | HttpServerError.ServeError | Policy.InvalidOptions | ConfigError.ConfigError | Auth.InvalidCredentials
+> => {
   const health = Option.match(config.redisUrl, {
     onNone: () => Health.layerDisabled,
     onSome: (url) => Health.layerRedis({ url })
@@ -204,14 +238,14 @@ const make = <E>(
   // then the API; at shutdown the requests in flight finish before their upstream goes away.
   // One layer value: Effect builds it once however many services use it.
   const redis = Option.map(config.redisUrl, sharedRedis)
+  const users = upstream(
+    config.upstreamUrl,
+    (baseUrl, authenticate) => resilient(http(baseUrl, authenticate), config.resilience.policy),
+    auth
+  )
   const server = serve(config.shutdownTimeout).pipe(
     Layer.provide(ApiLive.layer),
-    Layer.provide(
-      Layer.mergeAll(
-        upstream(config.upstreamUrl, (baseUrl) => resilient(http(baseUrl), config.resilience.policy)),
-        health
-      )
-    ),
+    Layer.provide(Layer.mergeAll(users, health, Layer.provide(CachedUsers.layer, users))),
     Layer.provide(services(redis, config.resilience)),
     Layer.provideMerge(listen(config))
   )
@@ -227,7 +261,10 @@ const make = <E>(
  */
 export const layer = (
   options: Options = {}
-): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError | Policy.InvalidOptions> =>
+): Layer.Layer<
+  HttpServer.HttpServer,
+  HttpServerError.ServeError | Policy.InvalidOptions | ConfigError.ConfigError | Auth.InvalidCredentials
+> =>
   make(
     {
       port: options.port ?? 3000,
@@ -237,7 +274,13 @@ export const layer = (
       shutdownTimeout: Duration.decode(options.shutdownTimeout ?? Duration.seconds(30)),
       resilience: { policy: options.resilience?.policy ?? {}, breaker: options.resilience?.breaker ?? {} }
     },
-    (baseUrl) => Http.layer({ ...options.http, baseUrl })
+    options.auth ?? {},
+    (baseUrl, authenticate) =>
+      Http.layer({
+        ...options.http,
+        baseUrl,
+        transformClient: ProtectedLive.composeTransforms(authenticate, options.http?.transformClient)
+      })
   )
 
 /**
@@ -249,11 +292,12 @@ export const layer = (
  */
 export const layerConfig: Layer.Layer<
   HttpServer.HttpServer,
-  ConfigError.ConfigError | HttpServerError.ServeError | Policy.InvalidOptions
+  ConfigError.ConfigError | HttpServerError.ServeError | Policy.InvalidOptions | Auth.InvalidCredentials
 > = Layer.unwrapEffect(
   Effect.map(
-    ServerConfig,
-    (config) => make(config, (baseUrl) => Http.layerConfig({ baseUrl }))
+    Effect.all([ServerConfig, ProtectedLive.config]),
+    ([config, auth]) =>
+      make(config, auth, (baseUrl, authenticate) => Http.layerConfig({ baseUrl, transformClient: authenticate }))
   )
 )
 

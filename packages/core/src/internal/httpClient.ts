@@ -14,7 +14,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { ResolvedOptions, Response } from "../Http.js"
 import type { HttpError, TimeoutPhase, TransportReason } from "../HttpError.js"
-import { DecodeError, InvalidRequest, StatusError, TimeoutError, TransportError } from "../HttpError.js"
+import { DecodeError, InvalidRequest, isHttpError, StatusError, TimeoutError, TransportError } from "../HttpError.js"
 import type { PoolSlots } from "./poolSlots.js"
 import { makePoolSlots } from "./poolSlots.js"
 
@@ -113,6 +113,8 @@ const fromRequestError = (
   error: HttpClientError.HttpClientError,
   options: ResolvedOptions
 ): HttpError => {
+  // A transform of the client (e.g. `Auth`) failed with one of ours: pass it on as it is.
+  if (error._tag === "RequestError" && isHttpError(error.cause)) return error.cause
   if (error._tag === "RequestError" && error.reason !== "Transport") {
     return new InvalidRequest({ reason: `${error.reason === "InvalidUrl" ? "invalid URL" : "body did not encode"}` })
   }
@@ -338,8 +340,10 @@ export class TimedAgent extends Undici.Agent {
  * Cancels an unread body: the platform aborts the request when a started body stream ends or
  * is interrupted, so start one, let it run up to its first wait, and interrupt it. No timer:
  * the same under `TestClock`.
+ *
+ * @internal
  */
-const cancelBody = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<void> =>
+export const cancelBody = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<void> =>
   Effect.flatMap(
     Effect.fork(Stream.runDrain(response.stream)),
     (fiber) => Effect.zipRight(Effect.yieldNow(), Fiber.interrupt(fiber))

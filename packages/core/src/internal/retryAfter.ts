@@ -11,6 +11,16 @@ const nonNegativeNumber = /^\s*\d+(\.\d+)?\s*$/
 
 const seconds = (value: string): number | undefined => nonNegativeNumber.test(value) ? Number(value) : undefined
 
+/**
+ * The three HTTP-date forms (RFC 9110 §5.6.7: IMF-fixdate, RFC 850, asctime). `Date.parse` alone
+ * reads junk such as `-5` or `abc 5` as some date in the past, which would mean "retry now".
+ */
+const imfOrRfc850 = /^\s*[A-Za-z]{3,9}, \d{2}[ -][A-Za-z]{3}[ -]\d{2,4} \d{2}:\d{2}:\d{2} GMT\s*$/
+const asctime = /^\s*[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}\s*$/
+
+const httpDate = (value: string): number =>
+  imfOrRfc850.test(value) ? Date.parse(value) : asctime.test(value) ? Date.parse(`${value.trim()} GMT`) : NaN
+
 /** Milliseconds to wait, or `undefined` when no header says (or none parses). Never negative. */
 export const retryAfterMillis = (
   headers: Readonly<Record<string, string | undefined>>,
@@ -20,7 +30,7 @@ export const retryAfterMillis = (
   if (retryAfter !== undefined) {
     const delta = seconds(retryAfter)
     if (delta !== undefined) return delta * 1000
-    const date = Date.parse(retryAfter)
+    const date = httpDate(retryAfter)
     if (!Number.isNaN(date)) return Math.max(0, date - nowMillis)
   }
   const reset = headers["ratelimit-reset"]

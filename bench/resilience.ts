@@ -1,0 +1,352 @@
+/**
+ * `resilience`: what the full resilience `Policy` costs on the healthy path, and how fast an open breaker says no.
+ *
+ * 1. Throughput: the same GET /json?size=1 requests at concurrency 64, interleaved rounds, through
+ *    - `policy`: `Policy.layer` (rate limit far above the load, total and attempt timeouts, retry, breaker) over
+ *      the Liaison `Http` client,
+ *    - `liaison`: the plain Liaison `Http` client,
+ *    - `got+cockatiel`: got (no retries of its own, a request timeout per attempt) inside cockatiel's retry and
+ *      consecutive-failure breaker,
+ *    - `opossum+undici`: raw undici inside an opossum breaker (its timeout per call).
+ *    Every contender has a connection pool of 64 and a breaker; all but opossum retry.
+ * 2. Open breakers: many calls on a breaker held open, in one loop: Liaison's `breaker.protect(Effect.void)`,
+ *    cockatiel's `execute` after `isolate()`, opossum's `fire` after `open()`; each call must be rejected.
+ */
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import { CircuitBreaker, Http, Policy, RateLimit } from "@liaison/core"
+import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleAll, retry, wrap } from "cockatiel"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Schema from "effect/Schema"
+import got from "got"
+import * as http from "node:http"
+import Opossum from "opossum"
+import { Agent, request } from "undici"
+import { spawnUpstream, withProcess } from "./lib/processes.js"
+import { type Contender, interleave, markdownTable, median, round, runPool, timeMs, writeResult } from "./lib/report.js"
+
+const REQUESTS = 10_000
+const WARMUP = 3_000
+const ROUNDS = 5
+const CONCURRENCY = 64
+/** Calls per round on an open breaker. */
+const OPEN_CALLS = 200_000
+const OPEN_ROUNDS = 5
+
+const Users = Schema.Array(Schema.Struct({ id: Schema.Number, name: Schema.String }))
+
+/** The same settings for every contender's resilience, as far as each library has them. */
+const settings = {
+  attemptTimeoutMillis: 10_000,
+  totalTimeoutMillis: 30_000,
+  /** Attempts in all, the first included. */
+  maxAttempts: 3,
+  backoffBaseMillis: 10,
+  consecutiveFailures: 5,
+  openMillis: 60_000,
+  /** Far above what the machine can send: the limiter is on the path but never makes anyone wait. */
+  rateLimitPerSecond: 10_000_000
+}
+
+/** A contender, its client built up front (untimed): `batch` makes `count` requests, `close` frees the client. */
+interface Client {
+  readonly name: string
+  readonly batch: (count: number) => Promise<void>
+  readonly close: () => Promise<void>
+}
+
+const liaisonClient = (name: string, url: string, layer: Layer.Layer<Http.Http, unknown>): Client => {
+  const runtime = ManagedRuntime.make(layer)
+  const call = Http.json(HttpClientRequest.get(url), Users)
+  return {
+    name,
+    batch: (count) =>
+      runtime.runPromise(Effect.forEach(Array(count), () => call, { concurrency: CONCURRENCY, discard: true })),
+    close: () => runtime.dispose()
+  }
+}
+
+const httpLayer = Http.layer({ pool: { maxConnections: CONCURRENCY } })
+
+/** The full policy: every stage on, nothing throttling. */
+const policyLayer = Policy.layer({
+  rateLimit: {
+    rule: RateLimit.tokenBucket({ limit: settings.rateLimitPerSecond, interval: "1 second" }),
+    mode: "wait"
+  },
+  totalTimeout: settings.totalTimeoutMillis,
+  attemptTimeout: settings.attemptTimeoutMillis,
+  retry: { maxAttempts: settings.maxAttempts, base: settings.backoffBaseMillis }
+}).pipe(
+  Layer.provide([
+    httpLayer,
+    CircuitBreaker.layer({ failureThreshold: settings.consecutiveFailures, openDuration: settings.openMillis }),
+    RateLimit.layerMemory
+  ])
+)
+
+const gotCockatiel = (url: string): Client => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY })
+  // got's own retries off: cockatiel retries.
+  const client = got.extend({
+    agent: { http: agent },
+    retry: { limit: 0 },
+    timeout: { request: settings.attemptTimeoutMillis }
+  })
+  const policy = wrap(
+    // cockatiel's maxAttempts counts retries only.
+    retry(handleAll, {
+      maxAttempts: settings.maxAttempts - 1,
+      backoff: new ExponentialBackoff({ initialDelay: settings.backoffBaseMillis })
+    }),
+    circuitBreaker(handleAll, {
+      halfOpenAfter: settings.openMillis,
+      breaker: new ConsecutiveBreaker(settings.consecutiveFailures)
+    })
+  )
+  const call = async () => {
+    await policy.execute(() => client.get(url).json())
+  }
+  return {
+    name: "got+cockatiel",
+    batch: (count) => runPool(count, CONCURRENCY, call),
+    close: async () => agent.destroy()
+  }
+}
+
+const opossumUndici = (url: string): Client => {
+  const agent = new Agent({ connections: CONCURRENCY })
+  const breaker = new Opossum(async (): Promise<unknown> => {
+    const response = await request(url, { dispatcher: agent })
+    return response.body.json()
+  }, { timeout: settings.attemptTimeoutMillis, resetTimeout: settings.openMillis })
+  const call = async () => {
+    await breaker.fire()
+  }
+  return {
+    name: "opossum+undici",
+    batch: (count) => runPool(count, CONCURRENCY, call),
+    close: async () => {
+      breaker.shutdown()
+      await agent.close()
+    }
+  }
+}
+
+/**
+ * The machine is shared and often busy: besides wall-clock time, each round's CPU time of this process (the
+ * upstream runs in another) says what a contender itself costs, whatever else the machine is doing.
+ */
+const cpuMs: Record<string, Array<number>> = {}
+
+const timed = async (name: string, body: () => Promise<void>): Promise<number> => {
+  const before = process.cpuUsage()
+  const ms = await timeMs(body)
+  const used = process.cpuUsage(before)
+  ;(cpuMs[name] ??= []).push((used.user + used.system) / 1000)
+  return ms
+}
+
+const contender = (client: Client): Contender => ({
+  name: client.name,
+  run: () => timed(client.name, () => client.batch(REQUESTS))
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Open breakers
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Fails the round if a call got through: a breaker that lets calls pass is not being measured. */
+const expectAllRejected = (name: string, rejected: number) => {
+  if (rejected !== OPEN_CALLS) throw new Error(`${name}: only ${rejected} of ${OPEN_CALLS} calls were rejected`)
+}
+
+const liaisonOpen = async (): Promise<Contender> => {
+  const breaker = await Effect.runPromise(CircuitBreaker.make("bench-open"))
+  await Effect.runPromise(breaker.isolate)
+  const protectedVoid = Effect.either(breaker.protect(Effect.void))
+  const loop = Effect.gen(function*() {
+    let rejected = 0
+    for (let i = 0; i < OPEN_CALLS; i++) {
+      if ((yield* protectedVoid)._tag === "Left") rejected++
+    }
+    return rejected
+  })
+  return {
+    name: "liaison",
+    run: () =>
+      timed("open:liaison", async () => {
+        expectAllRejected("liaison", await Effect.runPromise(loop))
+      })
+  }
+}
+
+/** `OPEN_CALLS` awaited calls of a promise-based breaker, one after another, each expected to reject. */
+const promiseLoop = (name: string, call: () => Promise<unknown>): Contender => ({
+  name,
+  run: () =>
+    timed(`open:${name}`, async () => {
+      let rejected = 0
+      for (let i = 0; i < OPEN_CALLS; i++) {
+        try {
+          await call()
+        } catch {
+          rejected++
+        }
+      }
+      expectAllRejected(name, rejected)
+    })
+})
+
+const cockatielOpen = (): Contender => {
+  const breaker = circuitBreaker(handleAll, { halfOpenAfter: 3_600_000, breaker: new ConsecutiveBreaker(5) })
+  breaker.isolate()
+  const noop = () => undefined
+  return promiseLoop("cockatiel", () => breaker.execute(noop))
+}
+
+const opossumOpen = (): { readonly contender: Contender; readonly close: () => void } => {
+  const breaker = new Opossum(async () => undefined, { resetTimeout: 3_600_000 })
+  breaker.open()
+  return { contender: promiseLoop("opossum", () => breaker.fire()), close: () => breaker.shutdown() }
+}
+
+/** Rounds' wall-clock and CPU times of the named contenders, as operations per second (medians). */
+interface Rates {
+  readonly wall: Record<string, number>
+  readonly cpu: Record<string, number>
+  readonly roundsMs: Record<string, { readonly wall: ReadonlyArray<number>; readonly cpu: ReadonlyArray<number> }>
+}
+
+const ratesOf = (times: Readonly<Record<string, ReadonlyArray<number>>>, ops: number, cpuPrefix = ""): Rates => {
+  const names = Object.keys(times)
+  const perSecond = (ms: ReadonlyArray<number>) => ops / (median(ms) / 1000)
+  return {
+    wall: Object.fromEntries(names.map((name) => [name, perSecond(times[name] ?? [])])),
+    cpu: Object.fromEntries(names.map((name) => [name, perSecond(cpuMs[`${cpuPrefix}${name}`] ?? [])])),
+    roundsMs: Object.fromEntries(
+      names.map((name) => [name, {
+        wall: (times[name] ?? []).map((t) => round(t, 1)),
+        cpu: (cpuMs[`${cpuPrefix}${name}`] ?? []).map((t) => round(t, 1))
+      }])
+    )
+  }
+}
+
+const measureOpenBreakers = async (): Promise<Rates> => {
+  const opossum = opossumOpen()
+  try {
+    const contenders = [await liaisonOpen(), cockatielOpen(), opossum.contender]
+    console.error(`open breakers: ${OPEN_CALLS} calls per round`)
+    return ratesOf(await interleave(contenders, OPEN_ROUNDS), OPEN_CALLS, "open:")
+  } finally {
+    opossum.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------------------------------
+
+const TARGETS = { policyVsLiaison: 0.9, policyVsGotCockatiel: 1.5, openRejectionsPerSecond: 500_000 }
+
+const report = async (http: Rates, open: Rates) => {
+  const ratio = (rates: Record<string, number>, a: string, b: string) =>
+    round((rates[a] ?? Number.NaN) / (rates[b] ?? Number.NaN), 3)
+  const rounded = (rates: Record<string, number>) =>
+    Object.fromEntries(Object.entries(rates).map(([name, rate]) => [name, round(rate, 0)]))
+  const policyVsLiaison = ratio(http.wall, "policy", "liaison")
+  const policyVsGotCockatiel = ratio(http.wall, "policy", "got+cockatiel")
+  const openRate = round(open.wall["liaison"] ?? Number.NaN, 0)
+  const result = {
+    requests_per_second: rounded(http.wall),
+    requests_per_cpu_second: rounded(http.cpu),
+    policy_vs_liaison: policyVsLiaison,
+    policy_vs_got_cockatiel: policyVsGotCockatiel,
+    policy_vs_opossum_undici: ratio(http.wall, "policy", "opossum+undici"),
+    by_cpu_time: {
+      policy_vs_liaison: ratio(http.cpu, "policy", "liaison"),
+      policy_vs_got_cockatiel: ratio(http.cpu, "policy", "got+cockatiel")
+    },
+    open_breaker_rejections_per_second: rounded(open.wall),
+    open_breaker_rejections_per_cpu_second: rounded(open.cpu),
+    targets: {
+      policy_vs_liaison: `>= ${TARGETS.policyVsLiaison}`,
+      policy_vs_got_cockatiel: `>= ${TARGETS.policyVsGotCockatiel}`,
+      open_breaker_rejections_per_second: `>= ${TARGETS.openRejectionsPerSecond}`
+    },
+    met: {
+      policy_vs_liaison: policyVsLiaison >= TARGETS.policyVsLiaison,
+      policy_vs_got_cockatiel: policyVsGotCockatiel >= TARGETS.policyVsGotCockatiel,
+      open_breaker_rejections_per_second: openRate >= TARGETS.openRejectionsPerSecond
+    },
+    config: {
+      requests: REQUESTS,
+      warmup: WARMUP,
+      rounds: ROUNDS,
+      concurrency: CONCURRENCY,
+      route: "/json?size=1 (healthy: no retry happens, no breaker trips)",
+      settings,
+      openBreaker: { callsPerRound: OPEN_CALLS, rounds: OPEN_ROUNDS }
+    },
+    notes: [
+      "Ratios are of medians over interleaved rounds; *_per_cpu_second counts this process's CPU time only " +
+      "(the upstream runs in its own process), which is steadier than wall-clock time on a shared machine.",
+      "Liaison contenders decode the body with a Schema; got and undici only parse the JSON.",
+      "got+cockatiel: got with retry.limit 0 and timeout.request per attempt, inside wrap(retry, circuitBreaker).",
+      "opossum+undici: opossum's own per-call timeout (a timer; it does not abort the undici request)."
+    ],
+    roundsMs: { http: http.roundsMs, openBreaker: open.roundsMs }
+  }
+  const file = await writeResult("resilience", result)
+  const row = (rates: Rates, name: string, versus: ReadonlyArray<string>) => [
+    name,
+    round(rates.wall[name] ?? Number.NaN, 0),
+    round(rates.cpu[name] ?? Number.NaN, 0),
+    ...versus.flatMap((other) => [ratio(rates.wall, name, other), ratio(rates.cpu, name, other)])
+  ]
+  console.log(markdownTable(
+    [
+      "client",
+      "req/s (median)",
+      "req per CPU-s",
+      "vs liaison",
+      "vs liaison (CPU)",
+      "vs got+cockatiel",
+      "vs got+cockatiel (CPU)"
+    ],
+    Object.keys(http.wall).map((name) => row(http, name, ["liaison", "got+cockatiel"]))
+  ))
+  console.log("")
+  console.log(markdownTable(
+    ["open breaker", "rejections/s (median)", "rejections per CPU-s", "vs liaison", "vs liaison (CPU)"],
+    Object.keys(open.wall).map((name) => row(open, name, ["liaison"]))
+  ))
+  console.log(
+    `\npolicy_vs_liaison = ${policyVsLiaison} (target >= ${TARGETS.policyVsLiaison}); ` +
+      `policy_vs_got_cockatiel = ${policyVsGotCockatiel} (target >= ${TARGETS.policyVsGotCockatiel}); ` +
+      `open breaker ${openRate}/s (target >= ${TARGETS.openRejectionsPerSecond}); written to ${file}`
+  )
+}
+
+export const run = (): Promise<void> =>
+  withProcess(spawnUpstream, async (upstream) => {
+    const url = `${upstream.ready.url}/json?size=1`
+    const clients = [
+      liaisonClient("policy", url, policyLayer),
+      liaisonClient("liaison", url, httpLayer),
+      gotCockatiel(url),
+      opossumUndici(url)
+    ]
+    try {
+      for (const client of clients) {
+        console.error(`warm-up ${client.name}: ${WARMUP} requests`)
+        await client.batch(WARMUP)
+      }
+      const http = ratesOf(await interleave(clients.map(contender), ROUNDS), REQUESTS)
+      await report(http, await measureOpenBreakers())
+    } finally {
+      await Promise.all(clients.map((client) => client.close()))
+    }
+  })

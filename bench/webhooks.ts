@@ -1,0 +1,240 @@
+/**
+ * `webhooks`: inbound events per second through the demo server's `POST /webhooks/stripe` — each request
+ * verified (Stripe signature over the raw body) and claimed (the event id recorded once and queued for the
+ * workers) before its 200 — with the in-memory store and with Redis. 20,000 requests per round, 30% of them
+ * redeliveries of an event already sent, 64 in flight.
+ *
+ * The server (built, in its own process) is compared with a bare `node:http` server doing only the minimum
+ * (`bench/lib/bareWebhookServer.ts`: verify, claim with a `Set` or `SET NX EX`, answer), on the same machine,
+ * rounds interleaved. After each Liaison round, the time until its workers have processed every event is
+ * measured too (polling a sample of the last ids).
+ */
+import { Webhooks } from "@liaison/core"
+import * as Redacted from "effect/Redacted"
+import { Agent, request } from "undici"
+import { type Spawned, spawnNode, withProcess } from "./lib/processes.js"
+import { spawnRedis } from "./lib/redis.js"
+import { type Contender, interleave, markdownTable, median, round, writeResult } from "./lib/report.js"
+
+const REQUESTS = 20_000
+const DUPLICATE_SHARE = 0.3
+const CONCURRENCY = 64
+const ROUNDS = 3
+const SECRET = "whsec_liaison_bench"
+
+interface Target {
+  readonly url: string
+}
+
+const parseListening = (line: string): Target | undefined => {
+  const port = /listening on http:\/\/[^:\s"]+:(\d+)/.exec(line)?.[1]
+  return port === undefined ? undefined : { url: `http://127.0.0.1:${port}` }
+}
+
+const parseJsonUrl = (line: string): Target | undefined => {
+  if (!line.startsWith("{")) return undefined
+  const parsed = JSON.parse(line) as { readonly url?: unknown }
+  return typeof parsed.url === "string" ? { url: parsed.url } : undefined
+}
+
+const liaisonServer = (redisUrl: string | undefined) => (): Promise<Spawned<Target>> =>
+  spawnNode({
+    args: ["packages/server/dist/main.js"],
+    typescript: false,
+    env: {
+      PORT: "0",
+      HOST: "127.0.0.1",
+      STRIPE_WEBHOOK_SECRET: SECRET,
+      WEBHOOK_WORKERS: "8",
+      ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl })
+    },
+    ready: parseListening
+  })
+
+const bareServer = (redisUrl: string | undefined) => (): Promise<Spawned<Target>> =>
+  spawnNode({
+    args: ["bench/lib/bareWebhookServer.ts"],
+    env: { STRIPE_WEBHOOK_SECRET: SECRET, ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl }) },
+    ready: parseJsonUrl
+  })
+
+interface Signed {
+  readonly id: string
+  readonly body: string
+  readonly signature: string
+}
+
+/** One round's requests: fresh ids, 30% of the requests redeliveries of earlier ones, shuffled. */
+const prepare = (
+  prefix: string
+): { readonly requests: ReadonlyArray<Signed>; readonly unique: ReadonlyArray<string> } => {
+  const uniqueCount = Math.round(REQUESTS * (1 - DUPLICATE_SHARE))
+  const timestamp = Math.floor(Date.now() / 1000)
+  const secret = Redacted.make(SECRET)
+  const unique = Array.from({ length: uniqueCount }, (_, i) => {
+    const id = `evt_${prefix}_${i}`
+    const body = JSON.stringify({ id, object: "event", type: "bench.event", data: { object: { n: i } } })
+    return { id, body, signature: Webhooks.signStripe({ secret, timestamp, body: new TextEncoder().encode(body) }) }
+  })
+  const requests = [
+    ...unique,
+    ...Array.from({ length: REQUESTS - uniqueCount }, (_, i) => unique[(i * 7919) % uniqueCount]!)
+  ]
+  for (let i = requests.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[requests[i], requests[j]] = [requests[j]!, requests[i]!]
+  }
+  return { requests, unique: unique.map((event) => event.id) }
+}
+
+const send = async (agent: Agent, url: string, requests: ReadonlyArray<Signed>): Promise<Record<number, number>> => {
+  const statuses: Record<number, number> = {}
+  let next = 0
+  const worker = async () => {
+    while (next < requests.length) {
+      const event = requests[next++]!
+      const response = await request(`${url}/webhooks/stripe`, {
+        method: "POST",
+        dispatcher: agent,
+        headers: { "content-type": "application/json", "stripe-signature": event.signature },
+        body: event.body
+      })
+      await response.body.dump()
+      statuses[response.statusCode] = (statuses[response.statusCode] ?? 0) + 1
+    }
+  }
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker))
+  return statuses
+}
+
+/** Milliseconds until the server reports every sampled event processed. */
+const drain = async (agent: Agent, url: string, ids: ReadonlyArray<string>): Promise<number> => {
+  const start = performance.now()
+  const sample = [...ids.slice(-20), ...ids.filter((_, i) => i % Math.ceil(ids.length / 30) === 0)]
+  for (const id of sample) {
+    for (;;) {
+      const response = await request(`${url}/webhooks/events/${id}?source=stripe`, { dispatcher: agent })
+      const status = (await response.body.json()) as { readonly state?: string }
+      if (status.state === "processed") break
+      if (performance.now() - start > 120_000) throw new Error(`event ${id} not processed after 2 minutes`)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
+  return performance.now() - start
+}
+
+interface Run {
+  readonly contender: Contender
+  readonly drains: Array<number>
+  readonly failures: Array<Record<number, number>>
+}
+
+const contender = (name: string, url: string, agent: Agent, measureDrain: boolean): Run => {
+  const drains: Array<number> = []
+  const failures: Array<Record<number, number>> = []
+  let roundNumber = 0
+  return {
+    drains,
+    failures,
+    contender: {
+      name,
+      run: async () => {
+        const { requests, unique } = prepare(`${name}_${Date.now()}_${roundNumber++}`)
+        const start = performance.now()
+        const statuses = await send(agent, url, requests)
+        const ms = performance.now() - start
+        if (statuses[200] !== requests.length) failures.push(statuses)
+        if (measureDrain) drains.push(await drain(agent, url, unique))
+        return ms
+      }
+    }
+  }
+}
+
+const perSecond = (ms: number) => round(REQUESTS / (ms / 1000), 0)
+
+export const run = async (): Promise<void> => {
+  const redis = await spawnRedis()
+  try {
+    await withProcess(
+      liaisonServer(undefined),
+      (liaisonMemory) =>
+        withProcess(
+          liaisonServer(redis.url),
+          (liaisonRedis) =>
+            withProcess(bareServer(undefined), (bareMemory) =>
+              withProcess(bareServer(redis.url), async (bareRedis) => {
+                const agent = new Agent({ connections: CONCURRENCY })
+                try {
+                  const runs = [
+                    contender("liaison-memory", liaisonMemory.ready.url, agent, true),
+                    contender("liaison-redis", liaisonRedis.ready.url, agent, true),
+                    contender("bare-memory", bareMemory.ready.url, agent, false),
+                    contender("bare-redis", bareRedis.ready.url, agent, false)
+                  ]
+                  // One untimed round each: connections, JIT, Lua scripts loaded.
+                  for (const { contender } of runs) {
+                    await contender.run()
+                  }
+                  for (const r of runs) r.drains.length = 0
+                  const times = await interleave(runs.map((r) => r.contender), ROUNDS)
+                  const rate = (name: string) => perSecond(median(times[name] ?? []))
+                  const drainMs = (name: string) =>
+                    round(median(runs.find((r) => r.contender.name === name)!.drains), 0)
+                  const result = {
+                    liaison_memory_events_per_s: rate("liaison-memory"),
+                    liaison_redis_events_per_s: rate("liaison-redis"),
+                    bare_memory_events_per_s: rate("bare-memory"),
+                    bare_redis_events_per_s: rate("bare-redis"),
+                    memory_ratio_to_bare: round(rate("liaison-memory") / rate("bare-memory"), 3),
+                    redis_ratio_to_bare: round(rate("liaison-redis") / rate("bare-redis"), 3),
+                    liaison_memory_processed_all_after_ms: drainMs("liaison-memory"),
+                    liaison_redis_processed_all_after_ms: drainMs("liaison-redis"),
+                    non_200_answers: Object.fromEntries(runs.map((r) => [r.contender.name, r.failures])),
+                    config: {
+                      requests: REQUESTS,
+                      duplicateShare: DUPLICATE_SHARE,
+                      concurrency: CONCURRENCY,
+                      rounds: ROUNDS,
+                      workers: 8
+                    },
+                    runsMs: Object.fromEntries(
+                      Object.entries(times).map(([name, ms]) => [
+                        name,
+                        ms.map((t) => round(t, 0))
+                      ])
+                    )
+                  }
+                  const file = await writeResult("webhooks", result)
+                  console.log(markdownTable(
+                    ["server", "store", "events/s (median)", "ratio to bare node:http", "all processed after (ms)"],
+                    [
+                      [
+                        "liaison",
+                        "memory",
+                        result.liaison_memory_events_per_s,
+                        result.memory_ratio_to_bare,
+                        result.liaison_memory_processed_all_after_ms
+                      ],
+                      [
+                        "liaison",
+                        "redis",
+                        result.liaison_redis_events_per_s,
+                        result.redis_ratio_to_bare,
+                        result.liaison_redis_processed_all_after_ms
+                      ],
+                      ["bare node:http", "memory (Set)", result.bare_memory_events_per_s, 1, "-"],
+                      ["bare node:http", "redis (SET NX)", result.bare_redis_events_per_s, 1, "-"]
+                    ]
+                  ))
+                  console.log(`\nwritten to ${file}`)
+                } finally {
+                  await agent.close()
+                }
+              }))
+        )
+    )
+  } finally {
+    await redis.stop()
+  }
+}

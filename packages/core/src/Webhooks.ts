@@ -1,0 +1,777 @@
+/**
+ * Inbound webhooks: verify that a request comes from who it says, over the raw body bytes,
+ * and read its events. Outbound: sign what you send the same ways.
+ *
+ * Sources (each a verifier plus the way its events are read):
+ *
+ * - {@link generic}: HMAC-SHA256 hex of the body in one header (`X-Webhook-Signature` by default,
+ *   the lecture's scheme); events `{ id, type, ... }`.
+ * - {@link stripe}: `Stripe-Signature: t=…,v1=…[,v1=…]` over `{t}.{body}`; any matching `v1`
+ *   passes (secret rotation); 300 s tolerance.
+ * - {@link standardWebhooks}: `webhook-id`, `webhook-timestamp`, `webhook-signature`
+ *   (space-separated `v1,…` HMAC-SHA256 with `whsec_` base64 secrets, and `v1a,…` ed25519 with
+ *   `whpk_` public keys) over `{id}.{timestamp}.{body}`; ±300 s.
+ * - {@link github}: `X-Hub-Signature-256: sha256=…`; the event id and type from
+ *   `X-GitHub-Delivery` and `X-GitHub-Event`.
+ * - {@link sendGrid}: ECDSA P-256 / SHA-256 over `{timestamp}{body}`, the base64 DER signature in
+ *   `X-Twilio-Email-Event-Webhook-Signature`, the public key (base64 DER) from SendGrid's settings;
+ *   the body is an array of events, each with `sg_event_id` and `event`.
+ *
+ * Every comparison is in constant time; secrets are `Redacted` and never appear in errors.
+ * Failures are distinct: a missing header (400), a bad signature (401), a timestamp outside the
+ * tolerance (401), a body over the limit (413), a body that is not the JSON expected once the
+ * signature is good (400) — see {@link toHttpStatus}.
+ *
+ * @example
+ * ```ts
+ * import { Webhooks } from "@liaison/core"
+ * import { Effect, Redacted } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const source = yield* Webhooks.stripe({ secret: Redacted.make("whsec_...") })
+ *   const events = yield* Webhooks.receive(source, { headers, body })
+ *   // events: [{ id: "evt_…", type: "payment_intent.succeeded", payload: { … } }]
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import type { KeyObject } from "node:crypto"
+import { createHmac, createPrivateKey, createPublicKey, sign, timingSafeEqual, verify } from "node:crypto"
+import * as Invalid from "./internal/invalidOptions.js"
+
+// ---------------------------------------------------------------------------------------------------------------
+// errors
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * A header the scheme needs is missing (400).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class MissingHeader extends Schema.TaggedError<MissingHeader>("@liaison/core/Webhooks/MissingHeader")(
+  "MissingHeader",
+  { header: Schema.String }
+) {
+  override get message(): string {
+    return `the ${this.header} header is missing`
+  }
+}
+
+/**
+ * The signature does not match the body, or cannot be read (401).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidSignature extends Schema.TaggedError<InvalidSignature>("@liaison/core/Webhooks/InvalidSignature")(
+  "InvalidSignature",
+  { reason: Schema.String }
+) {
+  override get message(): string {
+    return `invalid webhook signature: ${this.reason}`
+  }
+}
+
+/**
+ * The signed timestamp is too far from now: a replay, or a clock far off (401).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TimestampOutOfTolerance
+  extends Schema.TaggedError<TimestampOutOfTolerance>("@liaison/core/Webhooks/TimestampOutOfTolerance")(
+    "TimestampOutOfTolerance",
+    { timestamp: Schema.Number, toleranceSeconds: Schema.Number }
+  )
+{
+  override get message(): string {
+    return `the webhook timestamp ${this.timestamp} is more than ${this.toleranceSeconds} s from now`
+  }
+}
+
+/**
+ * The body is larger than allowed (413).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>("@liaison/core/Webhooks/PayloadTooLarge")(
+  "PayloadTooLarge",
+  { maxBytes: Schema.Number }
+) {
+  override get message(): string {
+    return `the webhook body is larger than ${this.maxBytes} bytes`
+  }
+}
+
+/**
+ * The signature is good but the body is not the JSON the source sends (400).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidPayload extends Schema.TaggedError<InvalidPayload>("@liaison/core/Webhooks/InvalidPayload")(
+  "InvalidPayload",
+  { reason: Schema.String }
+) {
+  override get message(): string {
+    return `invalid webhook payload: ${this.reason}`
+  }
+}
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type VerificationError = MissingHeader | InvalidSignature | TimestampOutOfTolerance
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type WebhookError = VerificationError | PayloadTooLarge | InvalidPayload
+
+/**
+ * The Schema of {@link WebhookError}, for APIs that send these errors over a wire.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const WebhookError: Schema.Union<
+  [
+    typeof MissingHeader,
+    typeof InvalidSignature,
+    typeof TimestampOutOfTolerance,
+    typeof PayloadTooLarge,
+    typeof InvalidPayload
+  ]
+> = Schema.Union(MissingHeader, InvalidSignature, TimestampOutOfTolerance, PayloadTooLarge, InvalidPayload)
+
+/**
+ * Options out of range or keys that cannot be used, found when a source is made.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const InvalidOptions = Invalid.InvalidOptions
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type InvalidOptions = Invalid.InvalidOptions
+
+/**
+ * What a server answers: missing header 400, bad signature 401, timestamp out of tolerance
+ * 401, too large 413, bad payload 400.
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const toHttpStatus = (error: WebhookError): 400 | 401 | 413 => {
+  switch (error._tag) {
+    case "MissingHeader":
+    case "InvalidPayload":
+      return 400
+    case "InvalidSignature":
+    case "TimestampOutOfTolerance":
+      return 401
+    case "PayloadTooLarge":
+      return 413
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// models
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * A request as received: header names in lower case, the body's raw bytes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Request {
+  readonly headers: Readonly<Record<string, string | undefined>>
+  readonly body: Uint8Array
+}
+
+/**
+ * What a verifier vouches for: the body, and the id and timestamp the signature covers, if any.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Verified {
+  readonly body: Uint8Array
+  readonly id: string | undefined
+  /** Seconds since the epoch. */
+  readonly timestamp: number | undefined
+}
+
+/**
+ * One event of a verified request.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Event {
+  /** The provider's id of the event: the key of exactly-once processing. */
+  readonly id: string
+  readonly type: string
+  /** The event's JSON. */
+  readonly payload: unknown
+}
+
+/**
+ * A webhook sender: how its requests are verified and how their events are read.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Source {
+  readonly name: string
+  readonly verify: (request: Request) => Effect.Effect<Verified, VerificationError>
+  /** The events of a verified request, from its parsed JSON body. */
+  readonly events: (
+    request: Request,
+    verified: Verified,
+    json: unknown
+  ) => Effect.Effect<ReadonlyArray<Event>, InvalidPayload>
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// primitives
+// ---------------------------------------------------------------------------------------------------------------
+
+const encoder = new TextEncoder()
+const bytes = (text: string): Uint8Array => encoder.encode(text)
+
+const concat = (...parts: ReadonlyArray<Uint8Array>): Uint8Array => Buffer.concat(parts)
+
+const hmac = (key: Uint8Array | string, data: Uint8Array): Buffer => createHmac("sha256", key).update(data).digest()
+
+const hexDigest = /^[0-9a-fA-F]{64}$/
+const base64Text = /^[A-Za-z0-9+/]*={0,2}$/
+
+/** Decodes a hex HMAC-SHA256; undefined when it is not one. */
+const fromHex = (text: string): Buffer | undefined => (hexDigest.test(text) ? Buffer.from(text, "hex") : undefined)
+
+/** Decodes base64 strictly (the alphabet, then a round trip); undefined when it is not base64. */
+const fromBase64 = (text: string): Buffer | undefined => {
+  if (text.length % 4 !== 0 || !base64Text.test(text)) return undefined
+  const decoded = Buffer.from(text, "base64")
+  return decoded.toString("base64") === text ? decoded : undefined
+}
+
+/** `crypto.verify`, false for a signature it cannot even parse (a malformed DER throws). */
+const safeVerify = (algorithm: string | null, data: Uint8Array, key: KeyObject, signature: Uint8Array): boolean => {
+  try {
+    return verify(algorithm, data, key, signature)
+  } catch {
+    return false
+  }
+}
+
+/** Constant time for equal lengths; a length mismatch says nothing about a secret. */
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && timingSafeEqual(a, b)
+
+const header = (request: Request, name: string): Effect.Effect<string, MissingHeader> => {
+  const value = request.headers[name]
+  return value === undefined || value === "" ? Effect.fail(new MissingHeader({ header: name })) : Effect.succeed(value)
+}
+
+const secretsOf = (
+  secret: Redacted.Redacted<string> | ReadonlyArray<Redacted.Redacted<string>>
+): ReadonlyArray<Redacted.Redacted<string>> => (Redacted.isRedacted(secret) ? [secret] : secret)
+
+const toleranceSeconds = (tolerance: Duration.DurationInput | undefined, fallback: number) =>
+  tolerance === undefined ? fallback : Duration.toSeconds(Duration.decode(tolerance))
+
+/** Integer seconds since the epoch, as sent in a header. */
+const integerSeconds = /^\d{1,15}$/
+
+const checkTimestamp = (
+  raw: string,
+  tolerance: number | undefined
+): Effect.Effect<number, InvalidSignature | TimestampOutOfTolerance> => {
+  if (!integerSeconds.test(raw)) return Effect.fail(new InvalidSignature({ reason: "the timestamp is not an integer" }))
+  const timestamp = Number(raw)
+  if (tolerance === undefined) return Effect.succeed(timestamp)
+  return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Math.abs(now / 1000 - timestamp) > tolerance
+      ? Effect.fail(new TimestampOutOfTolerance({ timestamp, toleranceSeconds: tolerance }))
+      : Effect.succeed(timestamp))
+}
+
+const noMatch = (scheme: string) => new InvalidSignature({ reason: `no ${scheme} signature matches the body` })
+
+const checks = Invalid.check
+
+const failWith = <A>(error: InvalidOptions | undefined, value: () => A): Effect.Effect<A, InvalidOptions> =>
+  error === undefined ? Effect.sync(value) : Effect.fail(error)
+
+// ---------------------------------------------------------------------------------------------------------------
+// JSON and events
+// ---------------------------------------------------------------------------------------------------------------
+
+const decoder = new TextDecoder("utf-8", { fatal: true })
+
+/**
+ * Parses a body as UTF-8 JSON, or fails with {@link InvalidPayload}.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const parseJson = (body: Uint8Array): Effect.Effect<unknown, InvalidPayload> =>
+  Effect.try({
+    try: (): unknown => JSON.parse(decoder.decode(body)),
+    catch: (cause) =>
+      new InvalidPayload({ reason: cause instanceof SyntaxError ? `not JSON: ${cause.message}` : "not UTF-8 text" })
+  })
+
+const isRecord = (u: unknown): u is Readonly<Record<string, unknown>> =>
+  typeof u === "object" && u !== null && !Array.isArray(u)
+
+const nonEmptyString = (u: unknown): u is string => typeof u === "string" && u.length > 0 && u.length <= 512
+
+/** `{ id, type, … }` with both non-empty strings. */
+const idAndType = (idField: string, typeField: string) => (json: unknown): Effect.Effect<Event, InvalidPayload> =>
+  isRecord(json) && nonEmptyString(json[idField]) && nonEmptyString(json[typeField])
+    ? Effect.succeed({ id: json[idField], type: json[typeField], payload: json })
+    : Effect.fail(new InvalidPayload({ reason: `expected an object with string "${idField}" and "${typeField}"` }))
+
+const single = (idField: string, typeField: string): Source["events"] => (_request, _verified, json) =>
+  Effect.map(idAndType(idField, typeField)(json), (event) => [event])
+
+// ---------------------------------------------------------------------------------------------------------------
+// sources
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * The lecture's scheme: the hex HMAC-SHA256 of the body (the secret's UTF-8 bytes as the key) in
+ * one header, `X-Webhook-Signature` by default, optionally after a prefix such as `sha256=`.
+ * Events are `{ id, type, ... }` objects. Several secrets: any one matching passes (rotation).
+ *
+ * @since 0.1.0
+ * @category sources
+ */
+export const generic = (options: {
+  readonly secret: Redacted.Redacted<string> | ReadonlyArray<Redacted.Redacted<string>>
+  /** Default `x-webhook-signature`. */
+  readonly header?: string | undefined
+  /** Default empty; GitHub's is `sha256=`. */
+  readonly prefix?: string | undefined
+  readonly name?: string | undefined
+}): Effect.Effect<Source, InvalidOptions> => {
+  const secrets = secretsOf(options.secret)
+  const name = (options.header ?? "x-webhook-signature").toLowerCase()
+  const prefix = options.prefix ?? ""
+  return failWith(
+    checks([[secrets.length > 0 && secrets.every((s) => Redacted.value(s) !== ""), "secret", "must not be empty"]]),
+    (): Source => ({
+      name: options.name ?? "generic",
+      verify: (request) =>
+        Effect.flatMap(header(request, name), (value) => {
+          const given = value.startsWith(prefix) ? fromHex(value.slice(prefix.length)) : undefined
+          if (given === undefined) {
+            return Effect.fail(new InvalidSignature({ reason: `${name} is not a hex HMAC-SHA256` }))
+          }
+          return secrets.some((secret) => sameBytes(hmac(Redacted.value(secret), request.body), given))
+            ? Effect.succeed({ body: request.body, id: undefined, timestamp: undefined })
+            : Effect.fail(noMatch("HMAC-SHA256"))
+        }),
+      events: single("id", "type")
+    })
+  )
+}
+
+/**
+ * GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`. The event's id is the
+ * `X-GitHub-Delivery` header, its type the `X-GitHub-Event` header.
+ *
+ * @since 0.1.0
+ * @category sources
+ */
+export const github = (options: {
+  readonly secret: Redacted.Redacted<string> | ReadonlyArray<Redacted.Redacted<string>>
+}): Effect.Effect<Source, InvalidOptions> =>
+  Effect.map(generic({ secret: options.secret, header: "x-hub-signature-256", prefix: "sha256=" }), (source) => ({
+    ...source,
+    name: "github",
+    events: (request, _verified, json) => {
+      const id = request.headers["x-github-delivery"]
+      const type = request.headers["x-github-event"]
+      return nonEmptyString(id) && nonEmptyString(type)
+        ? Effect.succeed([{ id, type, payload: json }])
+        : Effect.fail(new InvalidPayload({ reason: "X-GitHub-Delivery and X-GitHub-Event are required" }))
+    }
+  }))
+
+/**
+ * Stripe: `Stripe-Signature: t=<seconds>,v1=<hex>[,v1=<hex>…]`, the hex HMAC-SHA256 of
+ * `{t}.{body}` keyed with the endpoint secret (`whsec_…`, used as it is). Any `v1` matching any
+ * secret passes; `t` must be within `tolerance` of now (default 300 s, either way).
+ *
+ * @since 0.1.0
+ * @category sources
+ */
+export const stripe = (options: {
+  readonly secret: Redacted.Redacted<string> | ReadonlyArray<Redacted.Redacted<string>>
+  readonly tolerance?: Duration.DurationInput | undefined
+}): Effect.Effect<Source, InvalidOptions> => {
+  const secrets = secretsOf(options.secret)
+  const tolerance = toleranceSeconds(options.tolerance, 300)
+  return failWith(
+    checks([
+      [secrets.length > 0 && secrets.every((s) => Redacted.value(s) !== ""), "secret", "must not be empty"],
+      [tolerance >= 0 && Number.isFinite(tolerance), "tolerance", "must be finite and >= 0"]
+    ]),
+    (): Source => ({
+      name: "stripe",
+      verify: (request) =>
+        Effect.gen(function*() {
+          const value = yield* header(request, "stripe-signature")
+          let t: string | undefined
+          const signatures: Array<Buffer> = []
+          for (const part of value.split(",")) {
+            const at = part.indexOf("=")
+            if (at <= 0) continue
+            const key = part.slice(0, at).trim()
+            const item = part.slice(at + 1).trim()
+            if (key === "t") t = item
+            else if (key === "v1") {
+              const decoded = fromHex(item)
+              if (decoded !== undefined) signatures.push(decoded)
+            }
+          }
+          if (t === undefined || signatures.length === 0) {
+            return yield* new InvalidSignature({ reason: "Stripe-Signature has no t= or no v1= signature" })
+          }
+          const signed = concat(bytes(`${t}.`), request.body)
+          const expected = secrets.map((secret) => hmac(Redacted.value(secret), signed))
+          if (!signatures.some((given) => expected.some((mac) => sameBytes(mac, given)))) {
+            return yield* noMatch("v1")
+          }
+          const timestamp = yield* checkTimestamp(t, tolerance)
+          return { body: request.body, id: undefined, timestamp }
+        }),
+      events: single("id", "type")
+    })
+  )
+}
+
+const standardPrefix = "whsec_"
+const publicKeyPrefix = "whpk_"
+
+/** The raw key of a `whsec_<base64>` secret (the prefix is optional). */
+const standardKey = (secret: string): Buffer | undefined =>
+  fromBase64(secret.startsWith(standardPrefix) ? secret.slice(standardPrefix.length) : secret)
+
+/** An ed25519 public key from `whpk_<base64 of the 32 raw bytes>`. */
+const ed25519PublicKey = (key: string): KeyObject | undefined => {
+  const raw = fromBase64(key.startsWith(publicKeyPrefix) ? key.slice(publicKeyPrefix.length) : key)
+  if (raw === undefined || raw.length !== 32) return undefined
+  try {
+    // SubjectPublicKeyInfo of an ed25519 key: a fixed 12-byte prefix, then the raw key.
+    return createPublicKey({
+      key: Buffer.concat([Buffer.from("302a300506032b6570032100", "hex"), raw]),
+      format: "der",
+      type: "spki"
+    })
+  } catch {
+    return undefined
+  }
+}
+
+const headerOf = (request: Request, names: ReadonlyArray<string>): Effect.Effect<string, MissingHeader> => {
+  for (const name of names) {
+    const value = request.headers[name]
+    if (value !== undefined && value !== "") return Effect.succeed(value)
+  }
+  return Effect.fail(new MissingHeader({ header: names[0]! }))
+}
+
+/**
+ * Standard Webhooks (and Svix, whose `svix-*` headers are read when the `webhook-*` ones are
+ * absent): the content `{webhook-id}.{webhook-timestamp}.{body}` is signed `v1` (base64
+ * HMAC-SHA256 keyed with the base64-decoded `whsec_` secret) and/or `v1a` (base64 ed25519 with
+ * a `whpk_` public key); `webhook-signature` lists signatures separated by spaces, and any one
+ * matching passes. The timestamp must be within `tolerance` of now (default 300 s). The event's id
+ * is `webhook-id`; its type the body's `type`.
+ *
+ * @since 0.1.0
+ * @category sources
+ */
+export const standardWebhooks = (options: {
+  readonly secret?: Redacted.Redacted<string> | ReadonlyArray<Redacted.Redacted<string>> | undefined
+  readonly publicKey?: string | ReadonlyArray<string> | undefined
+  readonly tolerance?: Duration.DurationInput | undefined
+}): Effect.Effect<Source, InvalidOptions> => {
+  const secrets = options.secret === undefined ? [] : secretsOf(options.secret)
+  const keys = secrets.map((secret) => standardKey(Redacted.value(secret)))
+  const publicKeys = options.publicKey === undefined
+    ? []
+    : (typeof options.publicKey === "string" ? [options.publicKey] : options.publicKey).map(ed25519PublicKey)
+  const tolerance = toleranceSeconds(options.tolerance, 300)
+  return failWith(
+    checks([
+      [secrets.length + publicKeys.length > 0, "secret", "a secret or a public key is needed"],
+      [keys.every((key) => key !== undefined && key.length > 0), "secret", "must be whsec_ followed by base64"],
+      [publicKeys.every((key) => key !== undefined), "publicKey", "must be whpk_ followed by a base64 ed25519 key"],
+      [tolerance >= 0 && Number.isFinite(tolerance), "tolerance", "must be finite and >= 0"]
+    ]),
+    (): Source => ({
+      name: "standard",
+      verify: (request) =>
+        Effect.gen(function*() {
+          const id = yield* headerOf(request, ["webhook-id", "svix-id"])
+          const rawTimestamp = yield* headerOf(request, ["webhook-timestamp", "svix-timestamp"])
+          const list = yield* headerOf(request, ["webhook-signature", "svix-signature"])
+          const content = concat(bytes(`${id}.${rawTimestamp}.`), request.body)
+          let macs: ReadonlyArray<Buffer> | undefined
+          const matches = list.split(" ").some((entry) => {
+            const comma = entry.indexOf(",")
+            const version = entry.slice(0, comma)
+            const given = comma > 0 ? fromBase64(entry.slice(comma + 1)) : undefined
+            if (given === undefined) return false
+            if (version === "v1") {
+              macs ??= keys.map((key) => hmac(key!, content))
+              return macs.some((mac) => sameBytes(mac, given))
+            }
+            if (version === "v1a" && given.length === 64) {
+              return publicKeys.some((key) => safeVerify(null, content, key!, given))
+            }
+            return false
+          })
+          if (!matches) return yield* noMatch("v1 or v1a")
+          const timestamp = yield* checkTimestamp(rawTimestamp, tolerance)
+          return { body: request.body, id, timestamp }
+        }),
+      events: (_request, verified, json) =>
+        isRecord(json) && nonEmptyString(json["type"]) && verified.id !== undefined
+          ? Effect.succeed([{ id: verified.id, type: json["type"], payload: json }])
+          : Effect.fail(new InvalidPayload({ reason: `expected an object with a string "type"` }))
+    })
+  )
+}
+
+/**
+ * SendGrid's signed Event Webhook: ECDSA (P-256, SHA-256) over `{timestamp}{body}`; the base64
+ * DER signature in `X-Twilio-Email-Event-Webhook-Signature`, the timestamp in
+ * `X-Twilio-Email-Event-Webhook-Timestamp`, the public key the base64 DER (SubjectPublicKeyInfo)
+ * "verification key" of SendGrid's settings. SendGrid documents no tolerance; set `tolerance` to
+ * refuse old timestamps. The body is an array of events, each with `sg_event_id` and `event`.
+ *
+ * @since 0.1.0
+ * @category sources
+ */
+export const sendGrid = (options: {
+  readonly publicKey: string
+  readonly tolerance?: Duration.DurationInput | undefined
+}): Effect.Effect<Source, InvalidOptions> => {
+  const key = ecdsaPublicKey(options.publicKey)
+  const tolerance = options.tolerance === undefined ? undefined : toleranceSeconds(options.tolerance, 0)
+  return failWith(
+    checks([
+      [key !== undefined, "publicKey", "must be the base64 DER of an ECDSA P-256 public key"],
+      [tolerance === undefined || (tolerance >= 0 && Number.isFinite(tolerance)), "tolerance", "must be >= 0"]
+    ]),
+    (): Source => ({
+      name: "sendgrid",
+      verify: (request) =>
+        Effect.gen(function*() {
+          const signature = yield* header(request, "x-twilio-email-event-webhook-signature")
+          const rawTimestamp = yield* header(request, "x-twilio-email-event-webhook-timestamp")
+          const der = fromBase64(signature)
+          const valid = der !== undefined && safeVerify("sha256", concat(bytes(rawTimestamp), request.body), key!, der)
+          if (!valid) return yield* noMatch("ECDSA")
+          const timestamp = yield* checkTimestamp(rawTimestamp, tolerance)
+          return { body: request.body, id: undefined, timestamp }
+        }),
+      events: (_request, _verified, json) =>
+        Array.isArray(json) && json.length > 0
+          ? Effect.forEach(json, idAndType("sg_event_id", "event"))
+          : Effect.fail(new InvalidPayload({ reason: "expected a non-empty array of events" }))
+    })
+  )
+}
+
+const ecdsaPublicKey = (base64Der: string): KeyObject | undefined => {
+  const der = fromBase64(base64Der.trim())
+  if (der === undefined) return undefined
+  try {
+    const key = createPublicKey({ key: der, format: "der", type: "spki" })
+    return key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === "prime256v1" ? key : undefined
+  } catch {
+    return undefined
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// receiving
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Reads a body as it streams in, failing with {@link PayloadTooLarge} as soon as it passes
+ * `maxBytes` (the rest is never buffered).
+ *
+ * @since 0.1.0
+ * @category receiving
+ */
+export const readBody = <E, R>(
+  body: Stream.Stream<Uint8Array, E, R>,
+  maxBytes: number
+): Effect.Effect<Uint8Array, E | PayloadTooLarge, R> =>
+  body.pipe(
+    Stream.mapAccumEffect(0, (total, chunk): Effect.Effect<readonly [number, Uint8Array], PayloadTooLarge> =>
+      total + chunk.length > maxBytes
+        ? Effect.fail(new PayloadTooLarge({ maxBytes }))
+        : Effect.succeed([total + chunk.length, chunk] as const)),
+    Stream.runCollect,
+    Effect.map((chunks) =>
+      concat(...Chunk.toReadonlyArray(chunks))
+    )
+  )
+
+/**
+ * Verifies a request and reads its events: the size limit (default 1 MiB), then the signature,
+ * then the JSON. Nothing of the body is trusted before its signature is.
+ *
+ * @since 0.1.0
+ * @category receiving
+ */
+export const receive = (
+  source: Source,
+  request: Request,
+  options: { readonly maxBytes?: number | undefined } = {}
+): Effect.Effect<ReadonlyArray<Event>, WebhookError> =>
+  Effect.gen(function*() {
+    const maxBytes = options.maxBytes ?? defaultMaxBytes
+    if (request.body.length > maxBytes) return yield* new PayloadTooLarge({ maxBytes })
+    const verified = yield* source.verify(request)
+    const json = yield* parseJson(verified.body)
+    return yield* source.events(request, verified, json)
+  })
+
+/**
+ * The default body limit of {@link receive}: 1 MiB (Stripe and GitHub stay well under it; GitHub
+ * caps payloads at 25 MB, so raise it for large pushes).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultMaxBytes = 1024 * 1024
+
+// ---------------------------------------------------------------------------------------------------------------
+// signing
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * The lecture's `X-Webhook-Signature` (and GitHub's, after `sha256=`): the hex HMAC-SHA256 of the
+ * body keyed with the secret's UTF-8 bytes.
+ *
+ * @since 0.1.0
+ * @category signing
+ */
+export const signHex = (secret: Redacted.Redacted<string>, body: Uint8Array): string =>
+  hmac(Redacted.value(secret), body).toString("hex")
+
+/**
+ * A `Stripe-Signature` header value for `body` at `timestamp` (seconds).
+ *
+ * @since 0.1.0
+ * @category signing
+ */
+export const signStripe = (options: {
+  readonly secret: Redacted.Redacted<string>
+  readonly timestamp: number
+  readonly body: Uint8Array
+}): string =>
+  `t=${options.timestamp},v1=${
+    hmac(Redacted.value(options.secret), concat(bytes(`${options.timestamp}.`), options.body)).toString("hex")
+  }`
+
+/**
+ * A Standard Webhooks `v1,<base64>` signature of `{id}.{timestamp}.{body}` with a `whsec_` secret;
+ * `InvalidOptions` when the secret is not base64 (see {@link isStandardSecret}).
+ *
+ * @since 0.1.0
+ * @category signing
+ */
+export const signStandard = (options: {
+  readonly secret: Redacted.Redacted<string>
+  readonly id: string
+  readonly timestamp: number
+  readonly body: Uint8Array
+}): Either.Either<string, InvalidOptions> => {
+  const key = standardKey(Redacted.value(options.secret))
+  return key === undefined || key.length === 0
+    ? Either.left(new InvalidOptions({ option: "secret", reason: "must be whsec_ followed by base64" }))
+    : Either.right(
+      `v1,${hmac(key, concat(bytes(`${options.id}.${options.timestamp}.`), options.body)).toString("base64")}`
+    )
+}
+
+/**
+ * A Standard Webhooks `v1a,<base64>` ed25519 signature with a `whsk_` private key (base64 of the
+ * 32-byte seed); `InvalidOptions` when the key is not one.
+ *
+ * @since 0.1.0
+ * @category signing
+ */
+export const signStandardAsymmetric = (options: {
+  readonly privateKey: Redacted.Redacted<string>
+  readonly id: string
+  readonly timestamp: number
+  readonly body: Uint8Array
+}): Either.Either<string, InvalidOptions> => {
+  const raw = Redacted.value(options.privateKey)
+  const seed = fromBase64(raw.startsWith("whsk_") ? raw.slice(5) : raw)
+  if (seed === undefined || seed.length !== 32) {
+    return Either.left(new InvalidOptions({ option: "privateKey", reason: "must be whsk_ followed by a base64 seed" }))
+  }
+  // PKCS#8 of an ed25519 key: a fixed 16-byte prefix, then the seed.
+  const key = createPrivateKey({
+    key: Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), seed]),
+    format: "der",
+    type: "pkcs8"
+  })
+  const content = concat(bytes(`${options.id}.${options.timestamp}.`), options.body)
+  return Either.right(`v1a,${sign(null, content, key).toString("base64")}`)
+}
+
+/**
+ * A SendGrid-style signature: the base64 DER ECDSA P-256 / SHA-256 signature of
+ * `{timestamp}{body}` (for tests and sandboxes: SendGrid keeps its private key).
+ *
+ * @since 0.1.0
+ * @category signing
+ */
+export const signSendGrid = (options: {
+  readonly privateKey: KeyObject
+  readonly timestamp: number
+  readonly body: Uint8Array
+}): string =>
+  sign("sha256", concat(bytes(String(options.timestamp)), options.body), options.privateKey).toString("base64")
+
+/**
+ * Whether a string is a usable Standard Webhooks secret (`whsec_` + base64, or bare base64).
+ *
+ * @since 0.1.0
+ * @category signing
+ */
+export const isStandardSecret = (secret: string): boolean => {
+  const key = standardKey(secret)
+  return key !== undefined && key.length > 0
+}

@@ -1,0 +1,449 @@
+import * as Headers from "@effect/platform/Headers"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
+import * as UrlParams from "@effect/platform/UrlParams"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import { constTrue } from "effect/Function"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as SynchronizedRef from "effect/SynchronizedRef"
+import type * as Tracer from "effect/Tracer"
+import type * as Http from "../Http.js"
+import type { HttpError } from "../HttpError.js"
+import { AuthError } from "../HttpError.js"
+import { cancelBody, describeParseError, safeUrl } from "./httpClient.js"
+
+// ---------------------------------------------------------------------------
+// Headers and spans
+// ---------------------------------------------------------------------------
+
+/** Runs `effect` with these header names redacted in the spans (and logs) of its fibers. */
+const redacting = <A, E, R>(effect: Effect.Effect<A, E, R>, names: ReadonlyArray<string>): Effect.Effect<A, E, R> =>
+  Effect.locallyWith(effect, Headers.currentRedactedNames, (current) => [...current, ...names])
+
+type Execute = (
+  request: HttpClientRequest.HttpClientRequest
+) => Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>
+
+/**
+ * A client that hands every request, as its caller built it, to `f` with the inner client's
+ * `execute` (which then adds the base URL and default headers): `f` may send it changed, or
+ * more than once.
+ */
+const around = (
+  client: HttpClient.HttpClient,
+  f: (
+    request: HttpClientRequest.HttpClientRequest,
+    execute: Execute
+  ) => Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>
+): HttpClient.HttpClient =>
+  HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
+    (effect) => Effect.flatMap(effect, (request) => f(request, client.execute)),
+    Effect.succeed
+  )
+
+/**
+ * Sends every request with a header carrying a secret, its name redacted in spans.
+ *
+ * @internal
+ */
+export const withSecretHeader = (
+  client: HttpClient.HttpClient,
+  name: string,
+  value: Redacted.Redacted<string>
+): HttpClient.HttpClient => {
+  const names = [name.toLowerCase()]
+  return around(
+    client,
+    (request, execute) => redacting(execute(HttpClientRequest.setHeader(request, name, Redacted.value(value))), names)
+  )
+}
+
+const redactedMarker = "<redacted>"
+const encodedMarker = encodeURIComponent(redactedMarker)
+
+/** The span of a request whose query carries a secret, while it is being sent. */
+class QuerySecretSpan extends Context.Tag("@liaison/core/Auth/QuerySecretSpan")<QuerySecretSpan, {
+  readonly span: Tracer.Span
+  readonly propagate: boolean
+}>() {}
+
+/** What `@effect/platform`'s client span records of a request, the secret parameter's value redacted. */
+const recordRequest = (
+  span: Tracer.Span,
+  request: HttpClientRequest.HttpClientRequest,
+  name: string,
+  redactedNames: ReadonlyArray<string | RegExp>
+): void => {
+  const built = UrlParams.makeUrl(request.url, request.urlParams, request.hash)
+  if (built._tag === "Left") return
+  const url = built.right
+  url.searchParams.set(name, redactedMarker)
+  span.attribute("http.request.method", request.method)
+  span.attribute("server.address", url.origin)
+  if (url.port !== "") span.attribute("server.port", Number(url.port))
+  span.attribute("url.full", url.toString().replace(encodedMarker, redactedMarker))
+  span.attribute("url.path", url.pathname)
+  span.attribute("url.scheme", url.protocol.slice(0, -1))
+  span.attribute("url.query", url.search.slice(1).replace(encodedMarker, redactedMarker))
+  const headers = Headers.redact(request.headers, redactedNames)
+  for (const header in headers) span.attribute(`http.request.header.${header}`, String(headers[header]))
+}
+
+/**
+ * Sends every request with a secret query parameter. `@effect/platform`'s client span records
+ * the whole URL (`url.full`, `url.query`), so for these requests its span is turned off and
+ * one with the same name and attributes, the secret's value redacted, is made instead. The key
+ * is added last, once the base URL is in (so the span sees the whole URL, minus the key).
+ *
+ * @internal
+ */
+export const withSecretQueryParam = (
+  client: HttpClient.HttpClient,
+  name: string,
+  value: Redacted.Redacted<string>
+): HttpClient.HttpClient => {
+  const keyed = HttpClient.mapRequestEffect(client, (request) =>
+    Effect.gen(function*() {
+      const traced = yield* Effect.serviceOption(QuerySecretSpan)
+      const withKey = HttpClientRequest.setUrlParam(request, name, Redacted.value(value))
+      if (Option.isNone(traced)) return withKey
+      const { propagate, span } = traced.value
+      recordRequest(span, request, name, yield* FiberRef.get(Headers.currentRedactedNames))
+      return propagate ? HttpClientRequest.setHeaders(withKey, HttpTraceContext.toHeaders(span)) : withKey
+    }))
+  return around(keyed, (request, execute) =>
+    Effect.gen(function*() {
+      const untraced = Effect.locally(execute(request), HttpClient.currentTracerDisabledWhen, constTrue)
+      const disabledWhen = yield* FiberRef.get(HttpClient.currentTracerDisabledWhen)
+      if (disabledWhen(request)) return yield* untraced
+      const spanName = (yield* HttpClient.SpanNameGenerator)(request)
+      const propagate = yield* FiberRef.get(HttpClient.currentTracerPropagation)
+      const redactedNames = yield* FiberRef.get(Headers.currentRedactedNames)
+      return yield* Effect.useSpan(spanName, { kind: "client", captureStackTrace: false }, (span) =>
+        untraced.pipe(
+          Effect.provideService(QuerySecretSpan, { span, propagate }),
+          Effect.withParentSpan(span),
+          Effect.tap((response) => {
+            span.attribute("http.response.status_code", response.status)
+            const headers = Headers.redact(response.headers, redactedNames)
+            for (const header in headers) span.attribute(`http.response.header.${header}`, String(headers[header]))
+          })
+        ))
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// OAuth2 client credentials: the token cell
+// ---------------------------------------------------------------------------
+
+/**
+ * An access token and the moment (by the Effect `Clock`, in epoch milliseconds) it is to be
+ * replaced.
+ *
+ * @internal
+ */
+export interface Token {
+  readonly accessToken: Redacted.Redacted<string>
+  readonly refreshAt: number
+}
+
+type CellState =
+  | { readonly _tag: "Empty" }
+  | { readonly _tag: "Ready"; readonly token: Token }
+  | { readonly _tag: "Fetching"; readonly done: Deferred.Deferred<Token, HttpError> }
+
+/** @internal */
+export interface TokenCell {
+  /** A token that is still fresh; when there is none, one fetch for every caller waiting. */
+  readonly get: Effect.Effect<Token, HttpError>
+  /** Forgets `token`, unless it was already replaced. */
+  readonly invalidate: (token: Token) => Effect.Effect<void>
+}
+
+const empty: CellState = { _tag: "Empty" }
+
+const sameToken = (a: Token, b: Token) => Redacted.value(a.accessToken) === Redacted.value(b.accessToken)
+
+/**
+ * The cached token of one client. A fresh token is read without any lock; otherwise the
+ * first caller starts a fetch and everyone else awaits the same one (single flight). The
+ * fetch runs in `scope`, not in the caller's fiber, so a caller that is interrupted does not
+ * fail the others. A failed fetch is not cached: the next caller tries again.
+ *
+ * @internal
+ */
+export const makeTokenCell = (
+  fetch: Effect.Effect<Token, HttpError>
+): Effect.Effect<TokenCell, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const state = yield* SynchronizedRef.make<CellState>(empty)
+    const fresh = (current: CellState, now: number): Token | undefined =>
+      current._tag === "Ready" && now < current.token.refreshAt ? current.token : undefined
+
+    const start = SynchronizedRef.modifyEffect(state, (current) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const token = fresh(current, now)
+        if (token !== undefined) return [Effect.succeed(token), current] as const
+        if (current._tag === "Fetching") return [Deferred.await(current.done), current] as const
+        const done = yield* Deferred.make<Token, HttpError>()
+        const settle = (exit: Exit.Exit<Token, HttpError>) =>
+          SynchronizedRef.update(state, (now): CellState =>
+            now._tag === "Fetching" && now.done === done
+              ? Exit.isSuccess(exit) ? { _tag: "Ready", token: exit.value } : empty
+              : now).pipe(Effect.zipRight(Deferred.done(done, exit)))
+        // `onExit`: an interrupted fetch (the scope closing) fails the waiters too, rather than leaving them hanging.
+        yield* Effect.forkIn(Effect.exit(Effect.onExit(fetch, settle)), scope)
+        return [Deferred.await(done), { _tag: "Fetching", done }] as const
+      }))
+
+    const get = Effect.flatMap(
+      Effect.zip(SynchronizedRef.get(state), Clock.currentTimeMillis),
+      ([current, now]) => {
+        const token = fresh(current, now)
+        return token !== undefined ? Effect.succeed(token) : Effect.flatten(start)
+      }
+    )
+
+    const invalidate = (token: Token) =>
+      SynchronizedRef.update(state, (current) =>
+        current._tag === "Ready" && sameToken(current.token, token) ? empty : current)
+
+    return { get, invalidate }
+  })
+
+// ---------------------------------------------------------------------------
+// OAuth2 client credentials: the token request
+// ---------------------------------------------------------------------------
+
+/** @internal */
+export interface TokenRequestSettings {
+  readonly tokenUrl: string
+  readonly clientId: string
+  readonly clientSecret: Redacted.Redacted<string>
+  readonly clientAuthentication: "client_secret_basic" | "client_secret_post"
+  readonly scope: string | undefined
+  readonly audience: string | undefined
+  readonly audienceParameter: string
+  readonly expirySkew: Duration.Duration
+  readonly defaultExpiresIn: Duration.Duration
+}
+
+/** RFC 6749 §2.3.1: the client id and secret are form-encoded before they go into Basic. */
+const formEncode = (value: string): string => new URLSearchParams([["", value]]).toString().slice(1)
+
+const base64Utf8 = (value: string): string => Buffer.from(value, "utf8").toString("base64")
+
+/**
+ * An `Authorization: Basic` value (RFC 7617): `user:password` as UTF-8, in base64.
+ *
+ * @internal
+ */
+export const basicCredentials = (username: string, password: string): string =>
+  `Basic ${base64Utf8(`${username}:${password}`)}`
+
+const tokenRequest = (settings: TokenRequestSettings): HttpClientRequest.HttpClientRequest => {
+  const params: Array<[string, string]> = [["grant_type", "client_credentials"]]
+  if (settings.scope !== undefined) params.push(["scope", settings.scope])
+  if (settings.audience !== undefined) params.push([settings.audienceParameter, settings.audience])
+  const secret = Redacted.value(settings.clientSecret)
+  if (settings.clientAuthentication === "client_secret_post") {
+    params.push(["client_id", settings.clientId], ["client_secret", secret])
+  }
+  const request = HttpClientRequest.post(settings.tokenUrl).pipe(
+    HttpClientRequest.acceptJson,
+    HttpClientRequest.bodyUrlParams(params)
+  )
+  return settings.clientAuthentication === "client_secret_basic"
+    ? HttpClientRequest.setHeader(
+      request,
+      "authorization",
+      basicCredentials(formEncode(settings.clientId), formEncode(secret))
+    )
+    : request
+}
+
+/** Printable ASCII with no spaces: what a header may carry after `Bearer `. */
+const headerSafeToken = /^[\x21-\x7e]+$/
+
+const TokenResponse = Schema.Struct({
+  access_token: Schema.String.pipe(
+    Schema.nonEmptyString({ message: () => "access_token must be a non-empty string" }),
+    Schema.pattern(headerSafeToken, { message: () => "access_token has characters a header cannot carry" })
+  ),
+  token_type: Schema.optional(Schema.String),
+  expires_in: Schema.optional(
+    Schema.Union(Schema.Number, Schema.NumberFromString).pipe(
+      Schema.filter((seconds) => Number.isFinite(seconds) && seconds > 0, {
+        message: () => "expires_in must be a positive number of seconds"
+      })
+    )
+  )
+})
+
+const TokenError = Schema.Struct({
+  error: Schema.String,
+  error_description: Schema.optional(Schema.String)
+})
+
+/** What an identity provider says goes into an error message: printable, and short. */
+const clip = (text: string, max: number): string => {
+  const printable = text.replace(/[^\x20-\x7e]/g, "?")
+  return printable.length > max ? `${printable.slice(0, max)}…` : printable
+}
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * How long a token is kept: until `expires_in` minus the skew, but at least half its
+ * lifetime (a token shorter than twice the skew would otherwise hardly be cached at all).
+ * (Left in the declarations: the property tests import it.)
+ */
+export const cacheMillis = (lifetime: Duration.Duration, skew: Duration.Duration): number => {
+  const life = Duration.toMillis(lifetime)
+  return Math.max(life - Duration.toMillis(skew), life / 2)
+}
+
+/** @internal */
+export const tokenFromResponse = (
+  settings: TokenRequestSettings,
+  request: HttpClientRequest.HttpClientRequest,
+  status: number,
+  body: string,
+  sentAt: number
+): Effect.Effect<Token, AuthError> => {
+  const fail = (reason: "token_endpoint" | "token_response", details: { error?: string; description?: string }) =>
+    Effect.fail(new AuthError({ reason, method: request.method, url: safeUrl(request), status, ...details }))
+  const json = parseJson(body)
+  if (status < 200 || status >= 300) {
+    const error = Schema.decodeUnknownOption(TokenError)(json)
+    return error._tag === "Some"
+      ? fail("token_endpoint", {
+        error: clip(error.value.error, 64),
+        ...(error.value.error_description === undefined
+          ? {}
+          : { description: clip(error.value.error_description, 200) })
+      })
+      : fail("token_endpoint", {})
+  }
+  if (json === undefined) return fail("token_response", { description: "the body is not JSON" })
+  const decoded = Schema.decodeUnknownEither(TokenResponse)(json)
+  if (decoded._tag === "Left") return fail("token_response", { description: describeParseError(decoded.left) })
+  const { access_token, expires_in, token_type } = decoded.right
+  if (token_type !== undefined && token_type.toLowerCase() !== "bearer") {
+    return fail("token_response", { description: `token_type ${clip(token_type, 32)} is not Bearer` })
+  }
+  const lifetime = expires_in === undefined ? settings.defaultExpiresIn : Duration.seconds(expires_in)
+  return Effect.succeed({
+    accessToken: Redacted.make(access_token),
+    refreshAt: sentAt + cacheMillis(lifetime, settings.expirySkew)
+  })
+}
+
+/**
+ * Asks the token endpoint for a token (RFC 6749 §4.4), on its own client (never the API's:
+ * the API's default headers must not reach the identity provider).
+ *
+ * @internal
+ */
+export const fetchToken = (http: Http.Service, settings: TokenRequestSettings): Effect.Effect<Token, HttpError> => {
+  const request = tokenRequest(settings)
+  return Effect.gen(function*() {
+    const sentAt = yield* Clock.currentTimeMillis
+    const { body, status } = yield* Effect.scoped(
+      Effect.flatMap(
+        http.execute(request),
+        (response) => Effect.map(response.text, (body) => ({ status: response.status, body }))
+      )
+    ).pipe(
+      Effect.catchTag("DecodeError", (error) =>
+        Effect.fail(
+          new AuthError({
+            reason: "token_response",
+            method: request.method,
+            url: safeUrl(request),
+            status: error.status,
+            description: error.reason
+          })
+        ))
+    )
+    return yield* tokenFromResponse(settings, request, status, body, sentAt)
+  }).pipe(
+    (effect) => redacting(effect, ["authorization"]),
+    Effect.withSpan("liaison.auth.token", {
+      kind: "client",
+      attributes: { "auth.scheme": "oauth2", "auth.token_endpoint": safeUrl(request) }
+    })
+  )
+}
+
+// ---------------------------------------------------------------------------
+// OAuth2 client credentials: the client
+// ---------------------------------------------------------------------------
+
+/** Bodies that can be sent twice: a stream (or a raw body of unknown kind) is used up by the first send. */
+const replayable = (request: HttpClientRequest.HttpClientRequest): boolean =>
+  request.body._tag === "Empty" || request.body._tag === "Uint8Array" || request.body._tag === "FormData"
+
+/**
+ * Sends every request with `Authorization: Bearer <token>`. A 401 answer invalidates the token,
+ * fetches a fresh one and replays the request once; a second 401 fails with `AuthError`
+ * (`rejected`). Failures to get a token are the client's `RequestError`, their `cause` the
+ * `HttpError` (which `Http` passes on as it is).
+ *
+ * @internal
+ */
+export const withBearerFrom = (client: HttpClient.HttpClient, cell: TokenCell): HttpClient.HttpClient =>
+  around(client, (request, execute) => {
+    const failWith = (cause: HttpError) =>
+      Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause, description: cause.message }))
+    const token = Effect.catchAll(cell.get, failWith)
+    const sendWith = (current: Token) =>
+      redacting(
+        execute(HttpClientRequest.setHeader(request, "authorization", `Bearer ${Redacted.value(current.accessToken)}`)),
+        ["authorization"]
+      )
+    return Effect.flatMap(token, (first) =>
+      Effect.flatMap(sendWith(first), (response) => {
+        if (response.status !== 401 || !replayable(request)) return Effect.succeed(response)
+        return cancelBody(response).pipe(
+          Effect.zipRight(cell.invalidate(first)),
+          Effect.zipRight(token),
+          Effect.flatMap(sendWith),
+          Effect.flatMap((again) =>
+            again.status !== 401
+              ? Effect.succeed(again)
+              : Effect.zipRight(
+                cancelBody(again),
+                failWith(
+                  new AuthError({
+                    reason: "rejected",
+                    method: request.method,
+                    url: safeUrl(again.request),
+                    status: 401
+                  })
+                )
+              )
+          )
+        )
+      }))
+  })

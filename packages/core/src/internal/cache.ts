@@ -1,0 +1,785 @@
+/**
+ * The cache engine behind `Cache`: an optional memory tier (the whole cache, or the L1 of a
+ * two-tier cache) and an optional Redis tier, with
+ *
+ * - one fetch per key per process (concurrent misses join the fetch in flight, which runs in the
+ *   cache's scope, so a caller giving up does not cancel it for the others) and, with Redis, one
+ *   per cluster (a short lock; the others poll for the value within a bound, then fetch themselves);
+ * - stale-if-error: an entry is kept `staleFor` past its expiry and served, marked stale, when the
+ *   fetch fails;
+ * - refresh-ahead: a hit close to expiry starts one background refresh;
+ * - fail-open reads and writes: a Redis failure is a miss (the fetch runs), counted and logged;
+ * - invalidation published to the other instances, which drop their L1 copies.
+ *
+ * @internal
+ */
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import type * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import { identity } from "effect/Function"
+import * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import { randomUUID } from "node:crypto"
+import type * as Cache from "../Cache.js"
+import type { MemoryEntry, MemoryStore } from "./cacheMemory.js"
+import type { RedisTier, TierFailure } from "./cacheRedis.js"
+import { decodeEnvelope, encodeEnvelope } from "./cacheRedis.js"
+import { escapeGlob, matchGlob } from "./glob.js"
+
+// The public types live in the public module (declarations strip `@internal`).
+type Cached<A> = Cache.Cached<A>
+type Found<A> = Cache.Entry<A>
+type Loaded<A> = Cache.Loaded<A>
+type Invalidation = Cache.Invalidation
+type Stats = Cache.Stats
+
+/** A fetch, or a loader (which sees the entry held so far): a fetch costs no closure per call. @internal */
+export type Source<A, E, R> = Loader<A, E, R> | Effect.Effect<A, E, R>
+
+/** @internal */
+export type Loader<A, E, R> = (previous: Found<A> | undefined) => Effect.Effect<Loaded<A>, E, R>
+
+/** Options of one call, as given: resolved (durations decoded, defaults filled) only off the hit path. @internal */
+export interface CallOptions<E> {
+  readonly ttl?: Duration.DurationInput | undefined
+  readonly staleFor?: Duration.DurationInput | undefined
+  readonly tags?: ReadonlyArray<string> | undefined
+  readonly refreshAhead?: Duration.DurationInput | undefined
+  readonly staleIf?: ((error: E) => boolean) | undefined
+}
+
+/** @internal */
+export interface EntryOptions {
+  readonly ttlMillis: number
+  readonly staleForMillis: number
+  readonly tags: ReadonlyArray<string>
+}
+
+/** @internal */
+export interface LookupOptions<E> extends EntryOptions {
+  /** 0: off. */
+  readonly refreshAheadMillis: number
+  readonly staleIf: (error: E) => boolean
+}
+
+/** @internal */
+export interface EngineOptions {
+  /** Default time to live. */
+  readonly ttlMillis: number
+  /** Default grace period after expiry, for stale-if-error. */
+  readonly staleForMillis: number
+  readonly local: MemoryStore | undefined
+  /** Caps how long an L1 copy of a shared entry counts as fresh (two-tier); undefined: no cap. */
+  readonly localMaxTtlMillis: number | undefined
+  readonly shared: RedisTier | undefined
+  readonly lockTtlMillis: number
+  readonly lockWaitMillis: number
+  readonly now: () => number
+  readonly scope: Scope.Scope
+}
+
+type AnySchema = Schema.Schema<unknown, unknown>
+
+const decoders = new WeakMap<object, (input: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+const encoders = new WeakMap<object, (value: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+
+const decoderOf = (schema: AnySchema) => {
+  let decode = decoders.get(schema)
+  if (decode === undefined) decoders.set(schema, decode = Schema.decodeUnknownEither(schema))
+  return decode
+}
+
+const encoderOf = (schema: AnySchema) => {
+  let encode = encoders.get(schema)
+  if (encode === undefined) encoders.set(schema, encode = Schema.encodeUnknownEither(schema))
+  return encode
+}
+
+const MAX_TTL_MILLIS = 366 * 24 * 60 * 60 * 1000
+
+/** A duration as milliseconds within [0, 366 days]: every entry expires. @internal */
+export const clampMillis = (input: Duration.DurationInput): number => {
+  const millis = Duration.toMillis(Duration.decode(input))
+  return Number.isNaN(millis) || millis < 0 ? 0 : Math.min(millis, MAX_TTL_MILLIS)
+}
+
+/** The keys `Related` invalidation drops: the resource, its lists and its sub-keys. @internal */
+export const relatedTo = (resource: string, id: string) => {
+  const self = `${resource}:${id}`
+  const lists = `${resource}:list:`
+  const subKeys = `${self}:`
+  return (key: string): boolean => key === self || key.startsWith(lists) || key.startsWith(subKeys)
+}
+
+/** One fetch of a key: what it is, how to load it and keep it, and why it runs. */
+interface Job<A, E, R> {
+  readonly key: string
+  readonly schema: Schema.Schema<A, unknown>
+  readonly loader: Source<A, E, R>
+  readonly options: LookupOptions<E>
+  readonly mode: "miss" | "refresh"
+}
+
+interface Flight {
+  readonly schema: unknown
+  readonly tags: ReadonlyArray<string>
+  readonly deferred: Deferred.Deferred<Cached<unknown>, unknown>
+  /** Set when the key is written or invalidated meanwhile: the fetched value is then not stored. */
+  invalidated: boolean
+}
+
+type Acquired =
+  | { readonly _tag: "Locked"; readonly token: string }
+  | { readonly _tag: "Found"; readonly found: Found<unknown> }
+  | { readonly _tag: "Unlocked" }
+
+const unlocked: Acquired = { _tag: "Unlocked" }
+
+/** @internal */
+export class Engine {
+  readonly #local: MemoryStore | undefined
+  readonly #shared: RedisTier | undefined
+  readonly #options: EngineOptions
+  readonly #now: () => number
+  readonly #inflight = new Map<string, Flight>()
+  /** Tells this instance's own invalidation messages from the others'. */
+  readonly origin: string = randomUUID()
+  #hits = 0
+  #misses = 0
+  #stale = 0
+  #errors = 0
+  #fetches = 0
+
+  constructor(options: EngineOptions) {
+    this.#options = options
+    this.#local = options.local
+    this.#shared = options.shared
+    this.#now = options.now
+  }
+
+  #resolve<E>(options: CallOptions<E>): LookupOptions<E> {
+    return {
+      ttlMillis: options.ttl === undefined ? this.#options.ttlMillis : clampMillis(options.ttl),
+      staleForMillis: options.staleFor === undefined ? this.#options.staleForMillis : clampMillis(options.staleFor),
+      tags: options.tags ?? [],
+      refreshAheadMillis: options.refreshAhead === undefined ? 0 : clampMillis(options.refreshAhead),
+      staleIf: options.staleIf ?? always
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // reading
+  // -------------------------------------------------------------------------------------------
+
+  /** A fresh local entry typed by `schema` itself (the hot path), or `undefined`. */
+  #localFresh(key: string, schema: unknown, now: number): MemoryEntry | undefined {
+    const entry = this.#local?.get(key, now)
+    return entry !== undefined && entry.freshUntil > now && entry.schema === schema ? entry : undefined
+  }
+
+  /** The value of a fresh entry, or `undefined` on a miss. */
+  get<A>(key: string, schema: Schema.Schema<A, unknown>): Effect.Effect<Option.Option<A>> {
+    return Effect.suspend(() => {
+      const entry = this.#localFresh(key, schema, this.#now())
+      if (entry !== undefined) {
+        this.#hits++
+        return Effect.succeed(Option.some(entry.value as A))
+      }
+      return Effect.map(this.#readBehindLocal(key, schema), (found) => {
+        if (found !== undefined && found.freshUntil > this.#now()) {
+          this.#hits++
+          return Option.some(found.value)
+        }
+        this.#misses++
+        return Option.none()
+      })
+    })
+  }
+
+  lookup<A, E, R>(
+    key: string,
+    schema: Schema.Schema<A, unknown>,
+    loader: Source<A, E, R>,
+    options: CallOptions<E>
+  ): Effect.Effect<Cached<A>, E, R> {
+    if (this.#local === undefined && this.#shared !== undefined) {
+      return this.#sharedOnly(key, schema, loader, options, (value): Cached<A> => ({ value, status: "hit" }), identity)
+    }
+    return Effect.suspend(() => {
+      const now = this.#now()
+      const entry = this.#localFresh(key, schema, now)
+      if (entry === undefined) return this.#behindLocal(key, schema, loader, options)
+      this.#hits++
+      const cached: Cached<A> = { value: entry.value as A, status: "hit" }
+      return dueForRefresh(options, entry, now)
+        ? Effect.as(this.#refreshAhead(key, schema, loader, options, entry as Found<A>), cached)
+        : Effect.succeed(cached)
+    })
+  }
+
+  /** {@link lookup} for the value alone: a local hit allocates nothing. */
+  lookupValue<A, E, R>(
+    key: string,
+    schema: Schema.Schema<A, unknown>,
+    loader: Source<A, E, R>,
+    options: CallOptions<E>
+  ): Effect.Effect<A, E, R> {
+    if (this.#local === undefined && this.#shared !== undefined) {
+      return this.#sharedOnly(key, schema, loader, options, identity, (after) => Effect.map(after, valueOf))
+    }
+    return Effect.suspend(() => {
+      const now = this.#now()
+      const entry = this.#localFresh(key, schema, now)
+      if (entry === undefined || dueForRefresh(options, entry, now)) {
+        return Effect.map(this.lookup(key, schema, loader, options), valueOf)
+      }
+      this.#hits++
+      return Effect.succeed(entry.value as A)
+    })
+  }
+
+  /** Past a local miss: Redis, then one fetch for all. */
+  #behindLocal<A, E, R>(
+    key: string,
+    schema: Schema.Schema<A, unknown>,
+    loader: Source<A, E, R>,
+    options: CallOptions<E>
+  ): Effect.Effect<Cached<A>, E, R> {
+    return Effect.flatMap(
+      this.#readBehindLocal(key, schema),
+      (found) => this.#afterRead(key, schema, loader, options, found)
+    )
+  }
+
+  /** What was found decides: a fresh hit (refreshed ahead if due), else one fetch for all. */
+  #afterRead<A, E, R>(
+    key: string,
+    schema: Schema.Schema<A, unknown>,
+    loader: Source<A, E, R>,
+    options: CallOptions<E>,
+    found: Found<A> | undefined
+  ): Effect.Effect<Cached<A>, E, R> {
+    const now = this.#now()
+    if (found !== undefined && found.freshUntil > now) {
+      this.#hits++
+      const cached: Cached<A> = { value: found.value, status: "hit" }
+      return options.refreshAhead !== undefined && found.freshUntil - now <= clampMillis(options.refreshAhead)
+        ? Effect.as(this.#refreshAhead(key, schema, loader, options, found), cached)
+        : Effect.succeed(cached)
+    }
+    this.#misses++
+    return this.#singleFlight({ key, schema, loader, options: this.#resolve(options), mode: "miss" }, found)
+  }
+
+  /**
+   * The Redis-only tier's lookup: the `GET`, its decoding and the hit all happen in the reply's
+   * callback, one fiber step; anything else (a miss, a corrupt entry, Redis failing) goes on from there.
+   */
+  #sharedOnly<A, E, R, B>(
+    key: string,
+    schema: Schema.Schema<A, unknown>,
+    loader: Source<A, E, R>,
+    options: CallOptions<E>,
+    hit: (value: A) => B,
+    after: (rest: Effect.Effect<Cached<A>, E, R>) => Effect.Effect<B, E, R>
+  ): Effect.Effect<B, E, R> {
+    const shared = this.#shared as RedisTier
+    return shared.exec(
+      "GET",
+      (client) => client.get(shared.valueKey(key)),
+      (text) => {
+        const held = this.#classify(schema, text)
+        if (held instanceof Corrupt) {
+          return after(
+            Effect.zipRight(
+              this.#dropCorrupt(key, held.reason),
+              this.#afterRead(key, schema, loader, options, undefined)
+            )
+          )
+        }
+        if (held !== undefined && held.freshUntil > this.#now() && options.refreshAhead === undefined) {
+          this.#hits++
+          return Effect.succeed(hit(held.value))
+        }
+        return after(this.#afterRead(key, schema, loader, options, held))
+      },
+      () => after(this.#afterRead(key, schema, loader, options, undefined))
+    )
+  }
+
+  /**
+   * What is held past the hot path: a local entry typed by another Schema (re-typed, or dropped
+   * when it does not decode), then the Redis entry (a fresh one is copied to the local tier).
+   * Fresh or stale; the later stale-until of the two when both are expired.
+   */
+  #readBehindLocal<A>(key: string, schema: Schema.Schema<A, unknown>): Effect.Effect<Found<A> | undefined> {
+    const entry = this.#local?.get(key, this.#now())
+    let local: Found<A> | undefined
+    let mismatch: Effect.Effect<void> | undefined
+    if (entry !== undefined) {
+      if (entry.schema === schema) {
+        local = entry as Found<A>
+      } else {
+        const retyped = encoderOf(entry.schema as AnySchema)(entry.value).pipe(
+          Either.flatMap((encoded) => decoderOf(schema as AnySchema)(encoded))
+        )
+        if (Either.isRight(retyped)) {
+          local = { ...entry, value: retyped.right as A }
+        } else {
+          this.#local?.delete(key)
+          mismatch = this.#corrupt(key, "memory", "does not decode with the Schema asked for")
+        }
+      }
+    }
+    const shared = this.#shared
+    const skipShared = (local !== undefined && local.freshUntil > this.#now()) || shared === undefined ||
+      !shared.usable
+    const read: Effect.Effect<Found<A> | undefined> = skipShared ? Effect.succeed(local) : Effect.flatMap(
+      shared.read(
+        "GET",
+        (client) => client.get(shared.valueKey(key)),
+        (text) => this.#classify(schema, text),
+        undefined
+      ),
+      (held) => {
+        if (held instanceof Corrupt) return Effect.as(this.#dropCorrupt(key, held.reason), local)
+        if (held !== undefined && held.freshUntil > this.#now()) {
+          this.#fillLocal(key, schema, held)
+          return Effect.succeed(held)
+        }
+        return Effect.succeed(
+          held !== undefined && (local === undefined || held.staleUntil > local.staleUntil) ? held : local
+        )
+      }
+    )
+    return mismatch === undefined ? read : Effect.zipRight(mismatch, read)
+  }
+
+  #corrupt(key: string, tier: string, reason: string): Effect.Effect<void> {
+    this.#errors++
+    return Effect.logWarning(`cache: entry ${JSON.stringify(key)} in ${tier} ${reason}; dropped, counted as a miss`)
+  }
+
+  #dropCorrupt(key: string, reason: string): Effect.Effect<void> {
+    return Effect.zipRight(
+      this.#corrupt(key, "Redis", reason),
+      Effect.ignore(this.#shared?.unlink([key]) ?? Effect.void)
+    )
+  }
+
+  /** A Redis reply as an entry (`undefined`: none, or past its stale-until), or why it is corrupt. Plain code. */
+  #classify<A>(schema: Schema.Schema<A, unknown>, text: string | null): Found<A> | Corrupt | undefined {
+    if (text === null) return undefined
+    const stored = decodeEnvelope(text)
+    if (stored === undefined) return new Corrupt("is not a cache entry")
+    const decoded = decoderOf(schema as AnySchema)(stored.encoded)
+    if (Either.isLeft(decoded)) return new Corrupt("does not decode with its Schema")
+    if (stored.staleUntil <= this.#now()) return undefined
+    return {
+      value: decoded.right as A,
+      freshUntil: stored.freshUntil,
+      staleUntil: stored.staleUntil,
+      etag: stored.etag,
+      tags: stored.tags
+    }
+  }
+
+  /** Reads a Redis entry; a failure is a miss (fail open), a corrupt entry is dropped. */
+  #readShared<A>(key: string, schema: Schema.Schema<A, unknown>): Effect.Effect<Found<A> | undefined> {
+    const shared = this.#shared
+    if (shared === undefined || !shared.usable) return Effect.succeed(undefined)
+    return Effect.flatMap(
+      shared.read(
+        "GET",
+        (client) => client.get(shared.valueKey(key)),
+        (text) => this.#classify(schema, text),
+        undefined
+      ),
+      (held) =>
+        held instanceof Corrupt ? Effect.as(this.#dropCorrupt(key, held.reason), undefined) : Effect.succeed(held)
+    )
+  }
+
+  #parseShared<A>(key: string, schema: Schema.Schema<A, unknown>, text: string): Effect.Effect<Found<A> | undefined> {
+    const held = this.#classify(schema, text)
+    return held instanceof Corrupt ? Effect.as(this.#dropCorrupt(key, held.reason), undefined) : Effect.succeed(held)
+  }
+
+  #fillLocal<A>(key: string, schema: Schema.Schema<A, unknown>, found: Found<A>): void {
+    const cap = this.#options.localMaxTtlMillis
+    this.#local?.set(key, {
+      value: found.value,
+      schema,
+      freshUntil: cap === undefined ? found.freshUntil : Math.min(found.freshUntil, this.#now() + cap),
+      staleUntil: found.staleUntil,
+      tags: found.tags,
+      etag: found.etag
+    })
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // fetching: one per key per process, one per cluster with Redis
+  // -------------------------------------------------------------------------------------------
+
+  #singleFlight<A, E, R>(job: Job<A, E, R>, candidate: Found<A> | undefined): Effect.Effect<Cached<A>, E, R> {
+    const { key, schema } = job
+    return Effect.suspend(() => {
+      const existing = this.#inflight.get(key)
+      if (existing !== undefined && existing.schema === schema) {
+        return Deferred.await(existing.deferred as Deferred.Deferred<Cached<A>, E>)
+      }
+      const flight: Flight = {
+        schema,
+        tags: job.options.tags,
+        deferred: Deferred.unsafeMake<Cached<unknown>, unknown>(FiberId.none),
+        invalidated: false
+      }
+      // A fetch typed by another Schema runs on its own, without taking the key's slot.
+      const owner = existing === undefined
+      if (owner) this.#inflight.set(key, flight)
+      const run = this.#lead(job, candidate, flight).pipe(
+        Effect.exit,
+        Effect.flatMap((exit) => {
+          if (owner && this.#inflight.get(key) === flight) this.#inflight.delete(key)
+          return Deferred.done(flight.deferred, exit as Exit.Exit<Cached<unknown>, unknown>)
+        })
+      )
+      return Effect.zipRight(
+        Effect.forkIn(run, this.#options.scope),
+        Deferred.await(flight.deferred as Deferred.Deferred<Cached<A>, E>)
+      )
+    })
+  }
+
+  #lead<A, E, R>(job: Job<A, E, R>, candidate: Found<A> | undefined, flight: Flight): Effect.Effect<Cached<A>, E, R> {
+    const { key, options, schema } = job
+    return Effect.gen(this, function*() {
+      let previous = candidate
+      let token: string | undefined
+      const shared = this.#shared
+      if (shared !== undefined && shared.usable) {
+        if (job.mode === "refresh") {
+          // Another instance may have refreshed it already.
+          const current = yield* this.#readShared(key, schema)
+          if (current !== undefined && current.freshUntil - this.#now() > options.refreshAheadMillis) {
+            this.#fillLocal(key, schema, current)
+            return { value: current.value, status: "hit" }
+          }
+          const attempt = randomUUID()
+          const locked = yield* Effect.orElseSucceed(
+            shared.lock(key, attempt, this.#options.lockTtlMillis),
+            () => false
+          )
+          if (!locked) return { value: (previous ?? current)?.value as A, status: "hit" }
+          token = attempt
+        } else {
+          const acquired = yield* this.#acquire(key, schema)
+          if (acquired._tag === "Found") {
+            this.#fillLocal(key, schema, acquired.found as Found<A>)
+            return { value: acquired.found.value as A, status: "hit" }
+          }
+          if (acquired._tag === "Locked") {
+            token = acquired.token
+            // The holder before us may have stored the value just before we took the lock.
+            const current = yield* this.#readShared(key, schema)
+            if (current !== undefined && current.freshUntil > this.#now()) {
+              yield* Effect.ignore(shared.unlock(key, acquired.token))
+              this.#fillLocal(key, schema, current)
+              return { value: current.value, status: "hit" }
+            }
+            if (current !== undefined && (previous === undefined || current.staleUntil > previous.staleUntil)) {
+              previous = current
+            }
+          }
+        }
+      }
+      const fetched = this.#fetch(job, previous, flight)
+      const lockToken = token
+      return yield* lockToken === undefined || shared === undefined
+        ? fetched
+        : Effect.ensuring(fetched, Effect.ignore(shared.unlock(key, lockToken)))
+    })
+  }
+
+  #fetch<A, E, R>(job: Job<A, E, R>, previous: Found<A> | undefined, flight: Flight): Effect.Effect<Cached<A>, E, R> {
+    const { key, loader, options, schema } = job
+    return Effect.suspend(() => {
+      this.#fetches++
+      const load = Effect.isEffect(loader) ? Effect.map(loader, toLoaded) : loader(previous)
+      return Effect.matchEffect(load, {
+        onFailure: (error) => {
+          if (previous !== undefined && previous.staleUntil > this.#now() && options.staleIf(error)) {
+            if (previous.freshUntil > this.#now()) {
+              return Effect.succeed<Cached<A>>({ value: previous.value, status: "hit" })
+            }
+            this.#stale++
+            return Effect.succeed<Cached<A>>({ value: previous.value, status: "stale" })
+          }
+          return Effect.fail(error)
+        },
+        onSuccess: (loaded) => {
+          const cached: Cached<A> = { value: loaded.value, status: loaded.revalidated === true ? "hit" : "miss" }
+          if (flight.invalidated) return Effect.succeed(cached)
+          return Effect.as(this.#store(key, schema, loaded, options, job.mode === "refresh"), cached)
+        }
+      })
+    })
+  }
+
+  /**
+   * Takes the key's Redis lock, or waits for its holder's value: polls (5 ms doubling to 50 ms)
+   * until the value is fresh, the lock is free again (then tries to take it), or `lockWait` passes.
+   */
+  #acquire<A>(key: string, schema: Schema.Schema<A, unknown>): Effect.Effect<Acquired> {
+    const shared = this.#shared
+    if (shared === undefined) return Effect.succeed(unlocked)
+    const token = randomUUID()
+    const deadline = this.#now() + this.#options.lockWaitMillis
+    return Effect.gen(this, function*() {
+      let delay = 5
+      for (;;) {
+        const locked = yield* Effect.either(shared.lock(key, token, this.#options.lockTtlMillis))
+        if (Either.isLeft(locked)) return unlocked
+        if (locked.right) return { _tag: "Locked", token } as const
+        for (;;) {
+          if (this.#now() >= deadline) return unlocked
+          yield* Effect.sleep(Duration.millis(delay))
+          delay = Math.min(delay * 2, 50)
+          const peeked = yield* Effect.either(shared.peek(key))
+          if (Either.isLeft(peeked)) return unlocked
+          const { locked: held, value } = peeked.right
+          if (value !== null) {
+            const found = yield* this.#parseShared(key, schema, value)
+            if (found !== undefined && found.freshUntil > this.#now()) return { _tag: "Found", found } as const
+          }
+          if (!held) break
+        }
+      }
+    })
+  }
+
+  #refreshAhead<A, E, R>(
+    key: string,
+    schema: Schema.Schema<A, unknown>,
+    loader: Source<A, E, R>,
+    options: CallOptions<E>,
+    current: Found<A>
+  ): Effect.Effect<void, never, R> {
+    if (this.#inflight.has(key)) return Effect.void
+    return Effect.asVoid(Effect.forkIn(
+      Effect.ignoreLogged(
+        this.#singleFlight({ key, schema, loader, options: this.#resolve(options), mode: "refresh" }, current)
+      ),
+      this.#options.scope
+    ))
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // writing
+  // -------------------------------------------------------------------------------------------
+
+  #store<A>(
+    key: string,
+    schema: Schema.Schema<A, unknown>,
+    loaded: Loaded<A>,
+    options: EntryOptions,
+    announce: boolean
+  ): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const storage = loaded.storage ?? "shared"
+      const shared = this.#shared
+      if (storage === "none") {
+        this.#local?.delete(key)
+        return shared === undefined ? Effect.void : Effect.ignore(shared.unlink([key]))
+      }
+      const encoded = encoderOf(schema as AnySchema)(loaded.value)
+      if (Either.isLeft(encoded)) {
+        this.#errors++
+        return Effect.logWarning(`cache: value for ${JSON.stringify(key)} does not encode with its Schema; not cached`)
+      }
+      const now = this.#now()
+      const ttl = Math.min(loaded.ttlMillis ?? options.ttlMillis, options.ttlMillis)
+      const found: Found<A> = {
+        value: loaded.value,
+        freshUntil: now + ttl,
+        staleUntil: now + ttl + options.staleForMillis,
+        etag: loaded.etag,
+        tags: options.tags
+      }
+      if (found.staleUntil <= now) {
+        this.#local?.delete(key)
+        return Effect.void
+      }
+      if (storage === "local" || shared === undefined) {
+        this.#local?.set(key, { ...found, schema })
+        return Effect.void
+      }
+      let envelope: string
+      try {
+        envelope = encodeEnvelope({ ...found, encoded: encoded.right })
+      } catch {
+        this.#errors++
+        return Effect.logWarning(`cache: value for ${JSON.stringify(key)} is not JSON once encoded; not cached`)
+      }
+      this.#fillLocal(key, schema, found)
+      const write = Effect.ignore(shared.set(key, envelope, found.staleUntil - now, options.tags))
+      return announce ? Effect.zipRight(write, Effect.ignore(this.#publish({ _tag: "Keys", keys: [key] }))) : write
+    })
+  }
+
+  /** Writes a value (write-through): this instance's copy is replaced, the others' dropped. */
+  set<A>(key: string, schema: Schema.Schema<A, unknown>, value: A, options: CallOptions<never>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.#markInflight({ _tag: "Keys", keys: [key] })
+      return this.#store(key, schema, { value }, this.#resolve(options), true)
+    })
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // invalidation
+  // -------------------------------------------------------------------------------------------
+
+  #markInflight(invalidation: Invalidation): void {
+    if (this.#inflight.size === 0) return
+    const hit = this.#matcher(invalidation)
+    for (const [key, flight] of this.#inflight) if (hit(key, flight.tags)) flight.invalidated = true
+  }
+
+  #matcher(invalidation: Invalidation): (key: string, tags: ReadonlyArray<string>) => boolean {
+    switch (invalidation._tag) {
+      case "Keys": {
+        const keys = new Set(invalidation.keys)
+        return (key) => keys.has(key)
+      }
+      case "Pattern":
+        return (key) => matchGlob(invalidation.pattern, key)
+      case "Tag":
+        return (_, tags) => tags.includes(invalidation.tag)
+      case "Related": {
+        const related = relatedTo(invalidation.resource, invalidation.id)
+        return (key) => related(key)
+      }
+    }
+  }
+
+  /** Drops local copies (and marks fetches in flight) for an invalidation, this instance's or another's. */
+  dropLocal(invalidation: Invalidation): number {
+    this.#markInflight(invalidation)
+    const local = this.#local
+    if (local === undefined) return 0
+    switch (invalidation._tag) {
+      case "Keys":
+        return invalidation.keys.filter((key) => local.delete(key)).length
+      case "Pattern":
+        return local.deletePattern(invalidation.pattern)
+      case "Tag":
+        return local.deleteTag(invalidation.tag)
+      case "Related":
+        return local.deleteWhere(relatedTo(invalidation.resource, invalidation.id))
+    }
+  }
+
+  /** Drops every local copy: after missing invalidation messages (the subscriber reconnected). */
+  dropAllLocal(): void {
+    this.#local?.clear()
+    for (const flight of this.#inflight.values()) flight.invalidated = true
+  }
+
+  #publish(invalidation: Invalidation): Effect.Effect<void, TierFailure> {
+    const shared = this.#shared
+    if (shared === undefined) return Effect.void
+    return shared.publish(JSON.stringify({ origin: this.origin, invalidation }))
+  }
+
+  /** Applies a message from the invalidation channel; this instance's own are ignored. */
+  receive(message: string): void {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(message)
+    } catch {
+      return
+    }
+    if (typeof parsed !== "object" || parsed === null || !("origin" in parsed) || !("invalidation" in parsed)) return
+    if (parsed.origin === this.origin) return
+    const invalidation = parsed.invalidation as Invalidation
+    if (isInvalidation(invalidation)) this.dropLocal(invalidation)
+  }
+
+  /** Fails (after dropping the local copies) when the Redis tier cannot be reached. */
+  invalidate(invalidation: Invalidation): Effect.Effect<number, TierFailure> {
+    return Effect.suspend(() => {
+      const dropped = this.dropLocal(invalidation)
+      const shared = this.#shared
+      if (shared === undefined) return Effect.succeed(dropped)
+      const removed = this.#unlinkShared(shared, invalidation)
+      return Effect.zipLeft(removed, this.#publish(invalidation))
+    })
+  }
+
+  #unlinkShared(shared: RedisTier, invalidation: Invalidation): Effect.Effect<number, TierFailure> {
+    switch (invalidation._tag) {
+      case "Keys":
+        return shared.unlink(invalidation.keys)
+      case "Pattern":
+        return shared.scanUnlink(invalidation.pattern)
+      case "Tag":
+        return shared.unlinkTag(invalidation.tag)
+      case "Related": {
+        const { id, resource } = invalidation
+        const related = relatedTo(resource, id)
+        return Effect.zipWith(
+          shared.unlink([`${resource}:${id}`]),
+          shared.scanUnlink(`${escapeGlob(resource)}:*`, (key) => key !== `${resource}:${id}` && related(key)),
+          (a, b) => a + b
+        )
+      }
+    }
+  }
+
+  stats(): Stats {
+    return {
+      hits: this.#hits,
+      misses: this.#misses,
+      stale: this.#stale,
+      errors: this.#errors + (this.#shared?.failures ?? 0),
+      fetches: this.#fetches,
+      entries: this.#local?.size ?? 0,
+      redis: this.#shared === undefined ? "none" : this.#shared.state
+    }
+  }
+}
+
+const always = () => true
+
+const valueOf = <A>(cached: Cached<A>): A => cached.value
+
+const toLoaded = <A>(value: A): Loaded<A> => ({ value })
+
+/** Why a stored entry cannot be used. */
+class Corrupt {
+  constructor(readonly reason: string) {}
+}
+
+/** A hit within `refreshAhead` of its expiry starts a refresh. */
+const dueForRefresh = <E>(options: CallOptions<E>, entry: MemoryEntry, now: number): boolean =>
+  options.refreshAhead !== undefined && entry.freshUntil - now <= clampMillis(options.refreshAhead)
+
+const isInvalidation = (value: Invalidation): boolean => {
+  switch (value._tag) {
+    case "Keys":
+      return Array.isArray(value.keys) && value.keys.every((key) => typeof key === "string")
+    case "Pattern":
+      return typeof value.pattern === "string"
+    case "Tag":
+      return typeof value.tag === "string"
+    case "Related":
+      return typeof value.resource === "string" && typeof value.id === "string"
+    default:
+      return false
+  }
+}

@@ -1,0 +1,390 @@
+/**
+ * The Redis tier of a cache, on the shared ioredis client:
+ *
+ * - values as JSON envelopes under `<prefix>v:<key>`, each with a `PX` expiry (its stale-until);
+ * - tags as sets under `<prefix>t:<tag>` written atomically with the value (Lua), expiring with
+ *   their longest-lived member;
+ * - stampede locks under `<prefix>l:<key>` (`SET NX PX` with a random token, released by a
+ *   compare-and-delete script);
+ * - invalidation by pattern with `SCAN … MATCH` and `UNLINK` in batches, never `KEYS`; by tag in
+ *   batches of members (`SRANDMEMBER`, then `UNLINK` + `SREM` in one transaction);
+ * - an L2 breaker (the "gate"): after any failure or a command slower than `timeout`, Redis is
+ *   skipped for `cooldown`, and while the client is not connected it is skipped at once, so a
+ *   request never waits for a connect timeout; the first call after the cooldown tries again.
+ *
+ * Every key shares the hash tag of the prefix (`liaison:{cache}:` by default), so the scripts and
+ * `MGET` touch one slot in a Redis Cluster.
+ *
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import type { Redis as IORedis } from "ioredis"
+import { escapeGlob } from "./glob.js"
+import { redisScript } from "./redisScript.js"
+
+/** A Redis command failed, timed out, or Redis was skipped by the gate. @internal */
+export class TierFailure {
+  readonly _tag = "TierFailure"
+  constructor(readonly operation: string, readonly reason: string) {}
+}
+
+/** What a value key holds, decoded from its JSON envelope. @internal */
+export interface StoredEntry {
+  readonly encoded: unknown
+  readonly freshUntil: number
+  readonly staleUntil: number
+  readonly tags: ReadonlyArray<string>
+  readonly etag: string | undefined
+}
+
+interface Envelope {
+  readonly v: unknown
+  readonly f: number
+  readonly s: number
+  readonly t?: ReadonlyArray<string>
+  readonly e?: string
+}
+
+/** The JSON stored for an entry. @internal */
+export const encodeEnvelope = (entry: StoredEntry): string => {
+  const envelope: Envelope = {
+    v: entry.encoded,
+    f: entry.freshUntil,
+    s: entry.staleUntil,
+    ...(entry.tags.length > 0 ? { t: entry.tags } : {}),
+    ...(entry.etag === undefined ? {} : { e: entry.etag })
+  }
+  return JSON.stringify(envelope)
+}
+
+const isStringArray = (value: unknown): value is ReadonlyArray<string> =>
+  Array.isArray(value) && value.every((item) => typeof item === "string")
+
+/** The entry in a stored JSON envelope, or `undefined` when it is not one. @internal */
+export const decodeEnvelope = (text: string): StoredEntry | undefined => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (typeof parsed !== "object" || parsed === null || !("v" in parsed)) return undefined
+  const { e, f, s, t, v } = parsed as Partial<Envelope>
+  if (typeof f !== "number" || typeof s !== "number") return undefined
+  if (t !== undefined && !isStringArray(t)) return undefined
+  if (e !== undefined && typeof e !== "string") return undefined
+  return { encoded: v, freshUntil: f, staleUntil: s, tags: t ?? [], etag: e }
+}
+
+// KEYS[1] the value, KEYS[2..] its tag sets; ARGV[1] the envelope, ARGV[2] its expiry in ms.
+// Each tag set lives as long as its longest-lived member.
+const setWithTags = redisScript(`
+redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+local px = tonumber(ARGV[2])
+for i = 2, #KEYS do
+  redis.call("SADD", KEYS[i], KEYS[1])
+  if redis.call("PTTL", KEYS[i]) < px then redis.call("PEXPIRE", KEYS[i], px) end
+end
+return 1
+`)
+
+// KEYS[1] a lock; ARGV[1] the token of its holder.
+const releaseLock = redisScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end
+return 0
+`)
+
+/** @internal */
+export interface RedisTierOptions {
+  readonly prefix: string
+  readonly timeoutMillis: number
+  readonly cooldownMillis: number
+  /** Keys per `SCAN` step and per `UNLINK` batch. */
+  readonly batchSize: number
+}
+
+interface Pending {
+  /** Epoch ms (real time: the wait is for real I/O). */
+  readonly deadline: number
+  /** Answered, failed or expired: whatever comes later is ignored. */
+  done: boolean
+  readonly expire: () => void
+}
+
+/** What the gate saw last, for logs and stats. @internal */
+export type TierState = "up" | "down"
+
+/** @internal */
+export class RedisTier {
+  readonly #client: IORedis
+  readonly #options: RedisTierOptions
+  readonly #now: () => number
+  #openUntil = 0
+  #state: TierState = "up"
+  /** Failures so far (commands that failed or timed out), for stats. */
+  failures = 0
+
+  readonly channel: string
+
+  constructor(client: IORedis, options: RedisTierOptions, now: () => number) {
+    this.#client = client
+    this.#options = options
+    this.#now = now
+    this.channel = `${options.prefix}invalidate`
+  }
+
+  get client(): IORedis {
+    return this.#client
+  }
+
+  get state(): TierState {
+    return this.#state
+  }
+
+  valueKey(key: string): string {
+    return `${this.#options.prefix}v:${key}`
+  }
+
+  lockKey(key: string): string {
+    return `${this.#options.prefix}l:${key}`
+  }
+
+  tagKey(tag: string): string {
+    return `${this.#options.prefix}t:${tag}`
+  }
+
+  /** The cache key of a value key. */
+  keyOf(valueKey: string): string {
+    return valueKey.slice(this.#options.prefix.length + 2)
+  }
+
+  /** Whether a call may try Redis now: the gate is closed and the client connected. */
+  get usable(): boolean {
+    return this.#client.status === "ready" && this.#now() >= this.#openUntil
+  }
+
+  /**
+   * Runs one command: fails at once (without waiting for a connection) when the gate is open or
+   * the client not connected; a failure or a timeout opens the gate for the cooldown. The change
+   * from up to down, and back, is logged once each.
+   */
+  run<A>(operation: string, f: (client: IORedis) => Promise<A>): Effect.Effect<A, TierFailure> {
+    return this.exec(operation, f, Effect.succeed, Effect.fail)
+  }
+
+  /**
+   * {@link run} for reads that fail open: the reply goes through `map` (in the reply's callback, no
+   * further step), a failure becomes `fallback` (still counted, logged and opening the gate).
+   */
+  read<R, A>(
+    operation: string,
+    f: (client: IORedis) => Promise<R>,
+    map: (reply: R) => A,
+    fallback: A
+  ): Effect.Effect<A> {
+    return this.exec(operation, f, (reply) => Effect.succeed(map(reply)), () => Effect.succeed(fallback))
+  }
+
+  /**
+   * The general form: the fiber resumes with `onReply`'s effect, or `onFailure`'s (after the log
+   * line when this changes Redis' state) — one step for a whole hit.
+   */
+  exec<R, A, E, Env>(
+    operation: string,
+    f: (client: IORedis) => Promise<R>,
+    onReply: (reply: R) => Effect.Effect<A, E, Env>,
+    onFailure: (failure: TierFailure) => Effect.Effect<A, E, Env>
+  ): Effect.Effect<A, E, Env> {
+    return Effect.async<A, E, Env>((resume) => {
+      if (!this.usable) {
+        const connected = this.#client.status === "ready"
+        // Skipped: not a new failure. A client that is not connected counts once per cooldown.
+        const counted = !connected && this.#gateClosed
+        return resume(
+          this.#failed(operation, connected ? "skipped after a recent failure" : "not connected", counted, onFailure)
+        )
+      }
+      const pending: Pending = {
+        deadline: Date.now() + this.#options.timeoutMillis,
+        done: false,
+        expire: () => {
+          pending.done = true
+          resume(this.#failed(operation, `no answer within ${this.#options.timeoutMillis} ms`, true, onFailure))
+        }
+      }
+      this.#watch(pending)
+      f(this.#client).then(
+        (reply) => {
+          if (pending.done) return
+          pending.done = true
+          if (this.#state === "up") return resume(onReply(reply))
+          this.#state = "up"
+          resume(Effect.zipRight(Effect.logInfo("cache: Redis answers again, using it"), onReply(reply)))
+        },
+        (error: unknown) => {
+          if (pending.done) return
+          pending.done = true
+          resume(this.#failed(operation, error instanceof Error ? error.message : String(error), true, onFailure))
+        }
+      )
+    })
+  }
+
+  #failed<A, E, Env>(
+    operation: string,
+    reason: string,
+    counted: boolean,
+    onFailure: (failure: TierFailure) => Effect.Effect<A, E, Env>
+  ): Effect.Effect<A, E, Env> {
+    const failure = new TierFailure(operation, reason)
+    if (!counted) return onFailure(failure)
+    this.failures++
+    return this.#trip() ? Effect.zipRight(this.#logDown(failure), onFailure(failure)) : onFailure(failure)
+  }
+
+  // Timeouts: one interval for every command in flight (cheaper than a timer per command), running
+  // only while there are some. Every command has the same timeout, so deadlines come in the order
+  // the commands were sent: a queue, whose answered entries are skipped when they reach the front.
+  #queue: Array<Pending> = []
+  #head = 0
+  #watchdog: ReturnType<typeof setInterval> | undefined
+
+  #watch(pending: Pending): void {
+    this.#queue.push(pending)
+    if (this.#watchdog !== undefined) return
+    const tick = Math.max(5, Math.min(100, Math.floor(this.#options.timeoutMillis / 4)))
+    this.#watchdog = setInterval(() => this.#sweep(), tick)
+    this.#watchdog.unref()
+  }
+
+  #sweep(): void {
+    const now = Date.now()
+    const queue = this.#queue
+    while (this.#head < queue.length) {
+      const first = queue[this.#head] as Pending
+      if (!first.done && first.deadline > now) break
+      this.#head++
+      if (!first.done) first.expire()
+    }
+    if (this.#head === queue.length) {
+      this.#queue = []
+      this.#head = 0
+      clearInterval(this.#watchdog)
+      this.#watchdog = undefined
+    } else if (this.#head > 1024 && this.#head * 2 > queue.length) {
+      this.#queue = queue.slice(this.#head)
+      this.#head = 0
+    }
+  }
+
+  get #gateClosed(): boolean {
+    return this.#now() >= this.#openUntil
+  }
+
+  /** Opens the gate for the cooldown; true when Redis was considered up until now. */
+  #trip(): boolean {
+    this.#openUntil = this.#now() + this.#options.cooldownMillis
+    const wasUp = this.#state === "up"
+    this.#state = "down"
+    return wasUp
+  }
+
+  #logDown(failure: TierFailure): Effect.Effect<void> {
+    return Effect.logWarning(
+      `cache: Redis ${failure.operation} failed (${failure.reason}); ` +
+        `going to the upstream without it, trying it again in ${this.#options.cooldownMillis} ms`
+    )
+  }
+
+  get(key: string): Effect.Effect<string | null, TierFailure> {
+    const valueKey = this.valueKey(key)
+    return this.run("GET", (client) => client.get(valueKey))
+  }
+
+  set(key: string, envelope: string, expiresInMillis: number, tags: ReadonlyArray<string>): Effect.Effect<
+    void,
+    TierFailure
+  > {
+    const valueKey = this.valueKey(key)
+    const px = Math.max(1, Math.ceil(expiresInMillis))
+    if (tags.length === 0) return Effect.asVoid(this.run("SET", (client) => client.set(valueKey, envelope, "PX", px)))
+    const keys = [valueKey, ...tags.map((tag) => this.tagKey(tag))]
+    return Effect.asVoid(this.run("SET (tagged)", (client) => setWithTags.run(client, keys, [envelope, px])))
+  }
+
+  unlink(keys: ReadonlyArray<string>): Effect.Effect<number, TierFailure> {
+    if (keys.length === 0) return Effect.succeed(0)
+    const valueKeys = keys.map((key) => this.valueKey(key))
+    return this.run("UNLINK", (client) => client.unlink(...valueKeys))
+  }
+
+  /**
+   * `SCAN`s the value keys matching `pattern` (a glob over cache keys) and `UNLINK`s those
+   * `select` picks, one batch per step; resolves with how many were unlinked.
+   */
+  scanUnlink(pattern: string, select: (key: string) => boolean = () => true): Effect.Effect<number, TierFailure> {
+    const match = `${escapeGlob(this.#options.prefix)}v:${pattern}`
+    const count = this.#options.batchSize
+    const step = (cursor: string, total: number): Effect.Effect<number, TierFailure> =>
+      this.run("SCAN", (client) => client.scan(cursor, "MATCH", match, "COUNT", count)).pipe(
+        Effect.flatMap(([next, found]) => {
+          const doomed = found.filter((valueKey) => select(this.keyOf(valueKey)))
+          const unlinked = doomed.length === 0
+            ? Effect.succeed(0)
+            : this.run("UNLINK", (client) => client.unlink(...doomed))
+          return Effect.flatMap(unlinked, (n) => next === "0" ? Effect.succeed(total + n) : step(next, total + n))
+        })
+      )
+    return step("0", 0)
+  }
+
+  /**
+   * Unlinks every member of a tag, a batch at a time: each batch's values and their removal from
+   * the set go in one `MULTI`, so a failure half-way leaves the rest tagged for a retry.
+   */
+  unlinkTag(tag: string): Effect.Effect<number, TierFailure> {
+    const tagKey = this.tagKey(tag)
+    const count = this.#options.batchSize
+    const step = (total: number, rounds: number): Effect.Effect<number, TierFailure> =>
+      this.run("SRANDMEMBER", (client) => client.srandmember(tagKey, count)).pipe(
+        Effect.flatMap((members) =>
+          members.length === 0
+            ? Effect.succeed(total)
+            : this.run("UNLINK + SREM", (client) => client.multi().unlink(...members).srem(tagKey, ...members).exec())
+              .pipe(
+                Effect.flatMap((replies) => {
+                  const unlinked = Number(replies?.[0]?.[1] ?? 0)
+                  // Writers may keep tagging new keys: stop after a bounded number of rounds.
+                  return rounds >= 10_000 ? Effect.succeed(total + unlinked) : step(total + unlinked, rounds + 1)
+                })
+              )
+        )
+      )
+    return step(0, 0)
+  }
+
+  /** `SET NX PX`: whether this caller now holds the key's stampede lock. */
+  lock(key: string, token: string, ttlMillis: number): Effect.Effect<boolean, TierFailure> {
+    const lockKey = this.lockKey(key)
+    return this.run("SET NX (lock)", (client) => client.set(lockKey, token, "PX", ttlMillis, "NX")).pipe(
+      Effect.map((reply) => reply === "OK")
+    )
+  }
+
+  unlock(key: string, token: string): Effect.Effect<void, TierFailure> {
+    const lockKey = this.lockKey(key)
+    return Effect.asVoid(this.run("release lock", (client) => releaseLock.run(client, [lockKey], [token])))
+  }
+
+  /** The value and whether its lock is still held, in one round trip (`MGET`, one slot). */
+  peek(key: string): Effect.Effect<{ readonly value: string | null; readonly locked: boolean }, TierFailure> {
+    const keys = [this.valueKey(key), this.lockKey(key)]
+    return this.run("MGET", (client) => client.mget(keys)).pipe(
+      Effect.map(([value, lock]) => ({ value: value ?? null, locked: lock !== null && lock !== undefined }))
+    )
+  }
+
+  publish(message: string): Effect.Effect<void, TierFailure> {
+    return Effect.asVoid(this.run("PUBLISH", (client) => client.publish(this.channel, message)))
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * The whole policy (rate limit → total timeout → retry → breaker → attempt timeout) over real
+ * HTTP: a scripted upstream answers each call to a path with the next step of its script. Real
+ * time with tiny delays; assertions are on what reached the wire, never on wall time.
+ */
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import { describe, expect, it } from "@effect/vitest"
+import { CircuitBreaker, Http, Policy, RateLimit } from "@liaison/core"
+import { Effect, Layer } from "effect"
+import type * as NodeHttp from "node:http"
+import { stubUpstream } from "../server/support.js"
+
+/**
+ * An upstream whose every path plays `?steps=`: a status (with `Retry-After` from `?retryAfter=`),
+ * `reset` (the connection dropped) or `stall` (no answer); past the end the last step repeats.
+ */
+const scriptedUpstream = Effect.gen(function*() {
+  const calls = new Map<string, number>()
+  const handler: NodeHttp.RequestListener = (req, res) => {
+    const url = new URL(req.url ?? "/", "http://upstream")
+    const call = (calls.get(url.pathname) ?? 0) + 1
+    calls.set(url.pathname, call)
+    const steps = (url.searchParams.get("steps") ?? "200").split(",")
+    const step = steps[Math.min(call, steps.length) - 1] ?? "200"
+    if (step === "reset") {
+      req.socket.resetAndDestroy()
+    } else if (step !== "stall") {
+      const retryAfter = url.searchParams.get("retryAfter")
+      res.writeHead(Number(step), {
+        "content-type": "application/json",
+        ...(retryAfter === null ? {} : { "retry-after": retryAfter })
+      })
+      res.end(JSON.stringify({ call, status: Number(step) }))
+    }
+  }
+  const { url } = yield* stubUpstream(handler)
+  return {
+    url,
+    /** Requests that reached a path (or all paths). */
+    requests: (path?: string) =>
+      path === undefined ? [...calls.values()].reduce((a, b) => a + b, 0) : calls.get(path) ?? 0
+  }
+})
+
+const fastRetry = { base: "1 millis", jitter: false } as const
+
+/** The policy over `Http` (with `baseUrl`), its breaker registry and limiter left visible to the test. */
+const policyLayer = (baseUrl: string | undefined, options: Policy.Options, breakers: CircuitBreaker.Options = {}) =>
+  Policy.layer(options).pipe(
+    Layer.provide(Http.layer(baseUrl === undefined ? {} : { baseUrl })),
+    Layer.provideMerge(Layer.mergeAll(CircuitBreaker.layer(breakers), RateLimit.layerMemory))
+  )
+
+const get = (path: string) => Effect.either(Http.text(HttpClientRequest.get(path)))
+
+describe("Policy over a real upstream", () => {
+  it.scopedLive("a mix of 503s and connection resets ends in success", () =>
+    Effect.gen(function*() {
+      const upstream = yield* scriptedUpstream
+      const result = yield* get("/mixed?steps=503,reset,503,reset,200").pipe(
+        Effect.provide(policyLayer(upstream.url, { retry: { ...fastRetry, maxAttempts: 5 } }))
+      )
+      expect(result._tag === "Right" && JSON.parse(result.right)).toEqual({ call: 5, status: 200 })
+      expect(upstream.requests("/mixed")).toBe(5)
+    }))
+
+  it.scopedLive("the breaker opens after repeated failures; the next call fails fast without touching the wire", () =>
+    Effect.gen(function*() {
+      const upstream = yield* scriptedUpstream
+      const host = new URL(upstream.url).host
+      yield* Effect.gen(function*() {
+        // Three attempts, three failures: the third trips the breaker; the caller sees the last 503.
+        const first = yield* get("/down?steps=503")
+        expect(first._tag === "Left" && first.left).toMatchObject({ _tag: "StatusError", status: 503 })
+        expect(upstream.requests()).toBe(3)
+        const registry = yield* CircuitBreaker.CircuitBreaker
+        expect((yield* registry.snapshots).map((s) => [s.key, s.state])).toEqual([[host, "Open"]])
+
+        const second = yield* get("/other")
+        expect(second._tag === "Left" && second.left).toMatchObject({ _tag: "CircuitOpen", key: host })
+        expect(upstream.requests()).toBe(3)
+      }).pipe(Effect.provide(policyLayer(upstream.url, { retry: { ...fastRetry, maxAttempts: 3 } }, {
+        failureThreshold: 3
+      })))
+    }))
+
+  it.scopedLive("a breaker that opens during the retries stops them at once", () =>
+    Effect.gen(function*() {
+      const upstream = yield* scriptedUpstream
+      const result = yield* get("/down?steps=500").pipe(
+        Effect.provide(policyLayer(upstream.url, { retry: { ...fastRetry, maxAttempts: 5 } }, { failureThreshold: 2 }))
+      )
+      expect(result._tag === "Left" && result.left._tag).toBe("CircuitOpen")
+      expect(upstream.requests()).toBe(2)
+    }))
+
+  it.scopedLive("a 503 answer with Retry-After opens the breaker for as long as the server asked", () =>
+    Effect.gen(function*() {
+      const upstream = yield* scriptedUpstream
+      yield* Effect.gen(function*() {
+        yield* get("/busy?steps=503&retryAfter=7")
+        const [snapshot] = yield* Effect.flatMap(CircuitBreaker.CircuitBreaker, (registry) => registry.snapshots)
+        expect(snapshot?.state).toBe("Open")
+        // Not the 60 s default: the server's 7 s (less the few ms since).
+        expect(snapshot?.remainingOpenMillis).toBeGreaterThan(5000)
+        expect(snapshot?.remainingOpenMillis).toBeLessThanOrEqual(7000)
+      }).pipe(Effect.provide(policyLayer(upstream.url, { retry: false }, { failureThreshold: 1 })))
+    }))
+
+  it.scopedLive("a 404 is passed on: not retried, and the breaker stays closed", () =>
+    Effect.gen(function*() {
+      const upstream = yield* scriptedUpstream
+      yield* Effect.gen(function*() {
+        for (let i = 0; i < 3; i++) {
+          const result = yield* get("/missing?steps=404")
+          expect(result._tag === "Left" && result.left).toMatchObject({ _tag: "StatusError", status: 404 })
+        }
+        expect(upstream.requests()).toBe(3)
+        const [snapshot] = yield* Effect.flatMap(CircuitBreaker.CircuitBreaker, (registry) => registry.snapshots)
+        expect(snapshot?.state).toBe("Closed")
+      }).pipe(Effect.provide(policyLayer(upstream.url, { retry: fastRetry }, { failureThreshold: 1 })))
+    }))
+
+  it.scopedLive("one breaker per host: an upstream that is down does not stop calls to another", () =>
+    Effect.gen(function*() {
+      const down = yield* scriptedUpstream
+      const up = yield* scriptedUpstream
+      yield* Effect.gen(function*() {
+        yield* get(`${down.url}/x?steps=503`)
+        expect((yield* get(`${down.url}/x`))._tag).toBe("Left")
+        const fine = yield* get(`${up.url}/y`)
+        expect(fine._tag).toBe("Right")
+        const registry = yield* CircuitBreaker.CircuitBreaker
+        const states = new Map((yield* registry.snapshots).map((s) => [s.key, s.state]))
+        expect(states.get(new URL(down.url).host)).toBe("Open")
+        expect(states.get(new URL(up.url).host)).toBe("Closed")
+      }).pipe(Effect.provide(policyLayer(undefined, { retry: false }, { failureThreshold: 1 })))
+    }))
+})
+
+describe("Policy timeouts", () => {
+  it.scopedLive("an attempt that stalls times out (phase attempt) and is retried", () =>
+    Effect.gen(function*() {
+      const upstream = yield* scriptedUpstream
+      const retried = yield* get("/slow?steps=stall,200").pipe(
+        Effect.provide(policyLayer(upstream.url, { attemptTimeout: "200 millis", retry: fastRetry }))
+      )
+      expect(retried._tag).toBe("Right")
+      expect(upstream.requests("/slow")).toBe(2)
+
+      const once = yield* get("/stuck?steps=stall").pipe(
+        Effect.provide(policyLayer(upstream.url, { attemptTimeout: "100 millis", retry: false }))
+      )
+      expect(once._tag === "Left" && once.left).toMatchObject({
+        _tag: "TimeoutError",
+        phase: "attempt",
+        timeoutMillis: 100
+      })
+      expect(upstream.requests("/stuck")).toBe(1)
+    }))
+
+  it.scopedLive("the total timeout bounds the attempts and the delays between them", () =>
+    Effect.gen(function*() {
+      const upstream = yield* scriptedUpstream
+      const result = yield* get("/stuck?steps=stall").pipe(
+        Effect.provide(policyLayer(upstream.url, {
+          attemptTimeout: "200 millis",
+          totalTimeout: "300 millis",
+          retry: { ...fastRetry, maxAttempts: 10 }
+        }))
+      )
+      expect(result._tag === "Left" && result.left).toMatchObject({ _tag: "TimeoutError", phase: "total" })
+      // Not ten attempts: the second starts at about 200 ms and is cut at 300 ms (a slow machine may not get it out).
+      expect(upstream.requests("/stuck")).toBeGreaterThanOrEqual(1)
+      expect(upstream.requests("/stuck")).toBeLessThanOrEqual(2)
+    }))
+})
+
+describe("Policy rate limit", () => {
+  it.scopedLive("fail mode: over the limit is RateLimited, and nothing reaches the wire", () =>
+    Effect.gen(function*() {
+      const upstream = yield* scriptedUpstream
+      const results = yield* Effect.all([get("/a"), get("/b"), get("/c")]).pipe(
+        Effect.provide(policyLayer(upstream.url, {
+          rateLimit: { rule: RateLimit.slidingWindow({ limit: 2, window: "1 minute" }), mode: "fail" }
+        }))
+      )
+      expect(results.map((result) => result._tag)).toEqual(["Right", "Right", "Left"])
+      const limited = results[2]
+      expect(limited?._tag === "Left" && limited.left).toMatchObject({
+        _tag: "RateLimited",
+        key: new URL(upstream.url).host
+      })
+      expect(upstream.requests()).toBe(2)
+    }))
+})
+
+describe("Policy options", () => {
+  const invalid: ReadonlyArray<readonly [Policy.Options, string]> = [
+    [{ attemptTimeout: "10 seconds", totalTimeout: "5 seconds" }, "attemptTimeout"],
+    [{ totalTimeout: 0 }, "totalTimeout"],
+    [{ attemptTimeout: 0 }, "attemptTimeout"],
+    [{ totalTimeout: "30 seconds", retry: { maxRetryAfter: "1 minute" } }, "retry.maxRetryAfter"],
+    [{ retry: { maxAttempts: 0 } }, "maxAttempts"],
+    [{ rateLimit: { rule: RateLimit.slidingWindow({ limit: 0, window: "1 second" }) } }, "rateLimit.limit"],
+    [{ adaptive: { initial: 0 } }, "initial"]
+  ]
+
+  it.scopedLive("contradictory settings are InvalidOptions when the policy is built", () =>
+    Effect.gen(function*() {
+      const http = yield* Http.Http
+      for (const [options, option] of invalid) {
+        const error = yield* Effect.flip(Policy.make(http, options))
+        expect(error).toMatchObject({ _tag: "InvalidOptions", option })
+      }
+      // The layer fails the same way.
+      const error = yield* Effect.flip(Layer.build(policyLayer(undefined, invalid[0]![0])))
+      expect(error).toMatchObject({ _tag: "InvalidOptions", option: "attemptTimeout" })
+    }).pipe(
+      Effect.provide(Layer.mergeAll(Http.layer(), CircuitBreaker.layer(), RateLimit.layerMemory))
+    ))
+})
