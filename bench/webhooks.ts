@@ -153,6 +153,22 @@ const contender = (name: string, url: string, agent: Agent, measureDrain: boolea
 
 const perSecond = (ms: number) => round(REQUESTS / (ms / 1000), 0)
 
+/** The same number of `GET /health` calls: the server's cheapest route, its own ceiling on this machine. */
+const health = (url: string, agent: Agent): Contender => ({
+  name: "liaison-health",
+  run: async () => {
+    let next = 0
+    const start = performance.now()
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      while (next++ < REQUESTS) {
+        const response = await request(`${url}/health`, { dispatcher: agent })
+        await response.body.dump()
+      }
+    }))
+    return performance.now() - start
+  }
+})
+
 export const run = async (): Promise<void> => {
   const redis = await spawnRedis()
   try {
@@ -172,12 +188,11 @@ export const run = async (): Promise<void> => {
                     contender("bare-memory", bareMemory.ready.url, agent, false),
                     contender("bare-redis", bareRedis.ready.url, agent, false)
                   ]
+                  const contenders = [...runs.map((r) => r.contender), health(liaisonMemory.ready.url, agent)]
                   // One untimed round each: connections, JIT, Lua scripts loaded.
-                  for (const { contender } of runs) {
-                    await contender.run()
-                  }
+                  for (const contender of contenders) await contender.run()
                   for (const r of runs) r.drains.length = 0
-                  const times = await interleave(runs.map((r) => r.contender), ROUNDS)
+                  const times = await interleave(contenders, ROUNDS)
                   const rate = (name: string) => perSecond(median(times[name] ?? []))
                   const drainMs = (name: string) =>
                     round(median(runs.find((r) => r.contender.name === name)!.drains), 0)
@@ -186,6 +201,7 @@ export const run = async (): Promise<void> => {
                     liaison_redis_events_per_s: rate("liaison-redis"),
                     bare_memory_events_per_s: rate("bare-memory"),
                     bare_redis_events_per_s: rate("bare-redis"),
+                    liaison_get_health_per_s: rate("liaison-health"),
                     memory_ratio_to_bare: round(rate("liaison-memory") / rate("bare-memory"), 3),
                     redis_ratio_to_bare: round(rate("liaison-redis") / rate("bare-redis"), 3),
                     liaison_memory_processed_all_after_ms: drainMs("liaison-memory"),
@@ -224,7 +240,8 @@ export const run = async (): Promise<void> => {
                         result.liaison_redis_processed_all_after_ms
                       ],
                       ["bare node:http", "memory (Set)", result.bare_memory_events_per_s, 1, "-"],
-                      ["bare node:http", "redis (SET NX)", result.bare_redis_events_per_s, 1, "-"]
+                      ["bare node:http", "redis (SET NX)", result.bare_redis_events_per_s, 1, "-"],
+                      ["liaison GET /health (reference)", "-", result.liaison_get_health_per_s, "-", "-"]
                     ]
                   ))
                   console.log(`\nwritten to ${file}`)

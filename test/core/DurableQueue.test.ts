@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { DurableQueue, Redis } from "@liaison/core"
 import { Deferred, Duration, Effect, Exit, Layer, Option, Redacted, Ref, Schema, Scope, TestClock } from "effect"
 import { randomUUID } from "node:crypto"
+import { drive } from "../fixtures/drive.js"
 import { redisUrl } from "../setup/redisUrl.js"
 
 const Job = Schema.Struct({ n: Schema.Number })
@@ -21,17 +22,6 @@ const takeSome = <A>(queue: DurableQueue.Queue<A>, lease?: Duration.DurationInpu
       onNone: () => Effect.dieMessage("expected a due item"),
       onSome: Effect.succeed
     }))
-
-/** Lets workers run in real time while virtual time moves on a second per step, until `done` holds. */
-const drive = (done: Effect.Effect<boolean, unknown>, step: Duration.DurationInput = "1 second") =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 200; i++) {
-      if (yield* Effect.orDie(done)) return
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
-      yield* TestClock.adjust(step)
-    }
-    return yield* Effect.dieMessage("the condition never held")
-  })
 
 const stateOf = <A>(queue: DurableQueue.Queue<A>, id: string) =>
   Effect.map(queue.status(id), Option.map((status) => status.state))

@@ -242,12 +242,14 @@ describe("Retry budget and deadline", () => {
     Effect.gen(function*() {
       chaos.reset()
       const fiber = yield* Effect.fork(Effect.exit(get("/status/503")))
-      // Time moves only once the attempt has been answered and the retry sleeps (beside the deadline's timer).
-      const sleepingAfter = (requests: number) =>
-        waitUntil(Effect.map(TestClock.sleeps(), (s) => chaos.requestCount() === requests && Chunk.size(s) === 2))
-      yield* sleepingAfter(1)
+      // Time moves only once the attempt has been answered and the retry sleeps its backoff (waking at `wakeAt`).
+      const sleepingAfter = (requests: number, wakeAt: number) =>
+        waitUntil(
+          Effect.map(TestClock.sleeps(), (s) => chaos.requestCount() === requests && Chunk.some(s, (t) => t === wakeAt))
+        )
+      yield* sleepingAfter(1, 1000)
       yield* TestClock.adjust("1 second")
-      yield* sleepingAfter(2)
+      yield* sleepingAfter(2, 3000)
       // The next attempt would start at 3 s.
       yield* TestClock.adjust("1500 millis")
       const exit = yield* Fiber.join(fiber)

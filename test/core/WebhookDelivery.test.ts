@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { DurableQueue, Redis, WebhookDelivery, Webhooks } from "@liaison/core"
-import type { Duration } from "effect"
-import { Context, Effect, Exit, Layer, Option, Redacted, Scope, TestClock } from "effect"
+import { Context, Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
 import { randomUUID } from "node:crypto"
+import { drive } from "../fixtures/drive.js"
 import { freePort } from "../fixtures/ports.js"
 import type { Received } from "../fixtures/webhookReceiver.js"
 import { webhookReceiver } from "../fixtures/webhookReceiver.js"
@@ -21,17 +21,6 @@ const testOptions = (overrides: WebhookDelivery.Options = {}): WebhookDelivery.O
   pollInterval: "1 minute",
   ...overrides
 })
-
-/** Lets workers run in real time while virtual time moves on, until `done` holds. */
-const drive = (done: Effect.Effect<boolean, unknown>, step: Duration.DurationInput = "500 millis") =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 600; i++) {
-      if (yield* Effect.orDie(done)) return
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
-      yield* TestClock.adjust(step)
-    }
-    return yield* Effect.dieMessage("the condition never held")
-  })
 
 const stateOf = (service: WebhookDelivery.Service, id: string) =>
   Effect.map(service.delivery(id), (status) => Option.getOrUndefined(status)?.state)
@@ -106,7 +95,7 @@ describe("WebhookDelivery", () => {
       const emitted = yield* service.emit("order.paid", { order: 42, total: "9.99" })
       expect(emitted.deliveries.map((d) => d.subscriptionId).sort()).toEqual([paid.id, all.id].sort())
       const ids = emitted.deliveries.map((d) => d.id)
-      yield* drive(settled(service, ids))
+      yield* drive(settled(service, ids), "500 millis")
       expect(receiver.received.map((r) => r.path).sort()).toEqual(["/all", "/paid"])
       for (const request of receiver.received) {
         const secret = request.path === "/paid" ? paid.secret : all.secret

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { DurableQueue, Redis, WebhookInbox } from "@liaison/core"
-import type { Duration } from "effect"
 import { Context, Deferred, Effect, Layer, Option, Redacted, Ref, Schema, TestClock } from "effect"
 import { randomUUID } from "node:crypto"
+import { drive } from "../fixtures/drive.js"
 import { redisUrl } from "../setup/redisUrl.js"
 
 const redisLayer = () => Redis.layer({ url: Redacted.make(redisUrl()) })
@@ -14,17 +14,6 @@ const event = (id: string, type = "payment.succeeded", payload: unknown = { id, 
   type,
   payload
 })
-
-/** Lets workers run in real time while virtual time moves on, until `done` holds. */
-const drive = (done: Effect.Effect<boolean, unknown>, step: Duration.DurationInput = "1 second") =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 400; i++) {
-      if (yield* Effect.orDie(done)) return
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
-      yield* TestClock.adjust(step)
-    }
-    return yield* Effect.dieMessage("the condition never held")
-  })
 
 const stateIs = (inbox: WebhookInbox.Service, source: string, id: string, state: WebhookInbox.State) =>
   Effect.map(inbox.status(source, id), (status) => Option.getOrUndefined(status)?.state === state)

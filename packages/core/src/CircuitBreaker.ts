@@ -35,6 +35,7 @@ import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
 import { CircuitOpen, isHttpError } from "./HttpError.js"
 import * as State from "./internal/breakerState.js"
+import { withoutStack } from "./internal/fastError.js"
 import * as Invalid from "./internal/invalidOptions.js"
 import { retryAfterMillis } from "./internal/retryAfter.js"
 
@@ -353,7 +354,7 @@ const makeBreaker = (
         if (admission._tag === "Rejected") {
           return Effect.zipRight(
             Metric.increment(rejected),
-            Effect.fail(new CircuitOpen({ key, remainingMillis: admission.remainingMillis }))
+            Effect.fail(withoutStack(() => new CircuitOpen({ key, remainingMillis: admission.remainingMillis }, true)))
           )
         }
         return Effect.flatMap(Clock.currentTimeMillis, (start) =>

@@ -113,28 +113,39 @@ export const make = (
     const keyOf = options.keyOf ?? hostKey
     const { baseUrl } = http.options
 
-    const timed = (request: HttpClientRequest.HttpClientRequest) =>
-      Effect.timeoutFail(http.execute(request), {
-        duration: attemptTimeout,
+    const attemptMillis = Duration.toMillis(attemptTimeout)
+    const totalMillis = Duration.toMillis(total)
+    /** One timer per attempt: the attempt timeout, or what is left of the total when that is less. */
+    const timed = (request: HttpClientRequest.HttpClientRequest, remainingMillis: number | undefined) => {
+      const byTotal = remainingMillis !== undefined && remainingMillis < attemptMillis
+      return Effect.timeoutFail(http.execute(request), {
+        duration: Duration.millis(byTotal ? Math.max(0, remainingMillis) : attemptMillis),
         onTimeout: () =>
           new TimeoutError({
-            phase: "attempt",
+            phase: byTotal ? "total" : "attempt",
             method: request.method,
             url: request.url,
-            timeoutMillis: Duration.toMillis(attemptTimeout)
+            timeoutMillis: byTotal ? totalMillis : attemptMillis
           })
       })
+    }
 
-    const attemptFor = (key: string, adaptive: RateLimit.Adaptive | undefined): Http.Service["execute"] => {
-      const observed: Http.Service["execute"] = adaptive === undefined
+    type Attempt = (
+      request: HttpClientRequest.HttpClientRequest,
+      remainingMillis: number | undefined
+    ) => ReturnType<Http.Service["execute"]>
+
+    const attemptFor = (key: string, adaptive: RateLimit.Adaptive | undefined): Attempt => {
+      const observed: Attempt = adaptive === undefined
         ? timed
-        : (request) => Effect.tap(timed(request), (response) => adaptive.observe(response.status, response.headers))
+        : (request, remaining) =>
+          Effect.tap(timed(request, remaining), (response) => adaptive.observe(response.status, response.headers))
       if (options.breaker === false) return observed
-      return (request) =>
+      return (request, remaining) =>
         Effect.flatMap(
           breakers.get(key),
           (breaker) =>
-            breaker.protectWith(observed(request), (exit) =>
+            breaker.protectWith(observed(request, remaining), (exit) =>
               exit._tag === "Success"
                 ? CircuitBreaker.verdictOfResponse(exit.value.status, exit.value.headers, Date.now())
                 : exit.cause._tag === "Fail"
@@ -154,17 +165,8 @@ export const make = (
       return Effect.flatMap(adaptiveFor(key), (adaptive) => {
         const attempt = attemptFor(key, adaptive)
         const retried = retry === undefined
-          ? Effect.timeoutFail(attempt(request), {
-            duration: total,
-            onTimeout: () =>
-              new TimeoutError({
-                phase: "total",
-                method: request.method,
-                url: request.url,
-                timeoutMillis: Duration.toMillis(total)
-              })
-          })
-          : retry.execute(attempt, baseUrl)(request)
+          ? attempt(request, totalMillis)
+          : retry.executeWithin(attempt, baseUrl)(request)
         const limited = options.rateLimit === undefined
           ? retried
           : Effect.zipRight(limiter.acquire(key, options.rateLimit.rule, options.rateLimit.mode), retried)

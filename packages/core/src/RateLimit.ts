@@ -30,6 +30,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
 import { RateLimited } from "./HttpError.js"
+import { withoutStack } from "./internal/fastError.js"
 import * as Invalid from "./internal/invalidOptions.js"
 import * as Store from "./internal/rateLimitStore.js"
 import { retryAfterMillis } from "./internal/retryAfter.js"
@@ -189,7 +190,9 @@ const makeService = (store: Store.Store, options: StoreOptions): Effect.Effect<S
           ? Effect.flatMap(take(key, rule), (decision) =>
             decision.allowed
               ? Effect.void
-              : Effect.fail(new RateLimited({ key, retryAfterMillis: decision.retryAfterMillis })))
+              : Effect.fail(
+                withoutStack(() => new RateLimited({ key, retryAfterMillis: decision.retryAfterMillis }, true))
+              ))
           // One waiter per key at the head of the line; the rest queue on the turnstile in order.
           : turnstile(key).withPermits(1)(waitFor(key, rule))
       },
@@ -343,7 +346,9 @@ export const makeAdaptive = (options: AdaptiveOptions): Effect.Effect<Adaptive, 
       acquire: (mode = "wait") =>
         mode === "fail"
           ? Effect.flatMap(take, (wait) =>
-            wait === 0 ? Effect.void : Effect.fail(new RateLimited({ key: "adaptive", retryAfterMillis: wait })))
+            wait === 0
+              ? Effect.void
+              : Effect.fail(withoutStack(() => new RateLimited({ key: "adaptive", retryAfterMillis: wait }, true))))
           : gate.withPermits(1)(waitFor),
       observe: (status, headers) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>

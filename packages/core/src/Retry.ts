@@ -121,6 +121,18 @@ export interface Retry {
     baseUrl?: string | undefined
   ) => Http.Service["execute"]
   /**
+   * Like `execute`, for an attempt that bounds itself: it is given what is left of the deadline
+   * (`undefined` without one) and must fail with a `TimeoutError` in phase `total` when that runs
+   * out (`Policy` folds it into its attempt timeout: one timer per attempt).
+   */
+  readonly executeWithin: (
+    attempt: (
+      request: HttpClientRequest.HttpClientRequest,
+      remainingMillis: number | undefined
+    ) => Effect.Effect<Http.Response, HttpError, Scope.Scope>,
+    baseUrl?: string | undefined
+  ) => Http.Service["execute"]
+  /**
    * Retries any effect failing with an `HttpError`; `target` says what the call is (for the
    * budget, the method rule and the errors).
    */
@@ -262,13 +274,17 @@ const hostOf = (url: string, baseUrl: string | undefined): string => {
 const loop = <A, E, R>(
   settings: Settings,
   target: { readonly method: string; readonly url: string; readonly host: string; readonly safe: boolean },
-  attempt: Effect.Effect<Step<A, E>, never, R>
+  attempt: (remainingMillis: number | undefined) => Effect.Effect<Step<A, E>, never, R>
 ): Effect.Effect<A, E | RetryAfterTooLong | RetryBudgetExhausted | TimeoutError, R> => {
-  const { deadline } = settings
-  const run = Effect.gen(function*() {
+  const deadlineMillis = settings.deadline === undefined ? undefined : Duration.toMillis(settings.deadline)
+  const timedOut = () =>
+    new TimeoutError({ phase: "total", method: target.method, url: target.url, timeoutMillis: deadlineMillis ?? 0 })
+  return Effect.gen(function*() {
     const start = yield* Clock.currentTimeMillis
+    const remaining = (now: number) => deadlineMillis === undefined ? undefined : deadlineMillis - (now - start)
     settings.budget?.request(target.host, start)
-    let step = yield* attempt
+    // The deadline bounds each attempt (one timer per attempt, not one more around them all) and each wait.
+    let step = yield* attempt(deadlineMillis)
     if (!target.safe || !step.retryable || settings.maxAttempts === 1) return yield* step.exit
     const driver = yield* Schedule.driver(settings.backoff)
     for (let n = 1; step.retryable && n < settings.maxAttempts; n++) {
@@ -285,7 +301,8 @@ const loop = <A, E, R>(
         })
       }
       // Waiting past the deadline would only end in a timeout: the last answer is better.
-      if (deadline !== undefined && asked !== undefined && now + asked - start >= Duration.toMillis(deadline)) break
+      const left = remaining(now)
+      if (left !== undefined && asked !== undefined && asked >= left) break
       if (settings.budget !== undefined && !settings.budget.tryRetry(target.host, now)) {
         yield* step.release
         return yield* new RetryBudgetExhausted({
@@ -297,70 +314,99 @@ const loop = <A, E, R>(
       }
       yield* step.release
       // The schedule sleeps the backoff delay; the server's ask is the floor.
-      const before = yield* Clock.currentTimeMillis
-      const stopped = yield* Effect.isFailure(driver.next(undefined))
+      const wait = Effect.gen(function*() {
+        const before = yield* Clock.currentTimeMillis
+        const stopped = yield* Effect.isFailure(driver.next(undefined))
+        const slept = (yield* Clock.currentTimeMillis) - before
+        if (!stopped && asked !== undefined && asked > slept) yield* Effect.sleep(Duration.millis(asked - slept))
+        return stopped
+      })
+      const stopped = left === undefined
+        ? yield* wait
+        : yield* Effect.timeoutFail(wait, { duration: Duration.millis(Math.max(0, left)), onTimeout: timedOut })
       if (stopped) return yield* step.exit
-      const slept = (yield* Clock.currentTimeMillis) - before
-      if (asked !== undefined && asked > slept) yield* Effect.sleep(Duration.millis(asked - slept))
-      step = yield* attempt
+      const stillLeft = remaining(yield* Clock.currentTimeMillis)
+      if (stillLeft !== undefined && stillLeft <= 0) return yield* timedOut()
+      step = yield* attempt(stillLeft)
     }
     return yield* step.exit
   })
-  return deadline === undefined ? run : Effect.timeoutFail(run, {
-    duration: deadline,
+}
+
+/** Bounds an attempt by what is left of the deadline, if there is one. */
+const within = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  remainingMillis: number | undefined,
+  settings: Settings,
+  target: { readonly method: string; readonly url: string }
+): Effect.Effect<A, E | TimeoutError, R> =>
+  remainingMillis === undefined ? effect : Effect.timeoutFail(effect, {
+    duration: Duration.millis(Math.max(0, remainingMillis)),
     onTimeout: () =>
       new TimeoutError({
         phase: "total",
         method: target.method,
         url: target.url,
-        timeoutMillis: Duration.toMillis(deadline)
+        timeoutMillis: settings.deadline === undefined ? 0 : Duration.toMillis(settings.deadline)
       })
   })
-}
 
 const isSafe = (settings: Settings, method: string, headers: Readonly<Record<string, string>>): boolean =>
   settings.retryNonIdempotent || settings.idempotentMethods.has(method) || headers["idempotency-key"] !== undefined
 
-const makeRetry = (settings: Settings): Retry => ({
-  execute: (execute, baseUrl) => (request: HttpClientRequest.HttpClientRequest) =>
+const makeRetry = (settings: Settings): Retry => {
+  const executeWithin: Retry["executeWithin"] = (execute, baseUrl) => (request: HttpClientRequest.HttpClientRequest) =>
     Effect.flatMap(Effect.scope, (outer) => {
-      const attempt: Effect.Effect<Step<Http.Response, HttpError>> = Effect.flatMap(
-        Scope.fork(outer, ExecutionStrategy.sequential),
-        (scope) => {
-          const release = Scope.close(scope, Exit.void)
-          return Effect.map(
-            Effect.exit(Scope.extend(execute(request), scope)),
-            (exit): Step<Http.Response, HttpError> => {
-              if (exit._tag === "Failure") return judgeError(exit, settings, release)
-              const { headers, status } = exit.value
-              const decided = settings.isRetryable?.({ _tag: "Response", status, headers })
-              return {
-                exit,
-                retryable: decided ?? settings.statuses.has(status),
-                status,
-                headers,
-                describe: `answered ${status}`,
-                release
+      const attempt = (remainingMillis: number | undefined): Effect.Effect<Step<Http.Response, HttpError>> =>
+        Effect.flatMap(
+          Scope.fork(outer, ExecutionStrategy.sequential),
+          (scope) => {
+            const release = Scope.close(scope, Exit.void)
+            return Effect.map(
+              Effect.exit(Scope.extend(execute(request, remainingMillis), scope)),
+              (exit): Step<Http.Response, HttpError> => {
+                if (exit._tag === "Failure") return judgeError(exit, settings, release)
+                const { headers, status } = exit.value
+                const decided = settings.isRetryable?.({ _tag: "Response", status, headers })
+                return {
+                  exit,
+                  retryable: decided ?? settings.statuses.has(status),
+                  status,
+                  headers,
+                  describe: `answered ${status}`,
+                  release
+                }
               }
-            }
-          ).pipe(Effect.onInterrupt(() => release))
-        }
-      )
+            ).pipe(Effect.onInterrupt(() => release))
+          }
+        )
       return loop(settings, {
         method: request.method,
         url: request.url,
         host: hostOf(request.url, baseUrl),
         safe: isSafe(settings, request.method, request.headers)
       }, attempt)
-    }),
-  retry: (effect, target) =>
-    loop(settings, {
-      method: target.method,
-      url: target.url,
-      host: hostOf(target.url, undefined),
-      safe: target.idempotent ?? isSafe(settings, target.method.toUpperCase(), {})
-    }, Effect.map(Effect.exit(effect), (exit) => judgeError(exit, settings, Effect.void)))
-})
+    })
+  return {
+    executeWithin,
+    execute: (execute, baseUrl) =>
+      executeWithin(
+        (request, remainingMillis) => within(execute(request), remainingMillis, settings, request),
+        baseUrl
+      ),
+    retry: (effect, target) =>
+      loop(settings, {
+        method: target.method,
+        url: target.url,
+        host: hostOf(target.url, undefined),
+        safe: target.idempotent ?? isSafe(settings, target.method.toUpperCase(), {})
+      }, (remainingMillis) =>
+        Effect.map(
+          Effect.exit(within(effect, remainingMillis, settings, target)),
+          (exit) => judgeError(exit, settings, Effect.void)
+        ))
+  }
+}
 
 /**
  * A retry policy (its budget is its own: share one `Retry` to share a budget).
