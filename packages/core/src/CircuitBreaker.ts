@@ -233,9 +233,6 @@ export const defaultVerdict = (error: unknown): Verdict => {
 const transitions = Metric.counter("liaison_circuit_breaker_transitions_total", {
   description: "Circuit breaker state changes, by key and target state"
 })
-const rejections = Metric.counter("liaison_circuit_breaker_rejections_total", {
-  description: "Calls failed fast by an open circuit breaker, by key"
-})
 
 interface Resolved {
   readonly settings: State.Settings
@@ -318,19 +315,21 @@ const makeBreaker = (
 ): Breaker => {
   const { settings, slowCallMillis } = resolved
   const ref = Ref.unsafeMake(State.initial)
-  const rejected = Metric.tagged(rejections, "key", key)
+  let openUntil = -Infinity
   const transitioned = Metric.tagged(transitions, "key", key)
 
   /** Applies `f` atomically and publishes the change of state, if any. */
   const change = <B>(f: (state: State.State, now: number) => readonly [B, State.State]) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.flatMap(
+    Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      return Effect.flatMap(
         Ref.modify(ref, (state) => {
           const [result, next] = f(state, now)
+          openUntil = next._tag === "Open" ? next.until : -Infinity
           return [[result, state, next] as const, next]
         }),
         ([result, before, after]) =>
-          before._tag === after._tag && before.generation === after.generation
+          before === after || (before._tag === after._tag && before.generation === after.generation)
             ? Effect.succeed(result)
             : Effect.as(
               Effect.zipRight(
@@ -339,26 +338,42 @@ const makeBreaker = (
               ),
               result
             )
-      ))
+      )
+    })
+
+  const rejectedFor = (remainingMillis: number) =>
+    Effect.fail(withoutStack(() => new CircuitOpen({ key, remainingMillis }, true)))
 
   const protectWith = <A, E, R>(
     effect: Effect.Effect<A, E, R>,
     judge: (exit: Exit.Exit<A, E>) => Verdict
   ): Effect.Effect<A, E | CircuitOpen, R> =>
+    Effect.clockWith((clock) => {
+      // The hot path of an open breaker: a mirror of the Ref's `until`, kept in step inside
+      // `Ref.modify`, answers without a transition to make.
+      const now = clock.unsafeCurrentTimeMillis()
+      return now < openUntil ? rejectedFor(openUntil - now) : admitted(effect, judge)
+    })
+
+  const admitted = <A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+    judge: (exit: Exit.Exit<A, E>) => Verdict
+  ): Effect.Effect<A, E | CircuitOpen, R> =>
     Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(change((state, now) => State.admit(state, now, settings)), (admission): Effect.Effect<
-        A,
-        E | CircuitOpen,
-        R
-      > => {
-        if (admission._tag === "Rejected") {
-          return Effect.zipRight(
-            Metric.increment(rejected),
-            Effect.fail(withoutStack(() => new CircuitOpen({ key, remainingMillis: admission.remainingMillis }, true)))
-          )
-        }
-        return Effect.flatMap(Clock.currentTimeMillis, (start) =>
-          restore(effect).pipe(
+      Effect.flatMap(
+        change((state, now) => {
+          const [admission, next] = State.admit(state, now, settings)
+          return [[admission, now] as const, next]
+        }),
+        ([admission, start]): Effect.Effect<
+          A,
+          E | CircuitOpen,
+          R
+        > => {
+          if (admission._tag === "Rejected") {
+            return rejectedFor(admission.remainingMillis)
+          }
+          return restore(effect).pipe(
             Effect.onExit((exit) =>
               change((state, now) => {
                 const outcome: State.Outcome = exit._tag === "Failure" && isInterruptedOnly(exit)
@@ -369,8 +384,9 @@ const makeBreaker = (
                 return [undefined, State.record(state, admission, outcome, now, settings)]
               })
             )
-          ))
-      })
+          )
+        }
+      )
     )
 
   const judgeError = <A, E>(exit: Exit.Exit<A, E>): Verdict =>
