@@ -26,12 +26,12 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
-import * as Exit from "effect/Exit"
+import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
-import * as Scope from "effect/Scope"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as Http from "./Http.js"
 import type { HttpError } from "./HttpError.js"
 import { RetryAfterTooLong, RetryBudgetExhausted, TimeoutError } from "./HttpError.js"
@@ -354,39 +354,38 @@ const within = <A, E, R>(
 const isSafe = (settings: Settings, method: string, headers: Readonly<Record<string, string>>): boolean =>
   settings.retryNonIdempotent || settings.idempotentMethods.has(method) || headers["idempotency-key"] !== undefined
 
+/** A retried answer's body is read this many chunks at most, then cancelled. */
+const drainedChunks = 4
+
 const makeRetry = (settings: Settings): Retry => {
-  const executeWithin: Retry["executeWithin"] = (execute, baseUrl) => (request: HttpClientRequest.HttpClientRequest) =>
-    Effect.flatMap(Effect.scope, (outer) => {
-      const attempt = (remainingMillis: number | undefined): Effect.Effect<Step<Http.Response, HttpError>> =>
-        Effect.flatMap(
-          Scope.fork(outer, ExecutionStrategy.sequential),
-          (scope) => {
-            const release = Scope.close(scope, Exit.void)
-            return Effect.map(
-              Effect.exit(Scope.extend(execute(request, remainingMillis), scope)),
-              (exit): Step<Http.Response, HttpError> => {
-                if (exit._tag === "Failure") return judgeError(exit, settings, release)
-                const { headers, status } = exit.value
-                const decided = settings.isRetryable?.({ _tag: "Response", status, headers })
-                return {
-                  exit,
-                  retryable: decided ?? settings.statuses.has(status),
-                  status,
-                  headers,
-                  describe: `answered ${status}`,
-                  release
-                }
-              }
-            ).pipe(Effect.onInterrupt(() => release))
+  const executeWithin: Retry["executeWithin"] =
+    (execute, baseUrl) => (request: HttpClientRequest.HttpClientRequest) => {
+      // Each attempt runs in the caller's scope: a response that is retried has its body drained
+      // (a few chunks: an error page) or cancelled, which frees its connection before the next
+      // attempt; a failed attempt holds nothing.
+      const attempt = (
+        remainingMillis: number | undefined
+      ): Effect.Effect<Step<Http.Response, HttpError>, never, Scope.Scope> =>
+        Effect.map(Effect.exit(execute(request, remainingMillis)), (exit): Step<Http.Response, HttpError> => {
+          if (exit._tag === "Failure") return judgeError(exit, settings, Effect.void)
+          const { headers, status } = exit.value
+          const decided = settings.isRetryable?.({ _tag: "Response", status, headers })
+          return {
+            exit,
+            retryable: decided ?? settings.statuses.has(status),
+            status,
+            headers,
+            describe: `answered ${status}`,
+            release: Effect.ignore(Stream.runDrain(Stream.take(exit.value.stream, drainedChunks)))
           }
-        )
+        })
       return loop(settings, {
         method: request.method,
         url: request.url,
         host: hostOf(request.url, baseUrl),
         safe: isSafe(settings, request.method, request.headers)
       }, attempt)
-    })
+    }
   return {
     executeWithin,
     execute: (execute, baseUrl) =>
