@@ -29,6 +29,7 @@ import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Http from "./Http.js"
 import { TimeoutError } from "./HttpError.js"
 import * as Invalid from "./internal/invalidOptions.js"
+import { timeoutFail } from "./internal/timeout.js"
 import * as RateLimit from "./RateLimit.js"
 import * as Retry from "./Retry.js"
 
@@ -118,16 +119,17 @@ export const make = (
     /** One timer per attempt: the attempt timeout, or what is left of the total when that is less. */
     const timed = (request: HttpClientRequest.HttpClientRequest, remainingMillis: number | undefined) => {
       const byTotal = remainingMillis !== undefined && remainingMillis < attemptMillis
-      return Effect.timeoutFail(http.execute(request), {
-        duration: Duration.millis(byTotal ? Math.max(0, remainingMillis) : attemptMillis),
-        onTimeout: () =>
+      return timeoutFail(
+        http.execute(request),
+        byTotal ? Math.max(0, remainingMillis) : attemptMillis,
+        () =>
           new TimeoutError({
             phase: byTotal ? "total" : "attempt",
             method: request.method,
             url: request.url,
             timeoutMillis: byTotal ? totalMillis : attemptMillis
           })
-      })
+      )
     }
 
     type Attempt = (

@@ -38,6 +38,7 @@ import { RetryAfterTooLong, RetryBudgetExhausted, TimeoutError } from "./HttpErr
 import * as Invalid from "./internal/invalidOptions.js"
 import { retryAfterMillis } from "./internal/retryAfter.js"
 import * as Budget from "./internal/retryBudget.js"
+import { timeoutFail } from "./internal/timeout.js"
 
 /**
  * @since 0.1.0
@@ -340,16 +341,13 @@ const within = <A, E, R>(
   settings: Settings,
   target: { readonly method: string; readonly url: string }
 ): Effect.Effect<A, E | TimeoutError, R> =>
-  remainingMillis === undefined ? effect : Effect.timeoutFail(effect, {
-    duration: Duration.millis(Math.max(0, remainingMillis)),
-    onTimeout: () =>
-      new TimeoutError({
-        phase: "total",
-        method: target.method,
-        url: target.url,
-        timeoutMillis: settings.deadline === undefined ? 0 : Duration.toMillis(settings.deadline)
-      })
-  })
+  remainingMillis === undefined ? effect : timeoutFail(effect, Math.max(0, remainingMillis), () =>
+    new TimeoutError({
+      phase: "total",
+      method: target.method,
+      url: target.url,
+      timeoutMillis: settings.deadline === undefined ? 0 : Duration.toMillis(settings.deadline)
+    }))
 
 const isSafe = (settings: Settings, method: string, headers: Readonly<Record<string, string>>): boolean =>
   settings.retryNonIdempotent || settings.idempotentMethods.has(method) || headers["idempotency-key"] !== undefined
