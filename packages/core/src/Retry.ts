@@ -34,7 +34,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Http from "./Http.js"
 import type { HttpError } from "./HttpError.js"
-import { RetryAfterTooLong, RetryBudgetExhausted, TimeoutError } from "./HttpError.js"
+import { isHttpError, RetryAfterTooLong, RetryBudgetExhausted, TimeoutError } from "./HttpError.js"
 import * as Invalid from "./internal/invalidOptions.js"
 import { retryAfterMillis } from "./internal/retryAfter.js"
 import * as Budget from "./internal/retryBudget.js"
@@ -238,15 +238,12 @@ const isRetryableError = (error: HttpError, statuses: ReadonlySet<number>): bool
   }
 }
 
-const isHttpErrorValue = (u: unknown): u is HttpError =>
-  typeof u === "object" && u !== null && "_tag" in u && typeof u._tag === "string"
-
 /** Judges a failed attempt (an error, not a response). */
-const judgeError = <A, E>(exit: Exit.Exit<A, E>, settings: Settings, release: Effect.Effect<void>): Step<A, E> => {
+const judgeError = <A, E>(exit: Exit.Exit<A, E>, settings: Settings): Step<A, E> => {
   // A failure's cause is not always a bare `Fail` (e.g. `Sequential(Fail, Empty)` after a finalizer).
   const error = exit._tag === "Failure" ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
-  if (error === undefined || !isHttpErrorValue(error)) {
-    return { exit, retryable: false, status: 0, headers: {}, describe: "failed", release }
+  if (error === undefined || !isHttpError(error)) {
+    return { exit, retryable: false, status: 0, headers: {}, describe: "failed", release: Effect.void }
   }
   const decided = settings.isRetryable?.({ _tag: "Error", error })
   const status = error._tag === "StatusError" ? error.status : 0
@@ -256,7 +253,7 @@ const judgeError = <A, E>(exit: Exit.Exit<A, E>, settings: Settings, release: Ef
     status,
     headers: error._tag === "StatusError" ? error.headers : {},
     describe: status === 0 ? error._tag : `answered ${status}`,
-    release
+    release: Effect.void
   }
 }
 
@@ -365,7 +362,7 @@ const makeRetry = (settings: Settings): Retry => {
         remainingMillis: number | undefined
       ): Effect.Effect<Step<Http.Response, HttpError>, never, Scope.Scope> =>
         Effect.map(Effect.exit(execute(request, remainingMillis)), (exit): Step<Http.Response, HttpError> => {
-          if (exit._tag === "Failure") return judgeError(exit, settings, Effect.void)
+          if (exit._tag === "Failure") return judgeError(exit, settings)
           const { headers, status } = exit.value
           const decided = settings.isRetryable?.({ _tag: "Response", status, headers })
           return {
@@ -400,7 +397,7 @@ const makeRetry = (settings: Settings): Retry => {
       }, (remainingMillis) =>
         Effect.map(
           Effect.exit(within(effect, remainingMillis, settings, target)),
-          (exit) => judgeError(exit, settings, Effect.void)
+          (exit) => judgeError(exit, settings)
         ))
   }
 }

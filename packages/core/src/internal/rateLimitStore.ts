@@ -5,9 +5,9 @@
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import type { Redis as IORedis } from "ioredis"
 import type { RedisError } from "../Redis.js"
 import * as Redis from "../Redis.js"
+import { redisScript } from "./redisScript.js"
 
 export type Rule =
   | {
@@ -168,20 +168,8 @@ return {0, 0, tonumber(oldest[2]) + window - now, now}
 
 type Reply = [number, number, number, number]
 
-interface LiaisonLimits {
-  liaisonTokenBucket(key: string, capacity: number, rate: number, take: string): Promise<Reply>
-  liaisonSlidingWindow(log: string, seq: string, limit: number, window: number, take: string): Promise<Reply>
-}
-
-const withScripts = (client: IORedis): IORedis & LiaisonLimits => {
-  const scripted = client as IORedis & Partial<LiaisonLimits>
-  // `defineCommand` sends EVALSHA, falling back to EVAL once per connection.
-  if (scripted.liaisonTokenBucket === undefined) {
-    client.defineCommand("liaisonTokenBucket", { numberOfKeys: 1, lua: tokenBucketScript })
-    client.defineCommand("liaisonSlidingWindow", { numberOfKeys: 2, lua: slidingWindowScript })
-  }
-  return client as IORedis & LiaisonLimits
-}
+const tokenBucket = redisScript(tokenBucketScript)
+const slidingWindow = redisScript(slidingWindowScript)
 
 const toDecision = ([allowed, remaining, retry, now]: Reply): Decision => ({
   allowed: allowed === 1,
@@ -191,21 +179,18 @@ const toDecision = ([allowed, remaining, retry, now]: Reply): Decision => ({
 })
 
 export const makeRedis = (redis: Redis.Service, prefix: string): Store => {
-  const client = withScripts(redis.client)
   // `{key}` is the hash tag: a limit's keys live in one Redis Cluster slot.
   const keyOf = (key: string) => `${prefix}{${key}}`
   const run = (key: string, rule: Rule, take: boolean) =>
     Effect.provideService(
-      Redis.use("rate limit", () =>
-        rule._tag === "TokenBucket"
-          ? client.liaisonTokenBucket(`${keyOf(key)}:bucket`, rule.capacity, rule.refillPerMilli, take ? "1" : "0")
-          : client.liaisonSlidingWindow(
-            `${keyOf(key)}:log`,
-            `${keyOf(key)}:seq`,
-            rule.limit,
-            rule.windowMillis,
-            take ? "1" : "0"
-          )),
+      Redis.use("rate limit", (client) =>
+        (rule._tag === "TokenBucket"
+          ? tokenBucket.run(client, [`${keyOf(key)}:bucket`], [rule.capacity, rule.refillPerMilli, take ? "1" : "0"])
+          : slidingWindow.run(
+            client,
+            [`${keyOf(key)}:log`, `${keyOf(key)}:seq`],
+            [rule.limit, rule.windowMillis, take ? "1" : "0"]
+          )) as Promise<Reply>),
       Redis.Redis,
       redis
     )
