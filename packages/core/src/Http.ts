@@ -45,15 +45,16 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { DecodeError, HttpError } from "./HttpError.js"
-import { InvalidRequest } from "./HttpError.js"
+import type { DecodeError } from "./HttpError.js"
+import * as HttpError from "./HttpError.js"
 import * as internal from "./internal/httpClient.js"
+import { guardedLookup } from "./internal/ssrf.js"
 import { encodePairs } from "./internal/urlEncoding.js"
 import { parseXml } from "./internal/xml.js"
 
 /**
- * Timeouts of each phase of a call. Defaults are the lecture's: connect 5 s, read 10 s,
- * write 10 s, pool 5 s; no total deadline unless one is set.
+ * Timeouts of each phase of a call. Defaults: connect 5 s, read 10 s, write 10 s, pool 5 s
+ * (short enough that a dead upstream is noticed in seconds, long enough for a slow API); no total deadline unless one is set.
  *
  * - `connect`: TCP connect plus TLS handshake.
  * - `write`: the request body making no progress (a streamed upload stalled by backpressure).
@@ -112,6 +113,28 @@ export interface Options {
   readonly ca?: string | ReadonlyArray<string> | undefined
   /** Transforms the underlying client, e.g. to add authentication. */
   readonly transformClient?: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
+  /**
+   * The SSRF guard: connect only to public addresses, checked on the very addresses each
+   * socket is opened to (so DNS rebinding gains nothing). Each field allows one more kind of
+   * address; reserved ranges (unspecified, multicast, documentation) are never allowed. A
+   * refused connection fails with a `TransportError` whose reason is `blocked`. Off by default.
+   */
+  readonly addressGuard?: AddressGuard | undefined
+}
+
+/**
+ * Which non-public addresses the {@link Options.addressGuard} lets a connection reach.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AddressGuard {
+  /** 127.0.0.0/8 and ::1. Default false. */
+  readonly loopback?: boolean | undefined
+  /** RFC 1918, carrier-grade NAT, benchmarking and unique-local ranges. Default false. */
+  readonly private?: boolean | undefined
+  /** 169.254.0.0/16 (cloud metadata services) and fe80::/10. Default false. */
+  readonly linkLocal?: boolean | undefined
 }
 
 /**
@@ -143,14 +166,16 @@ export interface ResolvedOptions {
  * @category models
  */
 export interface Response {
+  /** The request this answers (for errors: its URL is redacted when one is built). */
+  readonly request: HttpClientRequest.HttpClientRequest
   readonly status: number
   readonly headers: Readonly<Record<string, string>>
   /** The body as chunks, each within the `read` timeout of the last. */
-  readonly stream: Stream.Stream<Uint8Array, HttpError>
+  readonly stream: Stream.Stream<Uint8Array, HttpError.HttpError>
   /** The whole body, at most `maxBodyBytes`. */
-  readonly bytes: Effect.Effect<Uint8Array, HttpError>
+  readonly bytes: Effect.Effect<Uint8Array, HttpError.HttpError>
   /** The whole body as UTF-8 text. */
-  readonly text: Effect.Effect<string, HttpError>
+  readonly text: Effect.Effect<string, HttpError.HttpError>
 }
 
 /**
@@ -169,7 +194,9 @@ export interface Service {
    * read timeouts applied). The pool slot is freed, and an unread body cancelled, when the
    * scope closes.
    */
-  readonly execute: (request: HttpClientRequest.HttpClientRequest) => Effect.Effect<Response, HttpError, Scope.Scope>
+  readonly execute: (
+    request: HttpClientRequest.HttpClientRequest
+  ) => Effect.Effect<Response, HttpError.HttpError, Scope.Scope>
 }
 
 /**
@@ -179,6 +206,60 @@ export interface Service {
  * @category tags
  */
 export class Http extends Context.Tag("@liaison/core/Http")<Http, Service>() {}
+
+/**
+ * What sends a request: {@link Service}'s `execute`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Execute = Service["execute"]
+
+/**
+ * A decorator of calls: given the `execute` underneath (and the service, for its options),
+ * the `execute` to use instead. `Retry`, `Policy`, `Auth` and telemetry are middlewares;
+ * {@link decorate} applies one to the `Http` in context.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Middleware = (execute: Execute, http: Service) => Execute
+
+/**
+ * Replaces the {@link Http} service in context with one whose calls go through the middleware.
+ * Layers compose outside-in: `Http.layer(o).pipe(Layer.provideMerge(...))` — the middleware
+ * provided last wraps the others.
+ *
+ * @example
+ * ```ts
+ * const Client = Policy.layer({ attemptTimeout: "2 seconds" }).pipe(Layer.provide(Http.layer({ baseUrl })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const decorate = <E = never, R = never>(
+  middleware: Middleware | Effect.Effect<Middleware, E, R>
+): Layer.Layer<Http, E, Http | R> =>
+  Layer.effect(
+    Http,
+    Effect.flatMap(Http, (http) =>
+      Effect.map(
+        Effect.isEffect(middleware) ? middleware : Effect.succeed(middleware),
+        (m): Service => ({ ...http, execute: m(http.execute, http) })
+      ))
+  )
+
+/**
+ * Applies a middleware to a service directly (for a client that holds its own `Http`).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withMiddleware: {
+  (middleware: Middleware): (http: Service) => Service
+  (http: Service, middleware: Middleware): Service
+} = dual(2, (http: Service, middleware: Middleware): Service => ({ ...http, execute: middleware(http.execute, http) }))
 
 /**
  * The defaults, from the lecture: connect 5 s, read 10 s, write 10 s, pool 5 s; no total;
@@ -245,7 +326,14 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
           allowH2: resolved.pool.allowH2,
           connect: {
             timeout: Duration.toMillis(resolved.timeouts.connect),
-            ...(ca === undefined ? {} : { ca })
+            ...(ca === undefined ? {} : { ca }),
+            ...(options.addressGuard === undefined ? {} : {
+              lookup: guardedLookup({
+                loopback: options.addressGuard.loopback ?? false,
+                private: options.addressGuard.private ?? false,
+                linkLocal: options.addressGuard.linkLocal ?? false
+              })
+            })
           }
         })
       ),
@@ -257,21 +345,21 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
           Effect.orElse(() => Effect.promise(() => agent.destroy()))
         )
     )
-    let client = NodeHttpClient.makeUndici(dispatcher)
+    // The platform's own span records the full URL (query string included): `execute` opens
+    // its own span instead, with the URL redacted.
+    let client = HttpClient.withTracerDisabledWhen(NodeHttpClient.makeUndici(dispatcher), () => true)
     if (resolved.baseUrl !== undefined) {
-      const baseUrl = resolved.baseUrl
-      client = HttpClient.mapRequest(client, HttpClientRequest.prependUrl(baseUrl))
+      client = HttpClient.mapRequest(client, internal.prependBaseUrl(resolved.baseUrl))
     }
     const secretHeaders: Array<string> = []
+    const defaultHeaders: Record<string, string> = {}
     if (options.headers !== undefined) {
-      const headers: Record<string, string> = {}
       for (const [name, value] of Object.entries(options.headers)) {
         if (Redacted.isRedacted(value)) secretHeaders.push(name.toLowerCase())
-        headers[name] = Redacted.isRedacted(value) ? Redacted.value(value) : value
+        defaultHeaders[name.toLowerCase()] = Redacted.isRedacted(value) ? Redacted.value(value) : value
       }
-      client = HttpClient.mapRequest(client, HttpClientRequest.setHeaders(headers))
+      client = HttpClient.mapRequest(client, HttpClientRequest.setHeaders(defaultHeaders))
     }
-    if (secretHeaders.length > 0) client = internal.redactingHeaders(client, secretHeaders)
     if (options.transformClient !== undefined) client = options.transformClient(client)
     return {
       options: resolved,
@@ -279,7 +367,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       execute: internal.makeExecute(
         client,
         internal.slotsPerOrigin(resolved.baseUrl, resolved.pool.maxConnections),
-        resolved
+        resolved,
+        { defaults: defaultHeaders, secret: secretHeaders }
       )
     }
   })
@@ -342,26 +431,28 @@ export interface RequestEncoder {
     value: A
   ): (
     request: HttpClientRequest.HttpClientRequest
-  ) => Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
+  ) => Effect.Effect<HttpClientRequest.HttpClientRequest, HttpError.InvalidRequest, R>
   <A, I, R>(
     request: HttpClientRequest.HttpClientRequest,
     schema: Schema.Schema<A, I, R>,
     value: A
-  ): Effect.Effect<HttpClientRequest.HttpClientRequest, InvalidRequest, R>
+  ): Effect.Effect<HttpClientRequest.HttpClientRequest, HttpError.InvalidRequest, R>
 }
 
 const encodeFields = <A, I, R>(
   schema: Schema.Schema<A, I, R>,
   value: A,
   what: string
-): Effect.Effect<Array<[string, string]>, InvalidRequest, R> =>
+): Effect.Effect<Array<[string, string]>, HttpError.InvalidRequest, R> =>
   Schema.encode(schema)(value).pipe(
-    Effect.mapError((error) => new InvalidRequest({ reason: `${what}: ${internal.describeParseError(error)}` })),
+    Effect.mapError((error) =>
+      new HttpError.InvalidRequest({ reason: `${what}: ${internal.describeParseError(error)}` })
+    ),
     Effect.flatMap((encoded) => {
       const pairs = encodePairs(encoded)
       return pairs._tag === "Right"
         ? Effect.succeed(pairs.right)
-        : Effect.fail(new InvalidRequest({ reason: `${what}: ${pairs.left}` }))
+        : Effect.fail(new HttpError.InvalidRequest({ reason: `${what}: ${pairs.left}` }))
     })
   )
 
@@ -414,7 +505,7 @@ export const withJson: RequestEncoder = dual(3, <A, I, R>(
 ) =>
   Effect.mapError(
     HttpClientRequest.schemaBodyJson(schema)(request, value),
-    (error) => new InvalidRequest({ reason: `JSON body: ${describeBodyError(error.reason)}` })
+    (error) => new HttpError.InvalidRequest({ reason: `JSON body: ${describeBodyError(error.reason)}` })
   ))
 
 const describeBodyError = (reason: { readonly _tag: string; readonly error?: unknown }): string =>
@@ -432,13 +523,120 @@ const describeBodyError = (reason: { readonly _tag: string; readonly error?: unk
  */
 export const execute = (
   request: HttpClientRequest.HttpClientRequest
-): Effect.Effect<Response, HttpError, Http | Scope.Scope> => Effect.flatMap(Http, (http) => http.execute(request))
+): Effect.Effect<Response, HttpError.HttpError, Http | Scope.Scope> =>
+  Effect.flatMap(Http, (http) => http.execute(request))
 
 const executeOkWith = (http: Service, request: HttpClientRequest.HttpClientRequest) =>
-  Effect.flatMap(http.execute(request), (response) =>
-    response.status >= 200 && response.status < 300
-      ? Effect.succeed(response)
-      : internal.statusError(request, response, http.options.maxErrorBodyBytes))
+  Effect.flatMap(
+    http.execute(request),
+    (response) => ensureOk(response, { maxErrorBodyBytes: http.options.maxErrorBodyBytes })
+  )
+
+// ---------------------------------------------------------------------------
+// response readers: the only place a response becomes a value or an HttpError
+// ---------------------------------------------------------------------------
+
+/**
+ * Passes a 2xx response on; any other status is a `StatusError` carrying at most
+ * `maxErrorBodyBytes` (default {@link defaults}' 4 KiB) of the body and the headers without
+ * `set-cookie`. The URL in the error is redacted.
+ *
+ * @since 0.1.0
+ * @category responses
+ */
+export const ensureOk = (
+  response: Response,
+  options?: { readonly maxErrorBodyBytes?: number | undefined }
+): Effect.Effect<Response, HttpError.HttpError> =>
+  response.status >= 200 && response.status < 300
+    ? Effect.succeed(response)
+    : internal.statusError(response.request, response, options?.maxErrorBodyBytes ?? defaults.maxErrorBodyBytes)
+
+const decodeWith =
+  <A, I, R>(response: Response, schema: Schema.Schema<A, I, R>) => (input: unknown): Effect.Effect<A, DecodeError, R> =>
+    Schema.decodeUnknown(schema)(input).pipe(
+      Effect.mapError((error) =>
+        HttpError.decodeError(response.request, response.status, internal.describeParseError(error))
+      )
+    )
+
+const parseJson = (response: Response, text: string) =>
+  Effect.try({
+    try: (): unknown => JSON.parse(text),
+    catch: (cause) =>
+      HttpError.decodeError(response.request, response.status, `invalid JSON: ${(cause as Error).message}`)
+  })
+
+/**
+ * Reads a response's JSON body and decodes it with the Schema (any status: check it first with
+ * {@link ensureOk}). Invalid JSON or a body that does not match is a `DecodeError` whose
+ * reason names the paths and expectations, never the values (a body may hold tokens).
+ *
+ * @since 0.1.0
+ * @category responses
+ */
+export const decodeJson: {
+  <A, I, R>(schema: Schema.Schema<A, I, R>): (response: Response) => Effect.Effect<A, HttpError.HttpError, R>
+  <A, I, R>(response: Response, schema: Schema.Schema<A, I, R>): Effect.Effect<A, HttpError.HttpError, R>
+} = dual(
+  2,
+  <A, I, R>(response: Response, schema: Schema.Schema<A, I, R>): Effect.Effect<A, HttpError.HttpError, R> =>
+    response.text.pipe(
+      Effect.flatMap((text) => parseJson(response, text)),
+      Effect.flatMap(decodeWith(response, schema))
+    )
+)
+
+/**
+ * Like {@link decodeJson} for answers that may have no body: a 204 or an empty (blank) body
+ * is `None`.
+ *
+ * @since 0.1.0
+ * @category responses
+ */
+export const decodeJsonOrEmpty: {
+  <A, I, R>(
+    schema: Schema.Schema<A, I, R>
+  ): (response: Response) => Effect.Effect<Option.Option<A>, HttpError.HttpError, R>
+  <A, I, R>(response: Response, schema: Schema.Schema<A, I, R>): Effect.Effect<Option.Option<A>, HttpError.HttpError, R>
+} = dual(
+  2,
+  <A, I, R>(
+    response: Response,
+    schema: Schema.Schema<A, I, R>
+  ): Effect.Effect<Option.Option<A>, HttpError.HttpError, R> =>
+    response.status === 204
+      ? Effect.succeedNone
+      : Effect.flatMap(response.text, (text) =>
+        text.trim() === ""
+          ? Effect.succeedNone
+          : parseJson(response, text).pipe(Effect.flatMap(decodeWith(response, schema)), Effect.map(Option.some)))
+)
+
+/**
+ * Reads a response's XML body (fast-xml-parser: attributes as `@_name`, text next to
+ * attributes as `#text`) and decodes the document with the Schema. A body that is not
+ * well-formed XML is a `DecodeError`.
+ *
+ * @since 0.1.0
+ * @category responses
+ */
+export const decodeXml: {
+  <A, I, R>(schema: Schema.Schema<A, I, R>): (response: Response) => Effect.Effect<A, HttpError.HttpError, R>
+  <A, I, R>(response: Response, schema: Schema.Schema<A, I, R>): Effect.Effect<A, HttpError.HttpError, R>
+} = dual(
+  2,
+  <A, I, R>(response: Response, schema: Schema.Schema<A, I, R>): Effect.Effect<A, HttpError.HttpError, R> =>
+    response.text.pipe(
+      Effect.flatMap((text) => {
+        const parsed = parseXml(text)
+        return parsed._tag === "Right"
+          ? Effect.succeed(parsed.right)
+          : Effect.fail(HttpError.decodeError(response.request, response.status, `invalid XML: ${parsed.left}`))
+      }),
+      Effect.flatMap(decodeWith(response, schema))
+    )
+)
 
 /**
  * Sends the request and succeeds once a 2xx answer's headers arrive, with the response to
@@ -450,35 +648,32 @@ const executeOkWith = (http: Service, request: HttpClientRequest.HttpClientReque
  */
 export const executeOk = (
   request: HttpClientRequest.HttpClientRequest
-): Effect.Effect<Response, HttpError, Http | Scope.Scope> =>
+): Effect.Effect<Response, HttpError.HttpError, Http | Scope.Scope> =>
   Effect.flatMap(Http, (http) => executeOkWith(http, request))
 
 const buffered = <A, R>(
   request: HttpClientRequest.HttpClientRequest,
-  read: (response: Response, http: Service) => Effect.Effect<A, HttpError, R>
-): Effect.Effect<A, HttpError, Http | R> =>
+  read: (response: Response) => Effect.Effect<A, HttpError.HttpError, R>
+): Effect.Effect<A, HttpError.HttpError, Http | R> =>
   Effect.flatMap(Http, (http) =>
     executeOkWith(http, request).pipe(
-      Effect.flatMap((response) => read(response, http)),
+      Effect.flatMap(read),
       Effect.scoped,
-      internal.withTotalTimeout(request, http.options.timeouts.total)
+      withTotalTimeout(request, http.options.timeouts.total)
     ))
 
-const decodeWith = <A, I, R>(
-  request: HttpClientRequest.HttpClientRequest,
-  status: number,
-  schema: Schema.Schema<A, I, R>
-) =>
-(input: unknown): Effect.Effect<A, DecodeError, R> =>
-  Schema.decodeUnknown(schema)(input).pipe(
-    Effect.mapError((error) => internal.decodeError(request, status, internal.describeParseError(error)))
-  )
-
-const parseJson = (request: HttpClientRequest.HttpClientRequest, status: number, text: string) =>
-  Effect.try({
-    try: (): unknown => JSON.parse(text),
-    catch: (cause) => internal.decodeError(request, status, `invalid JSON: ${(cause as Error).message}`)
-  })
+/**
+ * Bounds a whole call (body included) by a total deadline; past it the call fails with a
+ * `TimeoutError` in phase `total` for this request (URL redacted). `undefined`: no deadline.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withTotalTimeout: (
+  target: HttpError.Target,
+  total: Duration.DurationInput | undefined
+) => <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | HttpError.HttpError, R> = (target, total) =>
+  internal.withTotalTimeout(target, total === undefined ? undefined : Duration.decode(total))
 
 /**
  * Sends the request, expects a 2xx JSON body and decodes it with the Schema.
@@ -489,19 +684,15 @@ const parseJson = (request: HttpClientRequest.HttpClientRequest, status: number,
 export const json: {
   <A, I, R>(
     schema: Schema.Schema<A, I, R>
-  ): (request: HttpClientRequest.HttpClientRequest) => Effect.Effect<A, HttpError, Http | R>
+  ): (request: HttpClientRequest.HttpClientRequest) => Effect.Effect<A, HttpError.HttpError, Http | R>
   <A, I, R>(
     request: HttpClientRequest.HttpClientRequest,
     schema: Schema.Schema<A, I, R>
-  ): Effect.Effect<A, HttpError, Http | R>
+  ): Effect.Effect<A, HttpError.HttpError, Http | R>
 } = dual(
   2,
   <A, I, R>(request: HttpClientRequest.HttpClientRequest, schema: Schema.Schema<A, I, R>) =>
-    buffered(request, (response) =>
-      response.text.pipe(
-        Effect.flatMap((text) => parseJson(request, response.status, text)),
-        Effect.flatMap(decodeWith(request, response.status, schema))
-      ))
+    buffered(request, decodeJson(schema))
 )
 
 /**
@@ -514,27 +705,15 @@ export const json: {
 export const jsonOrEmpty: {
   <A, I, R>(
     schema: Schema.Schema<A, I, R>
-  ): (request: HttpClientRequest.HttpClientRequest) => Effect.Effect<Option.Option<A>, HttpError, Http | R>
+  ): (request: HttpClientRequest.HttpClientRequest) => Effect.Effect<Option.Option<A>, HttpError.HttpError, Http | R>
   <A, I, R>(
     request: HttpClientRequest.HttpClientRequest,
     schema: Schema.Schema<A, I, R>
-  ): Effect.Effect<Option.Option<A>, HttpError, Http | R>
+  ): Effect.Effect<Option.Option<A>, HttpError.HttpError, Http | R>
 } = dual(
   2,
   <A, I, R>(request: HttpClientRequest.HttpClientRequest, schema: Schema.Schema<A, I, R>) =>
-    buffered(request, (response) =>
-      response.status === 204
-        ? Effect.succeedNone
-        : response.text.pipe(
-          Effect.flatMap((text): Effect.Effect<Option.Option<A>, HttpError, R> =>
-            text.trim() === ""
-              ? Effect.succeedNone
-              : parseJson(request, response.status, text).pipe(
-                Effect.flatMap(decodeWith(request, response.status, schema)),
-                Effect.map(Option.some)
-              )
-          )
-        ))
+    buffered(request, decodeJsonOrEmpty(schema))
 )
 
 /**
@@ -543,7 +722,7 @@ export const jsonOrEmpty: {
  * @since 0.1.0
  * @category responses
  */
-export const text = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<string, HttpError, Http> =>
+export const text = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<string, HttpError.HttpError, Http> =>
   buffered(request, (response) => response.text)
 
 /**
@@ -552,8 +731,9 @@ export const text = (request: HttpClientRequest.HttpClientRequest): Effect.Effec
  * @since 0.1.0
  * @category responses
  */
-export const bytes = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<Uint8Array, HttpError, Http> =>
-  buffered(request, (response) => response.bytes)
+export const bytes = (
+  request: HttpClientRequest.HttpClientRequest
+): Effect.Effect<Uint8Array, HttpError.HttpError, Http> => buffered(request, (response) => response.bytes)
 
 /**
  * Sends the request, expects 2xx and discards the body (for 204 and "accepted" answers);
@@ -562,7 +742,7 @@ export const bytes = (request: HttpClientRequest.HttpClientRequest): Effect.Effe
  * @since 0.1.0
  * @category responses
  */
-export const empty = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<void, HttpError, Http> =>
+export const empty = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<void, HttpError.HttpError, Http> =>
   buffered(request, (response) => Effect.asVoid(response.bytes))
 
 /**
@@ -576,24 +756,15 @@ export const empty = (request: HttpClientRequest.HttpClientRequest): Effect.Effe
 export const xml: {
   <A, I, R>(
     schema: Schema.Schema<A, I, R>
-  ): (request: HttpClientRequest.HttpClientRequest) => Effect.Effect<A, HttpError, Http | R>
+  ): (request: HttpClientRequest.HttpClientRequest) => Effect.Effect<A, HttpError.HttpError, Http | R>
   <A, I, R>(
     request: HttpClientRequest.HttpClientRequest,
     schema: Schema.Schema<A, I, R>
-  ): Effect.Effect<A, HttpError, Http | R>
+  ): Effect.Effect<A, HttpError.HttpError, Http | R>
 } = dual(
   2,
   <A, I, R>(request: HttpClientRequest.HttpClientRequest, schema: Schema.Schema<A, I, R>) =>
-    buffered(request, (response) =>
-      response.text.pipe(
-        Effect.flatMap((text) => {
-          const parsed = parseXml(text)
-          return parsed._tag === "Right"
-            ? Effect.succeed(parsed.right)
-            : Effect.fail(internal.decodeError(request, response.status, `invalid XML: ${parsed.left}`))
-        }),
-        Effect.flatMap(decodeWith(request, response.status, schema))
-      ))
+    buffered(request, decodeXml(schema))
 )
 
 /**
@@ -606,7 +777,7 @@ export const xml: {
  */
 export const stream = (
   request: HttpClientRequest.HttpClientRequest
-): Stream.Stream<Uint8Array, HttpError, Http> =>
+): Stream.Stream<Uint8Array, HttpError.HttpError, Http> =>
   Stream.unwrapScoped(
     Effect.map(executeOk(request), (response) => response.stream)
   )

@@ -56,7 +56,7 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>("@liaison/cor
  * @since 0.1.0
  * @category models
  */
-export const TransportReason = Schema.Literal("refused", "reset", "dns", "tls", "other")
+export const TransportReason = Schema.Literal("refused", "reset", "dns", "tls", "blocked", "other")
 
 /**
  * @since 0.1.0
@@ -90,6 +90,7 @@ const describeTransport: Record<TransportReason, string> = {
   reset: "connection reset",
   dns: "host name did not resolve",
   tls: "TLS failure",
+  blocked: "refused by the address guard",
   other: "transport error"
 }
 
@@ -444,3 +445,194 @@ export const toErrorCode = (error: HttpError): string => {
       return "upstream_auth_failed"
   }
 }
+
+// ---------------------------------------------------------------------------
+// constructors: the only places these errors are built from a request
+// ---------------------------------------------------------------------------
+
+/**
+ * What an error says about the call it belongs to: an `HttpClientRequest` fits.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Target {
+  readonly method: string
+  readonly url: string
+}
+
+/**
+ * A URL as errors, spans and logs may show it: no query string (API keys and client secrets
+ * travel there), no fragment, no `user:password@`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const redactUrl = (url: string): string => {
+  let end = url.length
+  for (let i = 0; i < url.length; i++) {
+    const c = url.charCodeAt(i)
+    if (c === 63 /* ? */ || c === 35 /* # */) {
+      end = i
+      break
+    }
+  }
+  const bare = end === url.length ? url : url.slice(0, end)
+  return bare.includes("@") ? bare.replace(/^([a-zA-Z][a-zA-Z\d+.-]*:\/\/)[^/@]*@/, "$1") : bare
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const timeout = (target: Target, phase: TimeoutPhase, timeoutMillis: number): TimeoutError =>
+  new TimeoutError({ phase, method: target.method, url: redactUrl(target.url), timeoutMillis })
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const transportError = (
+  target: Target,
+  reason: TransportReason,
+  code?: string | undefined
+): TransportError =>
+  new TransportError({
+    reason,
+    method: target.method,
+    url: redactUrl(target.url),
+    ...(code === undefined ? {} : { code })
+  })
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const statusError = (
+  target: Target,
+  response: { readonly status: number; readonly headers: Readonly<Record<string, string>>; readonly body: string }
+): StatusError =>
+  new StatusError({
+    status: response.status,
+    headers: response.headers,
+    body: response.body,
+    method: target.method,
+    url: redactUrl(target.url)
+  })
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const decodeError = (target: Target, status: number, reason: string): DecodeError =>
+  new DecodeError({ method: target.method, url: redactUrl(target.url), status, reason })
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const retryAfterTooLong = (
+  target: Target,
+  details: { readonly status: number; readonly retryAfterMillis: number; readonly maxRetryAfterMillis: number }
+): RetryAfterTooLong => new RetryAfterTooLong({ method: target.method, url: redactUrl(target.url), ...details })
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const retryBudgetExhausted = (
+  target: Target,
+  details: { readonly host: string; readonly lastOutcome: string }
+): RetryBudgetExhausted => new RetryBudgetExhausted({ method: target.method, url: redactUrl(target.url), ...details })
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const authError = (
+  target: Target,
+  details: {
+    readonly reason: AuthFailure
+    readonly status?: number | undefined
+    readonly error?: string | undefined
+    readonly description?: string | undefined
+  }
+): AuthError =>
+  new AuthError({
+    reason: details.reason,
+    method: target.method,
+    url: redactUrl(target.url),
+    ...(details.status === undefined ? {} : { status: details.status }),
+    ...(details.error === undefined ? {} : { error: details.error }),
+    ...(details.description === undefined ? {} : { description: details.description })
+  })
+
+// ---------------------------------------------------------------------------
+// transience
+// ---------------------------------------------------------------------------
+
+/**
+ * What a failure says about trying again:
+ * - `transient`: nothing took effect upstream (or the upstream said "later"), a later try may work;
+ * - `permanent`: trying again gets the same answer;
+ * - `unknown`: the request may have reached the upstream and taken effect (a reset mid-answer,
+ *   a read timeout): safe to repeat only when the call is idempotent.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Transience = "transient" | "permanent" | "unknown"
+
+/**
+ * The one table of "is this failure transient?", used by `Retry`, `CircuitBreaker`'s default
+ * verdict and every durable consumer (webhook deliveries, the email worker). Anything that is
+ * not an `HttpError` is `unknown`.
+ *
+ * | error | transience |
+ * |---|---|
+ * | `TransportError` refused, dns, tls | transient (nothing was sent) |
+ * | `TransportError` reset, other | unknown |
+ * | `TransportError` blocked (address guard) | permanent |
+ * | `TimeoutError` connect, pool | transient |
+ * | `TimeoutError` write, read, attempt, total | unknown |
+ * | `StatusError` 408, 425, 429, 5xx | transient |
+ * | `StatusError` other | permanent |
+ * | `CircuitOpen`, `RateLimited`, `RetryAfterTooLong`, `RetryBudgetExhausted` | transient (not sent) |
+ * | `DecodeError`, `InvalidRequest`, `AuthError` | permanent |
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const transience = (error: unknown): Transience => {
+  if (!isHttpError(error)) return "unknown"
+  switch (error._tag) {
+    case "TransportError":
+      return error.reason === "blocked"
+        ? "permanent"
+        : error.reason === "refused" || error.reason === "dns" || error.reason === "tls"
+        ? "transient"
+        : "unknown"
+    case "TimeoutError":
+      return error.phase === "connect" || error.phase === "pool" ? "transient" : "unknown"
+    case "StatusError":
+      return isTransientStatus(error.status) ? "transient" : "permanent"
+    case "CircuitOpen":
+    case "RateLimited":
+    case "RetryAfterTooLong":
+    case "RetryBudgetExhausted":
+      return "transient"
+    case "DecodeError":
+    case "InvalidRequest":
+    case "AuthError":
+      return "permanent"
+  }
+}
+
+/**
+ * Statuses that say "try again later": 408, 425, 429 and every 5xx.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isTransientStatus = (status: number): boolean =>
+  status >= 500 || status === 408 || status === 425 || status === 429

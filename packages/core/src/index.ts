@@ -18,6 +18,13 @@ export * as Http from "./Http.js"
 export * as HttpError from "./HttpError.js"
 
 /**
+ * The library's own errors: `InvalidOptions`, `StorageError`.
+ *
+ * @since 0.1.0
+ */
+export * as LiaisonError from "./LiaisonError.js"
+
+/**
  * @since 0.1.0
  */
 export * as Redis from "./Redis.js"

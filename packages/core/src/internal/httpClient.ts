@@ -5,47 +5,46 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as ParseResult from "effect/ParseResult"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import type { ResolvedOptions, Response } from "../Http.js"
-import type { HttpError, TimeoutPhase, TransportReason } from "../HttpError.js"
-import { DecodeError, InvalidRequest, isHttpError, StatusError, TimeoutError, TransportError } from "../HttpError.js"
+import type { HttpError, Target, TimeoutError, TimeoutPhase, TransportError, TransportReason } from "../HttpError.js"
+import {
+  decodeError,
+  InvalidRequest,
+  isHttpError,
+  redactUrl,
+  statusError as statusErrorOf,
+  timeout,
+  transportError as transportErrorOf
+} from "../HttpError.js"
 import type { PoolSlots } from "./poolSlots.js"
 import { makePoolSlots } from "./poolSlots.js"
 
 /**
- * The URL for error messages: no query string (API keys travel there), no fragment, no
- * `user:password@`.
+ * The URL for errors, spans and logs: see `HttpError.redactUrl`.
  *
  * @internal
  */
-export const safeUrl = (request: HttpClientRequest.HttpClientRequest): string => {
-  const end = request.url.search(/[?#]/)
-  const url = end === -1 ? request.url : request.url.slice(0, end)
-  return url.replace(/^([a-zA-Z][a-zA-Z\d+.-]*:\/\/)[^/@]*@/, "$1")
-}
+export const safeUrl = (request: Target): string => redactUrl(request.url)
 
 /** @internal */
 export const timeoutError = (
-  request: HttpClientRequest.HttpClientRequest,
+  request: Target,
   phase: TimeoutPhase,
   duration: Duration.Duration
-): TimeoutError =>
-  new TimeoutError({
-    phase,
-    method: request.method,
-    url: safeUrl(request),
-    timeoutMillis: Duration.toMillis(duration)
-  })
+): TimeoutError => timeout(request, phase, Duration.toMillis(duration))
 
-/** @internal */
-export const decodeError = (request: HttpClientRequest.HttpClientRequest, status: number, reason: string) =>
-  new DecodeError({ method: request.method, url: safeUrl(request), status, reason })
+/** Kept for modules still building decode errors through here. @internal */
+export { decodeError }
 
 /** Every `code` found on an error, its causes and an `AggregateError`'s errors (happy eyeballs). */
 const errorCodes = (error: unknown, depth = 0): Array<string> => {
@@ -87,13 +86,9 @@ export const transportError = (
   if (codes.includes("UND_ERR_HEADERS_TIMEOUT") || codes.includes("UND_ERR_BODY_TIMEOUT")) {
     return timeoutError(request, "read", timeouts.read)
   }
-  const pick = (reason: TransportReason, code: string | undefined) =>
-    new TransportError({
-      reason,
-      method: request.method,
-      url: safeUrl(request),
-      ...(code === undefined ? {} : { code })
-    })
+  const pick = (reason: TransportReason, code: string | undefined) => transportErrorOf(request, reason, code)
+  const blocked = codes.find((code) => code === "ESSRFREFUSED")
+  if (blocked !== undefined) return pick("blocked", blocked)
   const refused = codes.find((code) => code === "ECONNREFUSED")
   if (refused !== undefined) return pick("refused", refused)
   const dns = codes.find((code) => dnsCodes.has(code))
@@ -204,6 +199,7 @@ const wrapResponse = (
       return Effect.mapError(read(), onBodyError)
     }).pipe(Effect.ensuring(body.finished))
   return {
+    request,
     status,
     get headers() {
       return response.headers
@@ -231,7 +227,7 @@ export const statusError = (
   request: HttpClientRequest.HttpClientRequest,
   response: Response,
   max: number
-): Effect.Effect<never, StatusError> =>
+): Effect.Effect<never, HttpError> =>
   Stream.runFoldWhile(
     response.stream,
     { chunks: [] as Array<Uint8Array>, size: 0 },
@@ -246,15 +242,13 @@ export const statusError = (
     Effect.orElseSucceed(() => ""),
     Effect.flatMap((body) => {
       const { "set-cookie": _cookie, ...headers } = response.headers
-      return Effect.fail(
-        new StatusError({ status: response.status, headers, body, method: request.method, url: safeUrl(request) })
-      )
+      return Effect.fail(statusErrorOf(request, { status: response.status, headers, body }))
     })
   )
 
 /** @internal */
 export const withTotalTimeout =
-  (request: HttpClientRequest.HttpClientRequest, total: Duration.Duration | undefined) =>
+  (request: Target, total: Duration.Duration | undefined) =>
   <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | TimeoutError, R> =>
     total === undefined
       ? self
@@ -359,24 +353,31 @@ export const cancelBody = (response: HttpClientResponse.HttpClientResponse): Eff
 export const makeExecute = (
   client: HttpClient.HttpClient,
   slotsFor: (request: HttpClientRequest.HttpClientRequest) => PoolSlots,
-  options: ResolvedOptions
+  options: ResolvedOptions,
+  span: SpanHeaders = noSpanHeaders
 ) => {
   const { pool, write } = options.timeouts
   const send = (request: HttpClientRequest.HttpClientRequest) =>
     Effect.mapError(client.execute(request), (error) => fromRequestError(request, error, options))
   return (request: HttpClientRequest.HttpClientRequest): Effect.Effect<Response, HttpError, Scope.Scope> => {
-    const upload = watchUpload(request, write)
-    const sent = upload === undefined
-      ? send(request)
-      : Effect.flatMap(upload, ({ request: instrumented, stalled }) =>
-        Effect.raceFirst(
-          Effect.mapError(send(instrumented), (error): HttpError => error),
-          stalled
-        ))
+    const sent = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<
+      HttpClientResponse.HttpClientResponse,
+      HttpError
+    > => {
+      const upload = watchUpload(request, write)
+      return upload === undefined
+        ? send(request)
+        : Effect.flatMap(upload, ({ request: instrumented, stalled }) =>
+          Effect.raceFirst(
+            Effect.mapError(send(instrumented), (error): HttpError => error),
+            stalled
+          ))
+    }
     // The slot goes back as soon as the body is read; a body nobody reads is cancelled when
     // the scope closes, just before the slot goes back, so its connection is not held until
     // GC. Unlike `HttpClient.withScope`, a call whose body is read is never aborted (no
     // DOMException built for every call). The state is per run: the effect may run many times.
+    const traced = tracedSend(sent, request, options.baseUrl, span)
     return Effect.suspend(() => {
       let response: HttpClientResponse.HttpClientResponse | undefined
       let started = false
@@ -384,7 +385,7 @@ export const makeExecute = (
       return Effect.flatMap(
         slotsFor(request).acquire(pool, () => timeoutError(request, "pool", pool), beforeRelease),
         (giveBack) =>
-          Effect.map(sent, (received) => {
+          Effect.map(traced, (received) => {
             response = received
             return wrapResponse(request, received, options, {
               started: () => {
@@ -396,6 +397,95 @@ export const makeExecute = (
       )
     })
   }
+}
+
+/**
+ * The client span of a call, in place of the platform's (which records the query string):
+ * OpenTelemetry's HTTP client attributes with the URL redacted, `traceparent` propagated
+ * when propagation is on, the span ended when the headers arrive (or the call fails with its
+ * `HttpError`). Nothing is done when tracing is off.
+ */
+const tracedSend = (
+  send: (
+    request: HttpClientRequest.HttpClientRequest
+  ) => Effect.Effect<HttpClientResponse.HttpClientResponse, HttpError>,
+  request: HttpClientRequest.HttpClientRequest,
+  baseUrl: string | undefined,
+  headers: SpanHeaders
+): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpError> =>
+  Effect.withFiberRuntime((fiber) => {
+    if (!fiber.getFiberRef(FiberRef.currentTracerEnabled)) return send(request)
+    return Effect.useSpan(`http.client ${request.method}`, { kind: "client", captureStackTrace: false }, (span) => {
+      annotateRequest(span, request, baseUrl)
+      const redacted = Headers.redact(
+        { ...headers.defaults, ...request.headers },
+        [...fiber.getFiberRef(Headers.currentRedactedNames), ...headers.secret]
+      )
+      for (const name in redacted) span.attribute(`http.request.header.${name}`, String(redacted[name]))
+      const outgoing = fiber.getFiberRef(HttpClient.currentTracerPropagation)
+        ? HttpClientRequest.setHeaders(request, HttpTraceContext.toHeaders(span))
+        : request
+      return send(outgoing).pipe(
+        Effect.withParentSpan(span),
+        Effect.tap((response) => span.attribute("http.response.status_code", response.status))
+      )
+    })
+  })
+
+/**
+ * The headers a client adds to every request (recorded in its span) and the names among them
+ * whose values are secret (recorded as `<redacted>`).
+ *
+ * @internal
+ */
+export interface SpanHeaders {
+  readonly defaults: Readonly<Record<string, string>>
+  readonly secret: ReadonlyArray<string>
+}
+
+const noSpanHeaders: SpanHeaders = { defaults: {}, secret: [] }
+
+const annotateRequest = (
+  span: Tracer.Span,
+  request: HttpClientRequest.HttpClientRequest,
+  baseUrl: string | undefined
+) => {
+  span.attribute("http.request.method", request.method)
+  const full = redactUrl(baseUrl === undefined || isAbsoluteUrl(request.url) ? request.url : baseUrl + request.url)
+  span.attribute("url.full", full)
+  try {
+    const url = new URL(full)
+    span.attribute("server.address", url.hostname)
+    if (url.port !== "") span.attribute("server.port", Number(url.port))
+    span.attribute("url.path", url.pathname)
+    span.attribute("url.scheme", url.protocol.slice(0, -1))
+  } catch {
+    // Not a URL: the call fails as an InvalidRequest; the method and the redacted text stay.
+  }
+}
+
+/**
+ * Whether a request URL is absolute (`http://` or `https://`): such a URL is sent as it is,
+ * never prefixed by the client's base URL, so any client can reach any origin.
+ *
+ * @internal
+ */
+export const isAbsoluteUrl = (url: string): boolean => {
+  const c = url.charCodeAt(0)
+  if (c !== 104 && c !== 72) return false // h or H
+  const lower = url.slice(0, 8).toLowerCase()
+  return lower.startsWith("https://") || lower.startsWith("http://")
+}
+
+/**
+ * Prepends the base URL to a relative request URL, leaves an absolute one as it is.
+ *
+ * @internal
+ */
+export const prependBaseUrl = (baseUrl: string) => {
+  const prepend = HttpClientRequest.prependUrl(baseUrl)
+  return (request: HttpClientRequest.HttpClientRequest): HttpClientRequest.HttpClientRequest =>
+    isAbsoluteUrl(request.url) ? request : prepend(request)
 }
 
 /** `scheme://authority` of an absolute URL, without a regular expression: this runs per call. */
@@ -418,10 +508,15 @@ export const slotsPerOrigin = (
   baseUrl: string | undefined,
   size: number
 ): (request: HttpClientRequest.HttpClientRequest) => PoolSlots => {
+  const byOrigin = slotsByOrigin(size)
   if (baseUrl !== undefined) {
     const slots = makePoolSlots(size)
-    return () => slots
+    return (request) => isAbsoluteUrl(request.url) ? byOrigin(request) : slots
   }
+  return byOrigin
+}
+
+const slotsByOrigin = (size: number): (request: HttpClientRequest.HttpClientRequest) => PoolSlots => {
   const pools = new Map<string, PoolSlots>()
   let last: { readonly origin: string; readonly slots: PoolSlots } | undefined
   return (request) => {
@@ -440,18 +535,6 @@ export const slotsPerOrigin = (
     return slots
   }
 }
-
-/**
- * Runs every call of the client with these header names redacted, so the platform's span
- * shows `<redacted>` for them.
- *
- * @internal
- */
-export const redactingHeaders = (client: HttpClient.HttpClient, names: ReadonlyArray<string>): HttpClient.HttpClient =>
-  HttpClient.transform(
-    client,
-    (effect) => Effect.locallyWith(effect, Headers.currentRedactedNames, (current) => [...current, ...names])
-  )
 
 /**
  * A Schema error as paths and expectations only: the values that failed (`actual …`) are

@@ -1,24 +1,18 @@
-import * as Data from "effect/Data"
+import { InvalidOptions } from "../LiaisonError.js"
 
 /**
- * Options that cannot work together or are out of range, found when a breaker, limiter, retry
- * or policy is built, never later at call time.
+ * Kept while modules move to naming `LiaisonError.InvalidOptions` directly.
  *
- * @since 0.1.0
- * @category errors
+ * @internal
  */
-export class InvalidOptions extends Data.TaggedError("InvalidOptions")<{
-  /** The option at fault, e.g. `retry.maxAttempts`. */
-  readonly option: string
-  /** What is wrong with it. */
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `Invalid option ${this.option}: ${this.reason}`
-  }
-}
+export { InvalidOptions } from "../LiaisonError.js"
 
-/** Collects the checks that fail into one `InvalidOptions` (the first). */
+/**
+ * Collects the checks that fail into one `InvalidOptions` (the first): options are validated
+ * when a layer is built, with a table that names each field and its rule.
+ *
+ * @internal
+ */
 export const check = (
   checks: ReadonlyArray<readonly [ok: boolean, option: string, reason: string]>
 ): InvalidOptions | undefined => {
