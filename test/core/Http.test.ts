@@ -559,3 +559,32 @@ describe("Http configuration", () => {
       expect(String(error)).toContain("HTTP_READ_TIMEOUT")
     }))
 })
+
+describe("Http address guard", () => {
+  it.effect("refuses a loopback upstream, by literal address and by name, before anything is sent", () =>
+    Effect.gen(function*() {
+      const before = chaos.requestCount("echo")
+      const byAddress = yield* Effect.flip(Http.text(HttpClientRequest.get("/echo")))
+      expect(byAddress).toMatchObject({ _tag: "TransportError", reason: "blocked", code: "ESSRFREFUSED" })
+      expect(HttpError.transience(byAddress)).toBe("permanent")
+      const byName = yield* Effect.flip(
+        Http.text(HttpClientRequest.get(`http://localhost:${new URL(chaos.url).port}/echo`))
+      )
+      expect(byName).toMatchObject({ _tag: "TransportError", reason: "blocked" })
+      expect(chaos.requestCount("echo")).toBe(before)
+    }).pipe(Effect.provide(client({ addressGuard: {} }))))
+
+  it.effect("lets through what it is told to allow", () =>
+    Effect.gen(function*() {
+      const body = yield* Http.text(HttpClientRequest.get("/text"))
+      expect(body.length).toBeGreaterThan(0)
+    }).pipe(Effect.provide(client({ addressGuard: { loopback: true } }))))
+})
+
+describe("Http absolute URLs", () => {
+  it.effect("an absolute URL is sent as it is, not under the base URL", () =>
+    Effect.gen(function*() {
+      const echo = yield* Http.json(HttpClientRequest.get(`${chaos.url}/echo/abs`), Echo)
+      expect(echo.path).toBe("/echo/abs")
+    }).pipe(Effect.provide(Http.layer({ baseUrl: "http://127.0.0.1:9/never" }))))
+})

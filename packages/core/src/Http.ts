@@ -48,7 +48,7 @@ import * as Stream from "effect/Stream"
 import type { DecodeError } from "./HttpError.js"
 import * as HttpError from "./HttpError.js"
 import * as internal from "./internal/httpClient.js"
-import { guardedLookup } from "./internal/ssrf.js"
+import { guardedConnector } from "./internal/ssrf.js"
 import { encodePairs } from "./internal/urlEncoding.js"
 import { parseXml } from "./internal/xml.js"
 
@@ -317,6 +317,10 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
   Effect.gen(function*() {
     const resolved = resolve(options)
     const ca = options.ca === undefined ? undefined : typeof options.ca === "string" ? [options.ca] : [...options.ca]
+    const connectOptions = {
+      timeout: Duration.toMillis(resolved.timeouts.connect),
+      ...(ca === undefined ? {} : { ca })
+    }
     const dispatcher = yield* Effect.acquireRelease(
       Effect.sync(() =>
         new internal.TimedAgent({
@@ -324,17 +328,13 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
           connections: resolved.pool.maxConnections,
           keepAliveTimeout: Duration.toMillis(resolved.pool.keepAlive),
           allowH2: resolved.pool.allowH2,
-          connect: {
-            timeout: Duration.toMillis(resolved.timeouts.connect),
-            ...(ca === undefined ? {} : { ca }),
-            ...(options.addressGuard === undefined ? {} : {
-              lookup: guardedLookup({
-                loopback: options.addressGuard.loopback ?? false,
-                private: options.addressGuard.private ?? false,
-                linkLocal: options.addressGuard.linkLocal ?? false
-              })
-            })
-          }
+          connect: options.addressGuard === undefined
+            ? connectOptions
+            : guardedConnector({
+              loopback: options.addressGuard.loopback ?? false,
+              private: options.addressGuard.private ?? false,
+              linkLocal: options.addressGuard.linkLocal ?? false
+            }, { ...connectOptions, allowH2: resolved.pool.allowH2 })
         })
       ),
       (agent) =>

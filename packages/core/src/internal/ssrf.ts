@@ -1,3 +1,4 @@
+import * as Undici from "@effect/platform-node/Undici"
 import type { LookupAddress, LookupOptions } from "node:dns"
 import * as dns from "node:dns"
 import * as net from "node:net"
@@ -195,4 +196,22 @@ export const guardedLookup = (policy: Policy) =>
     const first = kept[0]!
     callback(null, first.address, first.family)
   })
+}
+
+/**
+ * An undici connector that applies the policy to every connection: a literal address is
+ * checked before connecting (no lookup happens for one), a name through {@link guardedLookup}.
+ *
+ * @internal
+ */
+export const guardedConnector = (
+  policy: Policy,
+  options: Undici.buildConnector.BuildOptions
+): Undici.buildConnector.connector => {
+  const connect = Undici.buildConnector({ ...options, lookup: guardedLookup(policy) })
+  return (target, callback) => {
+    const why = literalRefusal(policy, target.hostname.replace(/^\[(.*)\]$/, "$1"))
+    if (why !== undefined) return callback(new SsrfRefused(`refused to connect to ${target.hostname}: ${why}`), null)
+    connect(target, callback)
+  }
 }
