@@ -76,7 +76,7 @@ describe("FanOut", () => {
 
   it.effect("Limiter: callers sharing a limiter never run more than its permits together", () =>
     Effect.gen(function*() {
-      const limiter = yield* FanOut.makeLimiter(3)
+      const limiter = yield* FanOut.make(3)
       const running = yield* Ref.make({ now: 0, max: 0 })
       const caller = (n: number) =>
         FanOut.all(
@@ -91,7 +91,7 @@ describe("FanOut", () => {
 
   it.effect("Limiter: an interrupted waiter gives its place back", () =>
     Effect.gen(function*() {
-      const limiter = yield* FanOut.makeLimiter(1)
+      const limiter = yield* FanOut.make(1)
       const release = yield* Deferred.make<void>()
       const holder = yield* Effect.fork(limiter.withPermit(Deferred.await(release)))
       yield* Effect.yieldNow()

@@ -4,7 +4,8 @@
  * - {@link all}: every result in input order, or the first failure (the rest are interrupted).
  * - {@link settle}: every outcome in input order; one failure loses nothing else.
  * - {@link asCompleted}: outcomes as a `Stream`, in completion order, each with its index.
- * - {@link Limiter}: a concurrency limit by `Semaphore` that several callers share.
+ * - {@link FanOut}: a concurrency limit by `Semaphore` that several callers share (a service:
+ *   `make`, `layer`).
  *
  * @since 0.1.0
  */
@@ -107,37 +108,39 @@ export const asCompleted = <A, E, R>(
  * @since 0.1.0
  * @category models
  */
-export interface LimiterService {
+export interface Service {
   readonly permits: number
   readonly withPermit: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 }
 
 /**
+ * The shared concurrency limit as a service.
+ *
  * @since 0.1.0
  * @category tags
  */
-export class Limiter extends Context.Tag("@liaison/core/FanOut/Limiter")<Limiter, LimiterService>() {}
+export class FanOut extends Context.Tag("@liaison/core/FanOut")<FanOut, Service>() {}
 
 /**
  * @since 0.1.0
  * @category constructors
  */
-export const makeLimiter = (permits: number): Effect.Effect<LimiterService> =>
-  Effect.map(Effect.makeSemaphore(permits), (semaphore) => ({ permits, withPermit: semaphore.withPermits(1) }))
+export const make = (permits: number): Effect.Effect<Service> =>
+  Effect.map(Effect.makeSemaphore(permits), (semaphore) => FanOut.of({ permits, withPermit: semaphore.withPermits(1) }))
 
 /**
  * @since 0.1.0
  * @category layers
  */
-export const layerLimiter = (permits: number): Layer.Layer<Limiter> => Layer.effect(Limiter, makeLimiter(permits))
+export const layer = (permits: number): Layer.Layer<FanOut> => Layer.effect(FanOut, make(permits))
 
 /**
- * Runs an effect under the shared {@link Limiter}.
+ * Runs an effect under a shared limit ({@link FanOut}'s service).
  *
  * @since 0.1.0
  * @category combinators
  */
 export const limit: {
-  (limiter: LimiterService): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  <A, E, R>(effect: Effect.Effect<A, E, R>, limiter: LimiterService): Effect.Effect<A, E, R>
-} = dual(2, <A, E, R>(effect: Effect.Effect<A, E, R>, limiter: LimiterService) => limiter.withPermit(effect))
+  (limiter: Service): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(effect: Effect.Effect<A, E, R>, limiter: Service): Effect.Effect<A, E, R>
+} = dual(2, <A, E, R>(effect: Effect.Effect<A, E, R>, limiter: Service) => limiter.withPermit(effect))
