@@ -149,7 +149,7 @@ const runVariant = async (baseUrl: string, variant: Variant, seed: number): Prom
   const counter = { attempts: 0 }
   const layer = Policy.layer(variant.policy).pipe(
     Layer.provideMerge(CircuitBreaker.layer(variant.breaker)),
-    Layer.provide([countingHttp(counter), RateLimit.layerMemory])
+    Layer.provide([countingHttp(counter), RateLimit.layerMemory()])
   )
   const runtime = ManagedRuntime.make(layer)
   const failures: Record<string, number> = {}

@@ -142,10 +142,10 @@ const recordRedisDecisions = (client: object): Array<number> => {
 
 const measure = async <R = never>(
   store: Run["store"],
-  layer: Layer.Layer<RateLimit.RateLimiter | R, unknown>,
+  layer: Layer.Layer<RateLimit.RateLimit | R, unknown>,
   rule: RuleCase,
   /** Called once the layer is built; returns where the store's own decision times will be. */
-  instrument?: (runtime: ManagedRuntime.ManagedRuntime<RateLimit.RateLimiter | R, unknown>) => Promise<Array<number>>
+  instrument?: (runtime: ManagedRuntime.ManagedRuntime<RateLimit.RateLimit | R, unknown>) => Promise<Array<number>>
 ): Promise<Run> => {
   const runtime = ManagedRuntime.make(layer)
   try {
@@ -154,7 +154,7 @@ const measure = async <R = never>(
     console.error(`${store}, ${rule.name}: ${SECONDS} s`)
     const key = `bench-${rule.name.replace(/\W+/g, "-")}-${Date.now()}`
     const { decided, observed: stamps, start } = await runtime.runPromise(
-      Effect.flatMap(RateLimit.RateLimiter, (limiter) => produce(limiter, key, rule.rule))
+      Effect.flatMap(RateLimit.RateLimit, (limiter) => produce(limiter, key, rule.rule))
     )
     const storeStamps = decidedByRedis === undefined ? decided : sorted(decidedByRedis)
     if (storeStamps.length !== stamps.length) {
@@ -188,7 +188,7 @@ export const run = async (): Promise<void> => {
       Layer.provideMerge(Redis.layer({ url: Redacted.make(redis.url) }))
     )
     for (const rule of rules) {
-      runs.push(await measure("memory", RateLimit.layerMemory, rule))
+      runs.push(await measure("memory", RateLimit.layerMemory(), rule))
       runs.push(
         await measure(
           "redis",

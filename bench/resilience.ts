@@ -82,7 +82,7 @@ const policyLayer = Policy.layer({
   Layer.provide([
     httpLayer,
     CircuitBreaker.layer({ failureThreshold: settings.consecutiveFailures, openDuration: settings.openMillis }),
-    RateLimit.layerMemory
+    RateLimit.layerMemory()
   ])
 )
 
@@ -163,7 +163,7 @@ const expectAllRejected = (name: string, rejected: number) => {
 }
 
 const liaisonOpen = async (): Promise<Contender> => {
-  const breaker = await Effect.runPromise(CircuitBreaker.make("bench-open"))
+  const breaker = await Effect.runPromise(CircuitBreaker.makeBreaker("bench-open"))
   await Effect.runPromise(breaker.isolate)
   const protectedVoid = Effect.either(breaker.protect(Effect.void))
   const loop = Effect.gen(function*() {

@@ -9,7 +9,7 @@
  * rounds interleaved. After each Liaison round, the time until its workers have processed every event is
  * measured too (polling a sample of the last ids).
  */
-import { Webhooks } from "@liaison/core"
+import { StripeWebhook } from "@liaison/integrations"
 import * as Redacted from "effect/Redacted"
 import { Agent, request } from "undici"
 import { type Spawned, spawnNode, withProcess } from "./lib/processes.js"
@@ -74,7 +74,7 @@ const prepare = (
   const unique = Array.from({ length: uniqueCount }, (_, i) => {
     const id = `evt_${prefix}_${i}`
     const body = JSON.stringify({ id, object: "event", type: "bench.event", data: { object: { n: i } } })
-    return { id, body, signature: Webhooks.signStripe({ secret, timestamp, body: new TextEncoder().encode(body) }) }
+    return { id, body, signature: StripeWebhook.sign({ secret, timestamp, body: new TextEncoder().encode(body) }) }
   })
   const requests = [
     ...unique,

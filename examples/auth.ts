@@ -14,7 +14,7 @@ import { Config, Console, Effect, Layer, Schema } from "effect"
 const HttpLive = Retry.layer({ maxAttempts: 3 }).pipe(
   Layer.provide(Layer.unwrapEffect(Effect.map(Config.string("API_URL"), (baseUrl) => Auth.layerHttp({ baseUrl })))),
   // Or Auth.layer({ scheme: "oauth2", tokenUrl, clientId, clientSecret: Redacted.make(…), scope: ["orders:read"] })
-  Layer.provide(Auth.layerConfig)
+  Layer.provide(Auth.layerConfig())
 )
 
 const program = Http.json(HttpClientRequest.get("/orders"), Schema.Unknown).pipe(

@@ -18,7 +18,7 @@ const HttpLive = Policy.layer({
   Layer.provide([
     Http.layer({ baseUrl: "http://localhost:3000" }),
     CircuitBreaker.layer({ failureThreshold: 5, openDuration: "60 seconds" }),
-    RateLimit.layerMemory // or RateLimit.layerRedis() over a Redis layer: one limit for all instances
+    RateLimit.layerMemory() // or RateLimit.layerRedis() over a Redis layer: one limit for all instances
   ])
 )
 

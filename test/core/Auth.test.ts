@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Auth, Http, Redis } from "@liaison/core"
 import {
   Cause,
+  Config,
   ConfigProvider,
   Effect,
   Fiber,
@@ -90,6 +91,38 @@ const apiSeen = (count: number) =>
     while (api.requestCount() < count) await new Promise((resolve) => setTimeout(resolve, 5))
   })
 
+/** The same calls through `Http.decorate(Auth.middleware)` instead of `Auth.layerHttp`. */
+const decorated = (options: Auth.Options, baseUrl: string) =>
+  Http.decorate(Auth.middleware).pipe(
+    Layer.provide(Layer.merge(Http.layer({ baseUrl }), Auth.layer(options)))
+  )
+
+describe("Auth.middleware", () => {
+  it.effect("adds every static scheme's credentials to the calls of the Http in context", () =>
+    Effect.gen(function*() {
+      const bearer = yield* Http.json(HttpClientRequest.get("/echo"), Echo).pipe(
+        Effect.provide(decorated({ scheme: "bearer", token: Redacted.make("t0k3n.mw") }, chaos.url))
+      )
+      expect(bearer.headers.authorization).toBe("Bearer t0k3n.mw")
+      const query = yield* Http.json(HttpClientRequest.get("/echo?page=2"), Echo).pipe(
+        Effect.provide(decorated({ scheme: "api-key", in: "query", key: Redacted.make("k &=1") }, chaos.url))
+      )
+      expect(query.query).toEqual({ page: "2", api_key: "k &=1" })
+    }))
+
+  it.effect("OAuth2: a 401 replays once with a fresh token; a second 401 is AuthError (rejected)", () =>
+    Effect.gen(function*() {
+      yield* fresh
+      const layer = decorated(oauth2(), api.url)
+      const first = yield* call().pipe(Effect.provide(layer))
+      expect(first.clientId).toBe(clientId)
+      api.rejectAll(true)
+      const error = yield* Effect.flip(call().pipe(Effect.provide(layer)))
+      api.rejectAll(false)
+      expect(error).toMatchObject({ _tag: "AuthError", reason: "rejected", status: 401 })
+    }))
+})
+
 describe("Auth static schemes, on the wire", () => {
   it.effect("bearer: Authorization: Bearer <token>", () =>
     Effect.gen(function*() {
@@ -157,7 +190,7 @@ describe("Auth static schemes, on the wire", () => {
   it.effect("layerConfig reads the scheme named by AUTH_SCHEME and its variables", () =>
     Effect.gen(function*() {
       const seen = yield* Http.json(HttpClientRequest.get("/echo"), Echo).pipe(
-        Effect.provide(Auth.layerHttp({ baseUrl: chaos.url }).pipe(Layer.provide(Auth.layerConfig))),
+        Effect.provide(Auth.layerHttp({ baseUrl: chaos.url }).pipe(Layer.provide(Auth.layerConfig()))),
         Effect.withConfigProvider(
           ConfigProvider.fromMap(
             new Map([
@@ -170,6 +203,16 @@ describe("Auth static schemes, on the wire", () => {
         )
       )
       expect(seen.query).toEqual({ token: "from-env" })
+    }))
+
+  it.effect("layerConfig takes the caller's Config: variable names of their choosing", () =>
+    Effect.gen(function*() {
+      const mine = Config.map(Config.redacted("MY_TOKEN"), (token): Auth.Options => ({ scheme: "bearer", token }))
+      const seen = yield* Http.json(HttpClientRequest.get("/echo"), Echo).pipe(
+        Effect.provide(Auth.layerHttp({ baseUrl: chaos.url }).pipe(Layer.provide(Auth.layerConfig(mine)))),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["MY_TOKEN", "t0k3n.mine"]])))
+      )
+      expect(seen.headers.authorization).toBe("Bearer t0k3n.mine")
     }))
 })
 

@@ -1,7 +1,20 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cache } from "@liaison/core"
 import type { Duration } from "effect"
-import { Data, Deferred, Effect, Exit, Fiber, Option, Ref, Schema, TestClock } from "effect"
+import {
+  Config,
+  ConfigProvider,
+  Data,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Ref,
+  Schema,
+  TestClock
+} from "effect"
 
 const User = Schema.Struct({ id: Schema.Number, name: Schema.String, since: Schema.DateFromString })
 type User = typeof User.Type
@@ -17,7 +30,8 @@ const counted = <A>(value: (call: number) => A, latency: Duration.DurationInput 
     fetch: Ref.updateAndGet(calls, (n) => n + 1).pipe(Effect.delay(latency), Effect.map(value))
   }))
 
-const memory = (options: Cache.MemoryOptions = {}) => Cache.make(options)
+const memory = (options: Cache.MemoryOptions = {}) =>
+  Cache.make(options).pipe(Effect.provide(Cache.layerStoreMemory(options)))
 
 describe("Cache (memory)", () => {
   it.scoped("set then get round-trips a Schema-typed value; it expires after its own ttl", () =>
@@ -206,9 +220,29 @@ describe("Cache (memory)", () => {
 
   it.effect("options out of range are an InvalidOptions when the layer is built", () =>
     Effect.gen(function*() {
-      const error = yield* Cache.make({ maxEntries: 0 }).pipe(Effect.scoped, Effect.flip)
+      const error = yield* memory({ maxEntries: 0 }).pipe(Effect.scoped, Effect.flip)
       expect(error._tag).toBe("InvalidOptions")
       expect(error.message).toContain("maxEntries")
+    }))
+
+  it.effect("layerConfig and layerStoreConfig read CACHE_* by default, or the names the caller gives", () =>
+    Effect.gen(function*() {
+      const fromEnv = Cache.layerConfig().pipe(Layer.provide(Cache.layerStoreConfig("memory")))
+      const error = yield* Cache.stats.pipe(
+        Effect.provide(fromEnv),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["CACHE_MAX_ENTRIES", "0"]]))),
+        Effect.flip
+      )
+      expect(error._tag).toBe("InvalidOptions")
+      expect(error.message).toContain("maxEntries")
+      const named = Cache.layerConfig(Config.all({ ttl: Config.duration("MY_TTL") })).pipe(
+        Layer.provide(Cache.layerStoreMemory())
+      )
+      const stats = yield* Cache.stats.pipe(
+        Effect.provide(named),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["MY_TTL", "1 minute"]])))
+      )
+      expect(stats.redis).toBe("none")
     }))
 
   it.scoped("keys: a list key is stable whatever the order of its parameters", () =>

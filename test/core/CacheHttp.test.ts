@@ -1,6 +1,6 @@
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Cache, Http, Redis } from "@liaison/core"
+import { Cache, Http, HttpCache, Redis } from "@liaison/core"
 import { Effect, Layer, Option, Redacted, Schema, TestClock } from "effect"
 import type { RevalidatingUpstream } from "../fixtures/revalidatingUpstream.js"
 import { startRevalidatingUpstream } from "../fixtures/revalidatingUpstream.js"
@@ -18,8 +18,8 @@ let docs = 0
 /** A document name of its own per test. */
 const fresh = () => `doc${++docs}-${Date.now()}`
 
-const get = (name: string, query: string, options: Partial<Cache.JsonOptions> = {}) =>
-  Cache.json(HttpClientRequest.get(`/doc/${name}?${query}`), Doc, {
+const get = (name: string, query: string, options: Partial<HttpCache.JsonOptions> = {}) =>
+  HttpCache.json(HttpClientRequest.get(`/doc/${name}?${query}`), Doc, {
     key: `docs:${name}`,
     ttl: "10 minutes",
     ...options
@@ -30,33 +30,33 @@ const memory = <A, E>(effect: Effect.Effect<A, E, Cache.Cache | Http.Http>) =>
 
 const redis = Layer.scoped(Redis.Redis, Effect.suspend(() => Redis.make({ url: Redacted.make(redisUrl()) })))
 
-describe("Cache.httpPolicy", () => {
+describe("HttpCache.policy", () => {
   it("reads Cache-Control, Age and ETag", () => {
-    expect(Cache.httpPolicy({})).toEqual({ storage: "shared", ttlMillis: undefined, etag: undefined })
-    expect(Cache.httpPolicy({ "cache-control": "public, max-age=60", etag: "\"a\"" })).toEqual({
+    expect(HttpCache.policy({})).toEqual({ storage: "shared", ttlMillis: undefined, etag: undefined })
+    expect(HttpCache.policy({ "cache-control": "public, max-age=60", etag: "\"a\"" })).toEqual({
       storage: "shared",
       ttlMillis: 60_000,
       etag: "\"a\""
     })
-    expect(Cache.httpPolicy({ "cache-control": "max-age=60, s-maxage=10", age: "4" }).ttlMillis).toBe(6_000)
-    expect(Cache.httpPolicy({ "cache-control": "max-age=5", age: "9" }).ttlMillis).toBe(0)
-    expect(Cache.httpPolicy({ "cache-control": "private, max-age=60, s-maxage=10" })).toMatchObject({
+    expect(HttpCache.policy({ "cache-control": "max-age=60, s-maxage=10", age: "4" }).ttlMillis).toBe(6_000)
+    expect(HttpCache.policy({ "cache-control": "max-age=5", age: "9" }).ttlMillis).toBe(0)
+    expect(HttpCache.policy({ "cache-control": "private, max-age=60, s-maxage=10" })).toMatchObject({
       storage: "local",
       ttlMillis: 60_000
     })
-    expect(Cache.httpPolicy({ "cache-control": "No-Store" }).storage).toBe("none")
-    expect(Cache.httpPolicy({ vary: "*" }).storage).toBe("none")
-    expect(Cache.httpPolicy({ "cache-control": "no-cache, max-age=600" }).ttlMillis).toBe(0)
-    expect(Cache.httpPolicy({ "cache-control": "max-age=\"30\"" }).ttlMillis).toBe(30_000)
-    expect(Cache.httpPolicy({ "cache-control": "max-age=soon" }).ttlMillis).toBe(0)
-    expect(Cache.httpPolicy({ "cache-control": "private=\"set-cookie, x-a\", max-age=9" })).toMatchObject({
+    expect(HttpCache.policy({ "cache-control": "No-Store" }).storage).toBe("none")
+    expect(HttpCache.policy({ vary: "*" }).storage).toBe("none")
+    expect(HttpCache.policy({ "cache-control": "no-cache, max-age=600" }).ttlMillis).toBe(0)
+    expect(HttpCache.policy({ "cache-control": "max-age=\"30\"" }).ttlMillis).toBe(30_000)
+    expect(HttpCache.policy({ "cache-control": "max-age=soon" }).ttlMillis).toBe(0)
+    expect(HttpCache.policy({ "cache-control": "private=\"set-cookie, x-a\", max-age=9" })).toMatchObject({
       storage: "local",
       ttlMillis: 9_000
     })
   })
 })
 
-describe("Cache.json", () => {
+describe("HttpCache.json", () => {
   it.effect("max-age bounds the time to live", () =>
     Effect.gen(function*() {
       const name = fresh()

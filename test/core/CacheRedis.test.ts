@@ -37,7 +37,8 @@ const instance = (options: Cache.TwoTierOptions & { readonly tier: "redis" | "tw
   Effect.flatMap(
     connect(),
     (redis) =>
-      Cache.makeRedis(options.tier === "redis" ? options : { ...options, local: {} }).pipe(
+      Cache.make(options).pipe(
+        Effect.provide(options.tier === "redis" ? Cache.layerStoreRedis(options) : Cache.layerStoreTwoTier(options)),
         Effect.provideService(Redis.Redis, redis)
       )
   )
@@ -65,7 +66,8 @@ const onPrivateRedis = (options: Cache.RedisOptions) =>
       (redis) => Effect.promise(() => redis.dispose())
     )
     const redis = yield* connect(server.url)
-    const cache = yield* Cache.makeRedis({ prefix: uniquePrefix(), ...options }).pipe(
+    const cache = yield* Cache.make(options).pipe(
+      Effect.provide(Cache.layerStoreRedis({ prefix: uniquePrefix(), ...options })),
       Effect.provideService(Redis.Redis, redis)
     )
     const calls = yield* Ref.make(0)
@@ -170,7 +172,7 @@ describe("Cache (Redis, live)", () => {
     () =>
       Effect.gen(function*() {
         const ns = uniquePrefix()
-        const cache = yield* Cache.makeRedis({ prefix: ns })
+        const cache = yield* Cache.make().pipe(Effect.provide(Cache.layerStoreRedis({ prefix: ns })))
         const matching = Array.from({ length: 10_000 }, (_, i) => `orders:${i}`)
         const others = [
           ...Array.from({ length: 500 }, (_, i) => `orders-archive:${i}`),
@@ -276,7 +278,8 @@ describe("Cache (Redis, live)", () => {
         expect(down.errors).toBeGreaterThan(0)
         // Invalidations cannot reach Redis: they fail, saying so.
         const error = yield* Effect.flip(cache.delete("users:1"))
-        expect(error._tag).toBe("CacheError")
+        expect(error._tag).toBe("StorageError")
+        expect(error.store).toBe("cache")
 
         yield* Effect.promise(() => server.start())
         yield* eventually(

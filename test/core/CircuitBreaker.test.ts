@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { CircuitBreaker, HttpError } from "@liaison/core"
+import { CircuitBreaker, HttpError, LiaisonError } from "@liaison/core"
 import {
   Array as Arr,
   Chunk,
@@ -225,7 +225,7 @@ describe("CircuitBreaker state machine", () => {
     [ModelConfigArb, CommandsArb],
     ([config, commands]) =>
       Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make("model", {
+        const breaker = yield* CircuitBreaker.makeBreaker("model", {
           failureThreshold: config.failureThreshold,
           halfOpenProbes: config.halfOpenProbes,
           openDuration: Duration.millis(config.openMillis),
@@ -251,7 +251,11 @@ describe("CircuitBreaker state machine", () => {
 /** A breaker that one failure opened for 1 s, 1 s ago: its next call is a probe. */
 const halfOpen = (key: string, halfOpenProbes: number) =>
   Effect.gen(function*() {
-    const breaker = yield* CircuitBreaker.make(key, { failureThreshold: 1, halfOpenProbes, openDuration: "1 second" })
+    const breaker = yield* CircuitBreaker.makeBreaker(key, {
+      failureThreshold: 1,
+      halfOpenProbes,
+      openDuration: "1 second"
+    })
     yield* Effect.exit(breaker.protect(fail))
     yield* TestClock.adjust("1 second")
     return breaker
@@ -307,7 +311,7 @@ describe("CircuitBreaker under concurrency", () => {
 
   it.effect("a call admitted before the breaker opened cannot change the state it finds when it ends", () =>
     Effect.gen(function*() {
-      const breaker = yield* CircuitBreaker.make("stale", { failureThreshold: 1, openDuration: "1 second" })
+      const breaker = yield* CircuitBreaker.makeBreaker("stale", { failureThreshold: 1, openDuration: "1 second" })
       const release = yield* Deferred.make<void>()
       const started = yield* Deferred.make<void>()
       const slow = yield* Effect.fork(
@@ -327,7 +331,7 @@ describe("CircuitBreaker under concurrency", () => {
 describe("CircuitBreaker trips", () => {
   it.effect("on consecutive failures (default 5), a success in between starting over", () =>
     Effect.gen(function*() {
-      const breaker = yield* CircuitBreaker.make("consecutive")
+      const breaker = yield* CircuitBreaker.makeBreaker("consecutive")
       for (let i = 0; i < 4; i++) yield* Effect.exit(breaker.protect(fail))
       yield* breaker.protect(succeed)
       for (let i = 0; i < 4; i++) yield* Effect.exit(breaker.protect(fail))
@@ -339,7 +343,7 @@ describe("CircuitBreaker trips", () => {
 
   it.effect("on a failure rate over a count window, once minimumCalls are in", () =>
     Effect.gen(function*() {
-      const breaker = yield* CircuitBreaker.make("count-window", {
+      const breaker = yield* CircuitBreaker.makeBreaker("count-window", {
         failureThreshold: 100,
         failureRate: { threshold: 0.5, minimumCalls: 4, window: { calls: 4 } }
       })
@@ -356,7 +360,7 @@ describe("CircuitBreaker trips", () => {
       // The window holds the last 4 (S F S F): half failed.
       expect(yield* state).toBe("Open")
 
-      const sliding = yield* CircuitBreaker.make("count-window-slides", {
+      const sliding = yield* CircuitBreaker.makeBreaker("count-window-slides", {
         failureThreshold: 100,
         failureRate: { threshold: 0.5, minimumCalls: 4, window: { calls: 4 } }
       })
@@ -369,7 +373,7 @@ describe("CircuitBreaker trips", () => {
 
   it.effect("a count window smaller than the default minimumCalls still trips", () =>
     Effect.gen(function*() {
-      const breaker = yield* CircuitBreaker.make("small-window", {
+      const breaker = yield* CircuitBreaker.makeBreaker("small-window", {
         failureThreshold: 100,
         failureRate: { threshold: 0.5, window: { calls: 4 } }
       })
@@ -384,12 +388,12 @@ describe("CircuitBreaker trips", () => {
         failureRate: { threshold: 0.6, minimumCalls: 3, window: { duration: "10 seconds" } }
       }
       const calls = [fail, fail, succeed, succeed, fail]
-      const quick = yield* CircuitBreaker.make("time-window-quick", options)
+      const quick = yield* CircuitBreaker.makeBreaker("time-window-quick", options)
       for (const call of calls) yield* Effect.exit(quick.protect(call))
       // 3 of 5 within 10 s.
       expect((yield* quick.snapshot).state).toBe("Open")
 
-      const spread = yield* CircuitBreaker.make("time-window-spread", options)
+      const spread = yield* CircuitBreaker.makeBreaker("time-window-spread", options)
       for (const call of calls.slice(0, 2)) yield* Effect.exit(spread.protect(call))
       yield* TestClock.adjust("10 seconds")
       for (const call of calls.slice(2)) yield* Effect.exit(spread.protect(call))
@@ -399,7 +403,7 @@ describe("CircuitBreaker trips", () => {
 
   it.effect("slow calls count as failures", () =>
     Effect.gen(function*() {
-      const breaker = yield* CircuitBreaker.make("slow", { failureThreshold: 2, slowCall: "100 millis" })
+      const breaker = yield* CircuitBreaker.makeBreaker("slow", { failureThreshold: 2, slowCall: "100 millis" })
       const taking = (millis: number) =>
         Effect.gen(function*() {
           const fiber = yield* Effect.fork(breaker.protect(Effect.as(Effect.sleep(Duration.millis(millis)), "done")))
@@ -420,7 +424,11 @@ describe("CircuitBreaker open time", () => {
   it.effect("a 503 or 429 with Retry-After opens it for exactly that long, capped by maxOpenDuration", () =>
     Effect.gen(function*() {
       const make = (key: string) =>
-        CircuitBreaker.make(key, { failureThreshold: 1, openDuration: "60 seconds", maxOpenDuration: "5 minutes" })
+        CircuitBreaker.makeBreaker(key, {
+          failureThreshold: 1,
+          openDuration: "60 seconds",
+          maxOpenDuration: "5 minutes"
+        })
 
       const unavailable = yield* make("retry-after-503")
       yield* Effect.exit(unavailable.protect(Effect.fail(statusError(503, { "retry-after": "7" }))))
@@ -480,11 +488,11 @@ describe("CircuitBreaker verdicts", () => {
     Effect.gen(function*() {
       const errors = [statusError(500), statusError(429), transport, timeout]
       for (const [i, error] of errors.entries()) {
-        const breaker = yield* CircuitBreaker.make(`trip-${i}`, { failureThreshold: 1 })
+        const breaker = yield* CircuitBreaker.makeBreaker(`trip-${i}`, { failureThreshold: 1 })
         yield* Effect.exit(breaker.protect(Effect.fail(error)))
         expect((yield* breaker.snapshot).state).toBe("Open")
       }
-      const notFound = yield* CircuitBreaker.make("not-found", { failureThreshold: 1 })
+      const notFound = yield* CircuitBreaker.makeBreaker("not-found", { failureThreshold: 1 })
       const error = yield* Effect.flip(notFound.protect(Effect.fail(statusError(404))))
       // The caller still sees the 404; the breaker stays closed.
       expect(error).toMatchObject({ _tag: "StatusError", status: 404 })
@@ -493,7 +501,7 @@ describe("CircuitBreaker verdicts", () => {
 
   it.effect("a custom verdict and protectWith judge responses that are values", () =>
     Effect.gen(function*() {
-      const breaker = yield* CircuitBreaker.make("custom", {
+      const breaker = yield* CircuitBreaker.makeBreaker("custom", {
         failureThreshold: 1,
         verdict: (error) =>
           error instanceof HttpError.StatusError && error.status === 404
@@ -505,7 +513,7 @@ describe("CircuitBreaker verdicts", () => {
       yield* Effect.exit(breaker.protect(Effect.fail(statusError(404))))
       expect((yield* breaker.snapshot).state).toBe("Open")
 
-      const byValue = yield* CircuitBreaker.make("by-value", { failureThreshold: 1 })
+      const byValue = yield* CircuitBreaker.makeBreaker("by-value", { failureThreshold: 1 })
       const response = { status: 503, headers: { "retry-after": "2" } }
       const judged = yield* byValue.protectWith(
         Effect.succeed(response),
@@ -522,7 +530,7 @@ describe("CircuitBreaker verdicts", () => {
 describe("CircuitBreaker registry, events and metrics", () => {
   it.effect("one breaker per key; changes publishes every transition in order", () =>
     Effect.gen(function*() {
-      const registry = yield* CircuitBreaker.makeRegistry({
+      const registry = yield* CircuitBreaker.make({
         failureThreshold: 1,
         openDuration: "1 second",
         halfOpenProbes: 1
@@ -561,7 +569,7 @@ describe("CircuitBreaker registry, events and metrics", () => {
 
   it.effect("per-key options; a perKey mistake is a defect at get", () =>
     Effect.gen(function*() {
-      const registry = yield* CircuitBreaker.makeRegistry(
+      const registry = yield* CircuitBreaker.make(
         { failureThreshold: 5 },
         (key) => key === "fragile" ? { failureThreshold: 1 } : key === "broken" ? { failureThreshold: 0 } : undefined
       )
@@ -589,7 +597,7 @@ describe("CircuitBreaker registry, events and metrics", () => {
             0
           ))
       const transitions = (to: string) => count("liaison_circuit_breaker_transitions_total", { key, to })
-      const breaker = yield* CircuitBreaker.make(key, { failureThreshold: 1, openDuration: "1 second" })
+      const breaker = yield* CircuitBreaker.makeBreaker(key, { failureThreshold: 1, openDuration: "1 second" })
       yield* Effect.exit(breaker.protect(fail))
       for (let i = 0; i < 3; i++) yield* Effect.exit(breaker.protect(succeed))
       yield* TestClock.adjust("1 second")
@@ -603,7 +611,7 @@ describe("CircuitBreaker registry, events and metrics", () => {
 describe("CircuitBreaker fallbacks and manual control", () => {
   it.effect("orElse answers for an open breaker, and only for it", () =>
     Effect.gen(function*() {
-      const breaker = yield* CircuitBreaker.make("fallback", { failureThreshold: 1 })
+      const breaker = yield* CircuitBreaker.makeBreaker("fallback", { failureThreshold: 1 })
       const guarded = breaker.protect(fail).pipe(
         CircuitBreaker.orElse((open) => Effect.succeed(`fallback ${open.key}`))
       )
@@ -617,11 +625,11 @@ describe("CircuitBreaker fallbacks and manual control", () => {
 
   it.effect("lastGood serves the last success, marked stale, while open", () =>
     Effect.gen(function*() {
-      const breaker = yield* CircuitBreaker.make("last-good", { failureThreshold: 1 })
+      const breaker = yield* CircuitBreaker.makeBreaker("last-good", { failureThreshold: 1 })
       const upstream = yield* Ref.make<Effect.Effect<string, HttpError.StatusError>>(Effect.succeed("v1"))
       const call = yield* CircuitBreaker.lastGood(breaker.protect(Effect.flatten(Ref.get(upstream))))
 
-      const nothingYet = yield* CircuitBreaker.make("last-good-empty", { failureThreshold: 1 })
+      const nothingYet = yield* CircuitBreaker.makeBreaker("last-good-empty", { failureThreshold: 1 })
       yield* breaker.isolate
       yield* nothingYet.isolate
       const empty = yield* CircuitBreaker.lastGood(nothingYet.protect(succeed))
@@ -637,7 +645,7 @@ describe("CircuitBreaker fallbacks and manual control", () => {
 
   it.effect("isolate holds it open until reset; reset closes and forgets", () =>
     Effect.gen(function*() {
-      const breaker = yield* CircuitBreaker.make("manual", { failureThreshold: 2 })
+      const breaker = yield* CircuitBreaker.makeBreaker("manual", { failureThreshold: 2 })
       yield* Effect.exit(breaker.protect(fail))
       yield* breaker.isolate
       yield* TestClock.adjust("1 day")
@@ -670,8 +678,8 @@ describe("CircuitBreaker options", () => {
   it.effect("contradictory or out-of-range options are InvalidOptions naming the option", () =>
     Effect.gen(function*() {
       for (const [options, option] of invalid) {
-        const error = yield* Effect.flip(CircuitBreaker.make("invalid", options))
-        expect(error).toBeInstanceOf(CircuitBreaker.InvalidOptions)
+        const error = yield* Effect.flip(CircuitBreaker.makeBreaker("invalid", options))
+        expect(error).toBeInstanceOf(LiaisonError.InvalidOptions)
         expect(error.option).toBe(option)
         expect(error.message).toContain(option)
       }

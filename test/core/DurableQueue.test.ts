@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { DurableQueue, Redis } from "@liaison/core"
-import { Deferred, Duration, Effect, Exit, Layer, Option, Redacted, Ref, Schema, Scope, TestClock } from "effect"
+import { Deferred, Duration, Effect, Exit, Layer, Option, pipe, Redacted, Ref, Schema, Scope, TestClock } from "effect"
 import { randomUUID } from "node:crypto"
 import { drive } from "../fixtures/drive.js"
 import { redisUrl } from "../setup/redisUrl.js"
@@ -9,8 +9,8 @@ const Job = Schema.Struct({ n: Schema.Number })
 
 const redisLayer = () => Redis.layer({ url: Redacted.make(redisUrl()) })
 const backends = [
-  ["memory", () => DurableQueue.layerMemory],
-  ["redis", () => DurableQueue.layerRedis.pipe(Layer.provide(redisLayer()))]
+  ["memory", () => DurableQueue.layerStoreMemory],
+  ["redis", () => DurableQueue.layerStoreRedis().pipe(Layer.provide(redisLayer()))]
 ] as const
 
 const fresh = () => `test-${randomUUID()}`
@@ -27,7 +27,7 @@ const stateOf = <A>(queue: DurableQueue.Queue<A>, id: string) =>
   Effect.map(queue.status(id), Option.map((status) => status.state))
 
 describe.each(backends)("DurableQueue (%s)", (_name, backend) => {
-  const run = <A, E>(effect: Effect.Effect<A, E, DurableQueue.DurableQueue | Scope.Scope>) =>
+  const run = <A, E>(effect: Effect.Effect<A, E, DurableQueue.Store | Scope.Scope>) =>
     effect.pipe(Effect.scoped, Effect.provide(backend()))
 
   it.effect("enqueue, take, ack: the item is done after one attempt, its history recorded", () =>
@@ -291,6 +291,97 @@ describe.each(backends)("DurableQueue (%s)", (_name, backend) => {
     })))
 })
 
+describe("DurableQueue.retrying", () => {
+  const item = (attempt: number): DurableQueue.Item<typeof Job.Type> => ({
+    id: "job_1",
+    value: { n: 1 },
+    attempt,
+    enqueuedAt: 0,
+    startedAt: 0,
+    leaseUntil: 30_000,
+    lastError: undefined,
+    history: [],
+    token: "t"
+  })
+  const noJitter = { min: 1, max: 1 }
+
+  class Answered {
+    constructor(readonly status: number, readonly retryAfterMillis?: number) {}
+    get message() {
+      return `answered ${this.status}`
+    }
+  }
+  const classify = (error: Answered): DurableQueue.Verdict =>
+    error.status === 0
+      ? "unknown"
+      : error.status === 429 && error.retryAfterMillis !== undefined
+      ? { retryAfterMillis: error.retryAfterMillis }
+      : error.status >= 500 || error.status === 429
+      ? "retry"
+      : "fail"
+
+  it.effect("classify: retry on the table, fail at once, a Retry-After floor, the detail recorded", () =>
+    Effect.gen(function*() {
+      const handler = DurableQueue.retrying((_: DurableQueue.Item<typeof Job.Type>) => Effect.fail(new Answered(503)), {
+        delays: ["1 second", "1 minute"],
+        jitter: noJitter,
+        classify,
+        detail: (error) => ({ status: error.status })
+      })
+      expect(yield* handler(item(1))).toEqual(
+        DurableQueue.retryAfter("1 second", { error: "answered 503", detail: { status: 503 } })
+      )
+      expect(yield* handler(item(2))).toEqual(
+        DurableQueue.retryAfter("1 minute", { error: "answered 503", detail: { status: 503 } })
+      )
+      expect(yield* handler(item(3))).toEqual(DurableQueue.failed({ error: "answered 503", detail: { status: 503 } }))
+      const permanent = DurableQueue.retrying(
+        (_: DurableQueue.Item<typeof Job.Type>) => Effect.fail(new Answered(400)),
+        {
+          delays: ["1 second"],
+          classify
+        }
+      )
+      expect(yield* permanent(item(1))).toEqual(DurableQueue.failed({ error: "answered 400" }))
+      const limited = DurableQueue.retrying(
+        (_: DurableQueue.Item<typeof Job.Type>) => Effect.fail(new Answered(429, 90_000)),
+        { delays: ["1 second"], jitter: noJitter, classify }
+      )
+      expect(yield* limited(item(1))).toEqual(DurableQueue.retryAfter("90 seconds", { error: "answered 429" }))
+      expect(yield* limited(item(2))).toEqual(DurableQueue.failed({ error: "answered 429" }))
+    }))
+
+  it.effect("unknown: retried with a note by default, failed with onUnknown: fail", () =>
+    Effect.gen(function*() {
+      const lost = (_: DurableQueue.Item<typeof Job.Type>) => Effect.fail(new Answered(0))
+      const retried = yield* DurableQueue.retrying(lost, { delays: ["1 second"], jitter: noJitter, classify })(item(1))
+      expect(retried._tag).toBe("RetryLater")
+      expect(retried._tag === "RetryLater" && retried.error).toContain("the outcome is unknown")
+      const failed = yield* DurableQueue.retrying(lost, { delays: ["1 second"], classify, onUnknown: "fail" })(item(1))
+      expect(failed._tag).toBe("Failed")
+      expect(failed._tag === "Failed" && failed.error).toContain("the outcome is unknown")
+    }))
+
+  it.effect("an Outcome returned by the handler settles the item as it says; data-last form; jitter in range", () =>
+    Effect.gen(function*() {
+      const handler = pipe(
+        (_: DurableQueue.Item<typeof Job.Type>) => Effect.succeed(DurableQueue.done({ detail: { messageId: "m_1" } })),
+        DurableQueue.retrying({ delays: ["1 second"] })
+      )
+      expect(yield* handler(item(1))).toEqual(DurableQueue.done({ detail: { messageId: "m_1" } }))
+      const jittered = DurableQueue.retrying((_: DurableQueue.Item<typeof Job.Type>) => Effect.fail("down"), {
+        delays: ["10 seconds"],
+        jitter: { min: 0.5, max: 1.5 }
+      })
+      for (let i = 0; i < 20; i++) {
+        const outcome = yield* jittered(item(1))
+        const delay = outcome._tag === "RetryLater" ? Duration.toMillis(outcome.delay) : -1
+        expect(delay).toBeGreaterThanOrEqual(5_000)
+        expect(delay).toBeLessThanOrEqual(15_000)
+      }
+    }))
+})
+
 describe("DurableQueue on Redis", () => {
   it.effect("every key it creates expires", () =>
     Effect.gen(function*() {
@@ -306,14 +397,14 @@ describe("DurableQueue on Redis", () => {
         expect(ttl).toBeLessThanOrEqual(Duration.toMillis("25 hours"))
       }
       expect(Option.getOrThrow(yield* queue.status(id)).state).toBe("queued")
-    }).pipe(Effect.provide(DurableQueue.layerRedis.pipe(Layer.provideMerge(redisLayer())))))
+    }).pipe(Effect.provide(DurableQueue.layerStoreRedis().pipe(Layer.provideMerge(redisLayer())))))
 
   it.live("restart mid-queue: closing one worker layer and opening another on the same Redis loses nothing", () =>
     Effect.gen(function*() {
       const name = fresh()
       const total = 200
       const completed = new Map<number, number>()
-      const instance = () => DurableQueue.layerRedis.pipe(Layer.provide(redisLayer()))
+      const instance = () => DurableQueue.layerStoreRedis().pipe(Layer.provide(redisLayer()))
       const handler = (item: DurableQueue.Item<typeof Job.Type>) =>
         Effect.sleep("2 millis").pipe(
           Effect.zipRight(Effect.sync(() => completed.set(item.value.n, (completed.get(item.value.n) ?? 0) + 1))),
@@ -349,13 +440,14 @@ describe("DurableQueue on Redis", () => {
       expect(completed.size).toBe(total)
     }))
 
-  it.effect("Redis down: enqueue fails with DurableQueueError, not a defect", () =>
+  it.effect("Redis down: enqueue fails with a StorageError, not a defect", () =>
     Effect.gen(function*() {
       const queue = yield* DurableQueue.make(fresh(), Job)
       const { client } = yield* Redis.Redis
       yield* Effect.promise(() => client.quit())
       const error = yield* Effect.flip(queue.enqueue({ n: 1 }))
-      expect(error._tag).toBe("DurableQueueError")
+      expect(error._tag).toBe("StorageError")
+      expect(error._tag === "StorageError" && error.store).toBe("durable-queue")
       expect(error.message).toContain("enqueue")
-    }).pipe(Effect.provide(DurableQueue.layerRedis.pipe(Layer.provideMerge(redisLayer())))))
+    }).pipe(Effect.provide(DurableQueue.layerStoreRedis().pipe(Layer.provideMerge(redisLayer())))))
 })

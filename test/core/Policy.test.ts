@@ -48,7 +48,7 @@ const fastRetry = { base: "1 millis", jitter: false } as const
 const policyLayer = (baseUrl: string | undefined, options: Policy.Options, breakers: CircuitBreaker.Options = {}) =>
   Policy.layer(options).pipe(
     Layer.provide(Http.layer(baseUrl === undefined ? {} : { baseUrl })),
-    Layer.provideMerge(Layer.mergeAll(CircuitBreaker.layer(breakers), RateLimit.layerMemory))
+    Layer.provideMerge(Layer.mergeAll(CircuitBreaker.layer(breakers), RateLimit.layerMemory()))
   )
 
 const get = (path: string) => Effect.either(Http.text(HttpClientRequest.get(path)))
@@ -217,6 +217,6 @@ describe("Policy options", () => {
       const error = yield* Effect.flip(Layer.build(policyLayer(undefined, invalid[0]![0])))
       expect(error).toMatchObject({ _tag: "InvalidOptions", option: "attemptTimeout" })
     }).pipe(
-      Effect.provide(Layer.mergeAll(Http.layer(), CircuitBreaker.layer(), RateLimit.layerMemory))
+      Effect.provide(Layer.mergeAll(Http.layer(), CircuitBreaker.layer(), RateLimit.layerMemory()))
     ))
 })

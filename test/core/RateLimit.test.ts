@@ -4,10 +4,10 @@ import { Clock, Effect, Either, Fiber, Layer, Logger, LogLevel, Option, Redacted
 import { privateRedis } from "../fixtures/redisServer.js"
 import { redisUrl } from "../setup/redisUrl.js"
 
-const memory = Effect.provide(RateLimit.layerMemory)
+const memory = Effect.provide(RateLimit.layerMemory())
 
 const take = (key: string, rule: RateLimit.Rule, mode: RateLimit.Mode = "fail") =>
-  Effect.flatMap(RateLimit.RateLimiter, (limiter) => limiter.acquire(key, rule, mode))
+  Effect.flatMap(RateLimit.RateLimit, (limiter) => limiter.acquire(key, rule, mode))
 
 /** Forks a caller that waits for a permit and notes when it got it. */
 const waiter = (
@@ -51,10 +51,10 @@ describe("RateLimit, memory store", () => {
       expect((yield* Effect.flip(take("api", rule))).retryAfterMillis).toBe(500)
       yield* TestClock.adjust("500 millis")
       yield* take("api", rule)
-      const [snapshot] = yield* Effect.flatMap(RateLimit.RateLimiter, (limiter) => limiter.snapshots)
+      const [snapshot] = yield* Effect.flatMap(RateLimit.RateLimit, (limiter) => limiter.snapshots)
       expect(snapshot).toEqual({ key: "api", algorithm: "TokenBucket", limit: 3, remaining: 0 })
       yield* TestClock.adjust("10 seconds")
-      const [full] = yield* Effect.flatMap(RateLimit.RateLimiter, (limiter) => limiter.snapshots)
+      const [full] = yield* Effect.flatMap(RateLimit.RateLimit, (limiter) => limiter.snapshots)
       expect(full?.remaining).toBe(3)
     }).pipe(memory))
 

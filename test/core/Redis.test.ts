@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Redis } from "@liaison/core"
-import { Effect, Exit, Redacted, Scope } from "effect"
+import { Config, ConfigProvider, Effect, Exit, Redacted, Scope } from "effect"
 import { freePort } from "../fixtures/ports.js"
 import { redisUrl } from "../setup/redisUrl.js"
 
@@ -38,5 +38,18 @@ describe("Redis", () => {
       expect(error._tag).toBe("RedisError")
       expect(error.message).toContain("connect")
       expect(error.message).not.toContain("s3cret")
+    }))
+
+  it.effect("layerConfig reads REDIS_URL by default, or the name the caller gives", () =>
+    Effect.gen(function*() {
+      const ping = Effect.scoped(Redis.ping)
+      yield* ping.pipe(
+        Effect.provide(Redis.layerConfig()),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["REDIS_URL", redisUrl()]])))
+      )
+      yield* ping.pipe(
+        Effect.provide(Redis.layerConfig(Config.all({ url: Config.redacted("MY_REDIS") }))),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["MY_REDIS", redisUrl()]])))
+      )
     }))
 })

@@ -4,11 +4,15 @@ import { Context, Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
 import { randomUUID } from "node:crypto"
 import { drive } from "../fixtures/drive.js"
 import { freePort } from "../fixtures/ports.js"
+import { recordingTracer } from "../fixtures/recordingTracer.js"
 import type { Received } from "../fixtures/webhookReceiver.js"
 import { webhookReceiver } from "../fixtures/webhookReceiver.js"
 import { redisUrl } from "../setup/redisUrl.js"
 
 const redisLayer = () => Redis.layer({ url: Redacted.make(redisUrl()) })
+
+/** Subscriptions and deliveries in memory: the backends `make` takes from context. */
+const memoryStores = Layer.merge(DurableQueue.layerStoreMemory, WebhookDelivery.layerSubscriptionStoreMemory)
 
 /** Short, exact delays; requests never cut short by the virtual clock. */
 const testOptions = (overrides: WebhookDelivery.Options = {}): WebhookDelivery.Options => ({
@@ -80,7 +84,7 @@ describe("WebhookDelivery subscriptions and the SSRF guard", () => {
       expect((yield* relaxed.subscriptions).map((s) => s.id)).toEqual([subscription.id])
       expect(yield* relaxed.unsubscribe(subscription.id)).toBe(true)
       expect(yield* relaxed.subscription(subscription.id)).toEqual(Option.none())
-    }).pipe(Effect.provide(DurableQueue.layerMemory)))
+    }).pipe(Effect.provide(memoryStores)))
 })
 
 describe("WebhookDelivery", () => {
@@ -109,7 +113,7 @@ describe("WebhookDelivery", () => {
       expect([status.state, status.eventId, status.type]).toEqual(["delivered", emitted.eventId, "order.paid"])
       expect(status.attempts.map((a) => [a.attempt, a.outcome, a.status])).toEqual([[1, "delivered", 200]])
       expect(yield* service.delivery("dlv_nope")).toEqual(Option.none())
-    }).pipe(Effect.provide(DurableQueue.layerMemory)))
+    }).pipe(Effect.provide(memoryStores)))
 
   it.scoped("5xx, 408 and 429 are retried on the schedule; Retry-After lengthens a delay", () =>
     Effect.gen(function*() {
@@ -136,7 +140,7 @@ describe("WebhookDelivery", () => {
         ["retry", 429],
         ["delivered", 200]
       ])
-    }).pipe(Effect.provide(DurableQueue.layerMemory)))
+    }).pipe(Effect.provide(memoryStores)))
 
   it.scoped("other 4xx and 3xx fail at once; 410 also disables the subscription", () =>
     Effect.gen(function*() {
@@ -164,7 +168,7 @@ describe("WebhookDelivery", () => {
       // Nothing more goes to a disabled subscription.
       const next = yield* service.emit("ping", {})
       expect(next.deliveries.map((d) => d.subscriptionId)).not.toContain(gone.id)
-    }).pipe(Effect.provide(DurableQueue.layerMemory)))
+    }).pipe(Effect.provide(memoryStores)))
 
   it.scoped("receiver down, then up: every delivery arrives", () =>
     Effect.gen(function*() {
@@ -195,7 +199,7 @@ describe("WebhookDelivery", () => {
         i))
       const first = Option.getOrThrow(yield* service.delivery(ids[0]!))
       expect(first.attempts[0]!.error).toContain("ECONNREFUSED")
-    }).pipe(Effect.provide(DurableQueue.layerMemory)))
+    }).pipe(Effect.provide(memoryStores)))
 
   it.scoped("an unsubscribed target's queued deliveries fail instead of being sent", () =>
     Effect.gen(function*() {
@@ -209,7 +213,36 @@ describe("WebhookDelivery", () => {
       const status = Option.getOrThrow(yield* service.delivery(deliveries[0]!.id))
       expect([status.state, status.attempts[0]!.error]).toEqual(["failed", "the subscription was removed"])
       expect(receiver.received.length).toBe(0)
-    }).pipe(Effect.provide(DurableQueue.layerMemory)))
+    }).pipe(Effect.provide(memoryStores)))
+
+  it.scoped("spans and recorded errors carry neither a URL's query nor the secret", () => {
+    const { text, tracer } = recordingTracer()
+    return Effect.gen(function*() {
+      const token = "t0ken_5ecr3t"
+      const receiver = yield* webhookReceiver({ respond: () => ({ status: 503 }) })
+      const port = yield* Effect.promise(freePort)
+      const service = yield* WebhookDelivery.make(testOptions())
+      const answered = yield* service.subscribe({ url: `${receiver.url}/hook?token=${token}`, events: ["*"] })
+      const down = yield* service.subscribe({ url: `http://127.0.0.1:${port}/hook?token=${token}`, events: ["*"] })
+      yield* service.run()
+      const { deliveries } = yield* service.emit("ping", {})
+      yield* drive(Effect.map(
+        Effect.forEach(deliveries, (d) => service.delivery(d.id)),
+        (all) => all.every((status) => Option.getOrThrow(status).attempts.length >= 1)
+      ))
+      const errors = yield* Effect.forEach(
+        deliveries,
+        (d) => Effect.map(service.delivery(d.id), (status) => Option.getOrThrow(status).attempts[0]!.error ?? "")
+      )
+      expect(errors.join("\n")).toContain("503")
+      expect(errors.join("\n")).toContain("ECONNREFUSED")
+      const shown = `${text()}\n${errors.join("\n")}`
+      expect(text()).toContain("span http.client POST")
+      for (const secret of [token, Redacted.value(answered.secret), Redacted.value(down.secret)]) {
+        expect(shown).not.toContain(secret)
+      }
+    }).pipe(Effect.provide(memoryStores), Effect.withTracer(tracer))
+  })
 })
 
 describe("WebhookDelivery on Redis", () => {

@@ -1,6 +1,19 @@
 import { describe, expect, it } from "@effect/vitest"
 import { DurableQueue, Redis, WebhookInbox } from "@liaison/core"
-import { Context, Deferred, Effect, Layer, Option, Redacted, Ref, Schema, TestClock } from "effect"
+import {
+  Config,
+  ConfigProvider,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Layer,
+  Option,
+  Redacted,
+  Ref,
+  Schema,
+  TestClock
+} from "effect"
 import { randomUUID } from "node:crypto"
 import { drive } from "../fixtures/drive.js"
 import { redisUrl } from "../setup/redisUrl.js"
@@ -153,9 +166,45 @@ describe.each(backends)("WebhookInbox (%s)", (backend, inboxLayer) => {
       expect(yield* Ref.get(completions)).toBe(1)
       expect(Option.getOrThrow(yield* inbox.status("stripe", "evt_1")).attempts).toBe(2)
     }).pipe(Effect.provide(
-      backend === "memory" ? DurableQueue.layerMemory : DurableQueue.layerRedis.pipe(Layer.provide(redisLayer()))
+      backend === "memory"
+        ? DurableQueue.layerStoreMemory
+        : DurableQueue.layerStoreRedis().pipe(Layer.provide(redisLayer()))
     ))
   })
+})
+
+describe("WebhookInbox config", () => {
+  it.effect("config reads WEBHOOK_INBOX_*; unset variables are undefined, so make uses the defaults", () =>
+    Effect.gen(function*() {
+      const provider = ConfigProvider.fromMap(
+        new Map([["WEBHOOK_INBOX_QUEUE", "inbox-a"], ["WEBHOOK_INBOX_RETRY_DELAYS", "1 second,1 minute"]])
+      )
+      const options = yield* Effect.withConfigProvider(WebhookInbox.config, provider)
+      expect(options.name).toBe("inbox-a")
+      expect(options.retryDelays?.map(Duration.toMillis)).toEqual([1_000, 60_000])
+      expect([options.retention, options.lease, options.pollInterval]).toEqual([undefined, undefined, undefined])
+      expect(WebhookInbox.defaults.retryDelays.map(Duration.toMillis)).toEqual([
+        5_000,
+        30_000,
+        120_000,
+        600_000,
+        1_800_000,
+        3_600_000,
+        10_800_000
+      ])
+    }))
+
+  it.scoped("layerConfig with the caller's own variables, on the store in context", () =>
+    Effect.gen(function*() {
+      const inbox = yield* WebhookInbox.WebhookInbox
+      expect(yield* inbox.record("stripe", [event("evt_1")])).toEqual([{ id: "evt_1", duplicate: false }])
+      expect(Option.getOrThrow(yield* inbox.status("stripe", "evt_1")).state).toBe("received")
+    }).pipe(Effect.provide(
+      WebhookInbox.layerConfig({ name: Config.string("MY_INBOX") }).pipe(
+        Layer.provide(DurableQueue.layerStoreMemory),
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["MY_INBOX", fresh()]]))))
+      )
+    )))
 })
 
 describe("WebhookInbox on Redis, several instances", () => {

@@ -5,7 +5,7 @@
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Http, HttpError, Retry } from "@liaison/core"
+import { CircuitBreaker, Http, HttpError, Policy, RateLimit, Retry } from "@liaison/core"
 import { Cause, Effect, Exit, FastCheck as fc, Layer, Schema } from "effect"
 import type { ChaosUpstream } from "../fixtures/chaos.js"
 import { startChaosUpstream } from "../fixtures/chaos.js"
@@ -112,7 +112,7 @@ describe("a secret in the query string", () => {
   it.live("is in no RetryBudgetExhausted from Retry", () =>
     retried(
       Http.json(HttpClientRequest.get(`/status/503?${query}`), Anything),
-      { maxAttempts: 3, initialDelay: "1 millis", budget: { ratio: 0.5, minRetriesPerSecond: 0 } }
+      { maxAttempts: 3, base: "1 millis", budget: { ratio: 0.5, minRetriesPerSecond: 0 } }
     ).pipe((effect) => expectNoSecret(effect, "RetryBudgetExhausted")))
 
   it.live("is in no total TimeoutError from Retry's deadline", () =>
@@ -120,4 +120,16 @@ describe("a secret in the query string", () => {
       Http.json(HttpClientRequest.get(`/stall/headers?${query}`), Anything),
       { maxAttempts: 3, deadline: "150 millis" }
     ).pipe((effect) => expectNoSecret(effect, "TimeoutError")))
+
+  it.live("is in no attempt TimeoutError from Policy", () =>
+    Http.json(HttpClientRequest.get(`/stall/headers?${query}`), Anything).pipe(
+      Effect.provide(
+        Policy.layer({ attemptTimeout: "100 millis", retry: false }).pipe(
+          Layer.provide(
+            Layer.mergeAll(Http.layer({ baseUrl: chaos.url }), CircuitBreaker.layer(), RateLimit.layerMemory())
+          )
+        )
+      ),
+      (effect) => expectNoSecret(effect, "TimeoutError")
+    ))
 })

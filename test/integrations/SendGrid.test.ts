@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "@effect/vitest"
-import { RateLimit } from "@liaison/core"
+import { Http, RateLimit } from "@liaison/core"
+import type { SendGridSchema } from "@liaison/integrations"
 import { SendGrid } from "@liaison/integrations"
 import { SendGridSandbox } from "@liaison/server"
 import { ConfigProvider, Effect, Exit, Layer, Redacted, TestClock } from "effect"
@@ -13,7 +14,7 @@ afterAll(() => fake.close())
 beforeEach(() => fake.recover())
 
 const client = (options: Partial<SendGrid.Options> = {}) =>
-  SendGrid.layer({
+  SendGrid.layerStandalone({
     apiKey: Redacted.make(SendGridSandbox.sandboxApiKey),
     apiBase: fake.url,
     http: { timeouts: farTimeouts },
@@ -25,14 +26,15 @@ const withClient =
     Effect.provide(effect, client(options))
 const run = withClient()
 
-const send = (message: SendGrid.Message) => Effect.flatMap(SendGrid.SendGrid, (sendgrid) => sendgrid.send(message))
+const send = (message: SendGridSchema.Message) =>
+  Effect.flatMap(SendGrid.SendGrid, (sendgrid) => sendgrid.send(message))
 
 /** The requests the fake receives from now on. */
 const since = () => requestsSince(fake)
 
 const seen = () => fake.requests().length
 
-const message: SendGrid.Message = {
+const message: SendGridSchema.Message = {
   from: { email: "shop@example.com", name: "Shop" },
   to: [{ email: "ann@example.com", name: "Ann" }],
   subject: "Your order",
@@ -114,7 +116,7 @@ describe("SendGrid checks before sending", () => {
   const refused = (input: unknown) =>
     Effect.gen(function*() {
       const wire = since()
-      const error = yield* failure(send(input as SendGrid.Message))
+      const error = yield* failure(send(input as SendGridSchema.Message))
       expect(wire()).toHaveLength(0)
       return error
     })
@@ -258,12 +260,12 @@ describe("SendGrid rate limiting", () => {
   it.effect("a RateLimiter in the context is the one used (shared, e.g. Redis-backed)", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(t0)
-      const limiter = yield* RateLimit.RateLimiter
+      const limiter = yield* RateLimit.RateLimit
       yield* send({ ...message, sandbox: true })
       const snapshots = yield* limiter.snapshots
       expect(snapshots.map((snapshot) => snapshot.key)).toEqual(["sendgrid:test"])
     }).pipe(
-      Effect.provide(client({ rateLimitKey: "sendgrid:test" }).pipe(Layer.provideMerge(RateLimit.layerMemory)))
+      Effect.provide(client({ rateLimitKey: "sendgrid:test" }).pipe(Layer.provideMerge(RateLimit.layerMemory())))
     ))
 })
 
@@ -275,7 +277,8 @@ describe("SendGrid layerConfig", () => {
       expect(accepted.sandbox).toBe(true)
     }).pipe(
       Effect.provide(
-        SendGrid.layerConfig({ http: { timeouts: farTimeouts } }).pipe(
+        SendGrid.layerConfig().pipe(
+          Layer.provide(Http.layer({ timeouts: farTimeouts })),
           Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
             new Map([["SENDGRID_API_KEY", SendGridSandbox.sandboxApiKey], ["SENDGRID_API_BASE", fake.url]])
           )))

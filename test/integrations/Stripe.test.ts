@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "@effect/vitest"
-import { Stripe } from "@liaison/integrations"
+import { Http } from "@liaison/core"
+import { Stripe, StripeError, StripeSchema } from "@liaison/integrations"
 import { StripeSandbox } from "@liaison/server"
-import { Chunk, ConfigProvider, Effect, Either, Exit, Layer, Redacted, Schema, Stream } from "effect"
+import { Cause, Chunk, ConfigProvider, Effect, Either, Exit, Layer, Redacted, Schema, Stream } from "effect"
+import { recordingTracer } from "../fixtures/recordingTracer.js"
 import { drive, driven, failure, farTimeouts, requestsSince } from "./support.js"
 
 let fake: StripeSandbox.FakeStripe
@@ -12,7 +14,7 @@ afterAll(() => fake.close())
 beforeEach(() => fake.recover())
 
 const client = (options: Partial<Stripe.Options> = {}) =>
-  Stripe.layer({
+  Stripe.layerStandalone({
     apiKey: Redacted.make(StripeSandbox.sandboxSecretKey),
     apiBase: fake.url,
     http: { timeouts: farTimeouts },
@@ -61,7 +63,7 @@ describe("Stripe PaymentIntents against the sandbox", () => {
       expect(request?.headers).toMatchObject({
         authorization: `Bearer ${StripeSandbox.sandboxSecretKey}`,
         "content-type": "application/x-www-form-urlencoded",
-        "stripe-version": Stripe.apiVersion
+        "stripe-version": Stripe.defaults.apiVersion
       })
       expect(request?.headers["idempotency-key"]).toMatch(/^liaison-[0-9a-f-]{36}$/)
     }).pipe(run))
@@ -114,7 +116,7 @@ describe("Stripe PaymentIntents against the sandbox", () => {
       expect(canceled).toMatchObject({ status: "canceled", cancellation_reason: "requested_by_customer" })
       expect(canceled.canceled_at).toBeGreaterThan(0)
       const again = yield* failure(paymentIntents.cancel(created.id))
-      expect(again instanceof Stripe.InvalidRequestError).toBe(true)
+      expect(again instanceof StripeError.InvalidRequestError).toBe(true)
       expect(again).toMatchObject({ status: 400, code: "payment_intent_unexpected_state" })
     }).pipe(run))
 })
@@ -126,7 +128,7 @@ describe("Stripe errors, typed by Stripe's error type", () => {
       const created = yield* paymentIntents.create({ amount: 2500, currency: "usd" })
       const wire = since()
       const error = yield* failure(paymentIntents.confirm(created.id, { payment_method: "pm_card_chargeDeclined" }))
-      expect(error instanceof Stripe.CardError).toBe(true)
+      expect(error instanceof StripeError.CardError).toBe(true)
       expect(error).toMatchObject({
         _tag: "StripeCardError",
         status: 402,
@@ -152,9 +154,9 @@ describe("Stripe errors, typed by Stripe's error type", () => {
         method: "POST",
         path: "/v1/payment_intents",
         params: { amount: 2000 },
-        schema: Stripe.PaymentIntent
+        schema: StripeSchema.PaymentIntent
       }))
-      expect(missing instanceof Stripe.InvalidRequestError).toBe(true)
+      expect(missing instanceof StripeError.InvalidRequestError).toBe(true)
       expect(missing).toMatchObject({
         status: 400,
         code: "parameter_missing",
@@ -162,7 +164,7 @@ describe("Stripe errors, typed by Stripe's error type", () => {
         message: "Missing required param: currency."
       })
       const unknown = yield* failure(paymentIntents.retrieve("pi_doesNotExist"))
-      expect(unknown instanceof Stripe.InvalidRequestError).toBe(true)
+      expect(unknown instanceof StripeError.InvalidRequestError).toBe(true)
       expect(unknown).toMatchObject({
         status: 404,
         code: "resource_missing",
@@ -175,7 +177,7 @@ describe("Stripe errors, typed by Stripe's error type", () => {
   it.effect("authentication_error (401) for a key Stripe does not take (a live key in test mode)", () =>
     Effect.gen(function*() {
       const error = yield* failure((yield* stripe).paymentIntents.list())
-      expect(error instanceof Stripe.AuthenticationError).toBe(true)
+      expect(error instanceof StripeError.AuthenticationError).toBe(true)
       expect(error).toMatchObject({ status: 401, type: "invalid_request_error" })
       // Stripe masks the key in its message.
       expect(error.message).toMatch(/^Invalid API Key provided: sk_live_\*+0000$/)
@@ -186,7 +188,7 @@ describe("Stripe errors, typed by Stripe's error type", () => {
       const { paymentIntents } = yield* stripe
       yield* paymentIntents.list({ limit: 1 })
       const error = yield* failure(paymentIntents.create({ amount: 2000, currency: "usd" }))
-      expect(error instanceof Stripe.PermissionError).toBe(true)
+      expect(error instanceof StripeError.PermissionError).toBe(true)
       expect(error).toMatchObject({ status: 403 })
     }).pipe((effect) => Effect.provide(effect, client({ apiKey: Redacted.make("rk_test_readOnly00000000000") }))))
 
@@ -199,7 +201,7 @@ describe("Stripe errors, typed by Stripe's error type", () => {
       const error = yield* failure(
         paymentIntents.create({ amount: 9999, currency: "usd" }, { idempotencyKey: "order-6735" })
       )
-      expect(error instanceof Stripe.IdempotencyError).toBe(true)
+      expect(error instanceof StripeError.IdempotencyError).toBe(true)
       expect(error).toMatchObject({ status: 400, type: "idempotency_error" })
     }).pipe(run))
 
@@ -212,7 +214,7 @@ describe("Stripe errors, typed by Stripe's error type", () => {
       )
       const wire = since()
       const error = yield* driven(failure((yield* stripe).paymentIntents.list()))
-      expect(error instanceof Stripe.RateLimitError).toBe(true)
+      expect(error instanceof StripeError.RateLimitError).toBe(true)
       expect(error).toMatchObject({ status: 429, code: "rate_limit" })
       expect(wire()).toHaveLength(3)
     }).pipe(run))
@@ -222,7 +224,7 @@ describe("Stripe errors, typed by Stripe's error type", () => {
       fake.inject(StripeSandbox.faults.apiError(500, false))
       const wire = since()
       const error = yield* failure((yield* stripe).paymentIntents.create({ amount: 2000, currency: "usd" }))
-      expect(error instanceof Stripe.ApiError).toBe(true)
+      expect(error instanceof StripeError.ApiError).toBe(true)
       expect(error).toMatchObject({ status: 500, type: "api_error" })
       expect(wire()).toHaveLength(1)
     }).pipe(run))
@@ -290,7 +292,7 @@ describe("Stripe retries: the same Idempotency-Key on every attempt", () => {
       fake.inject(StripeSandbox.faults.conflict(false))
       const wire = since()
       const error = yield* failure((yield* stripe).paymentIntents.create({ amount: 2000, currency: "usd" }))
-      expect(error instanceof Stripe.IdempotencyError).toBe(true)
+      expect(error instanceof StripeError.IdempotencyError).toBe(true)
       expect(error).toMatchObject({ status: 409, code: "idempotency_key_in_use" })
       expect(wire()).toHaveLength(1)
     }).pipe(run))
@@ -319,6 +321,54 @@ describe("Stripe retries: the same Idempotency-Key on every attempt", () => {
       })
       fake.recover()
     }).pipe((effect) => Effect.provide(effect, client({ maxNetworkRetries: 3 }))))
+})
+
+describe("Stripe: a GET's client_secret never reaches an error or a span", () => {
+  const secret = "pi_1_secret_5ecr3tV4lue"
+
+  /** Retrieves with a client_secret after `faults`; the error and every span must not show it. */
+  const expectNoSecret = (faults: ReadonlyArray<StripeSandbox.Fault>, tag: string) =>
+    Effect.gen(function*() {
+      const { paymentIntents } = yield* stripe
+      const created = yield* paymentIntents.create({ amount: 2000, currency: "usd" })
+      fake.inject(...faults)
+      const wire = since()
+      const { spans, text, tracer } = recordingTracer()
+      const { exit } = yield* drive(
+        paymentIntents.retrieve(created.id, { client_secret: secret }).pipe(Effect.withTracer(tracer))
+      )
+      expect(wire()[0]?.query).toContain("client_secret=")
+      expect(Exit.isFailure(exit)).toBe(true)
+      if (Exit.isSuccess(exit)) return
+      const error = Cause.squash(exit.cause)
+      expect(error).toMatchObject({ _tag: tag })
+      const shown = [JSON.stringify(error), String(error), Cause.pretty(exit.cause)].join("\n")
+      expect(shown).not.toContain(secret)
+      expect(spans.map((span) => span.name)).toContain("Stripe.attempt")
+      expect(text()).not.toContain(secret)
+    })
+
+  it.effect("Retry-After over maxRetryAfter: RetryAfterTooLong", () =>
+    expectNoSecret([StripeSandbox.faults.rateLimited(3600)], "RetryAfterTooLong").pipe(run))
+
+  it.effect("an answer that does not decode: DecodeError", () =>
+    expectNoSecret([{ _tag: "Respond", status: 200, body: { id: secret, object: "payment_intent" } }], "DecodeError")
+      .pipe(run))
+
+  it.effect("connections dropped until the retries are spent: TransportError", () =>
+    expectNoSecret([{ _tag: "Drop" }, { _tag: "Drop" }, { _tag: "Drop" }], "TransportError").pipe(run))
+
+  it.effect("each attempt is a Stripe.attempt span numbered within its call", () =>
+    Effect.gen(function*() {
+      fake.inject(StripeSandbox.faults.apiError(500), StripeSandbox.faults.apiError(503))
+      const { spans, tracer } = recordingTracer()
+      yield* driven((yield* stripe).paymentIntents.list({ limit: 1 }).pipe(Effect.withTracer(tracer)))
+      const attempts = spans.filter((span) => span.name === "Stripe.attempt")
+      expect(attempts.map((span) => span.attributes.get("stripe.attempt"))).toEqual([1, 2, 3])
+      expect(attempts.map((span) => span.attributes.get("url.full"))).toEqual(
+        Array(3).fill(`${fake.url}/v1/payment_intents`)
+      )
+    }).pipe(run))
 })
 
 describe("Stripe Connect and pagination", () => {
@@ -384,7 +434,7 @@ describe("Stripe Connect and pagination", () => {
 
 describe("Stripe models", () => {
   it("a PaymentIntent tolerates fields it does not know; nullable ones Stripe leaves out are null", () => {
-    const decode = Schema.decodeUnknownEither(Stripe.PaymentIntent)
+    const decode = Schema.decodeUnknownEither(StripeSchema.PaymentIntent)
     const minimal = {
       id: "pi_1",
       object: "payment_intent",
@@ -412,7 +462,8 @@ describe("Stripe layerConfig", () => {
       expect(intents.object).toBe("list")
     }).pipe(
       Effect.provide(
-        Stripe.layerConfig({ http: { timeouts: farTimeouts } }).pipe(
+        Stripe.layerConfig().pipe(
+          Layer.provide(Http.layer({ timeouts: farTimeouts })),
           Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
             new Map([["STRIPE_SECRET_KEY", StripeSandbox.sandboxSecretKey], ["STRIPE_API_BASE", fake.url]])
           )))

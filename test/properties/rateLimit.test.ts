@@ -56,7 +56,7 @@ const memoryRuns = { fastCheck: { numRuns: 25 } }
 /** Takes permits in fail mode at the given gaps; the TestClock times of admissions and of refusals. */
 const arriveFailing = (rule: RateLimit.Rule, gaps: ReadonlyArray<number>) =>
   Effect.gen(function*() {
-    const limiter = yield* RateLimit.RateLimiter
+    const limiter = yield* RateLimit.RateLimit
     const admitted: Array<number> = []
     const refused: Array<number> = []
     for (const gap of gaps) {
@@ -66,12 +66,12 @@ const arriveFailing = (rule: RateLimit.Rule, gaps: ReadonlyArray<number>) =>
       ;(taken._tag === "Right" ? admitted : refused).push(now)
     }
     return { admitted, refused }
-  }).pipe(Effect.provide(RateLimit.layerMemory))
+  }).pipe(Effect.provide(RateLimit.layerMemory()))
 
 /** Every caller waits for its permit: arrival order and admission times. */
 const arriveWaiting = (rule: RateLimit.Rule, gaps: ReadonlyArray<number>) =>
   Effect.gen(function*() {
-    const limiter = yield* RateLimit.RateLimiter
+    const limiter = yield* RateLimit.RateLimit
     const order = yield* Ref.make<Array<{ readonly caller: number; readonly at: number }>>([])
     let arrival = 0
     const fibers: Array<Fiber.RuntimeFiber<void, RateLimit.RateLimited>> = []
@@ -91,7 +91,7 @@ const arriveWaiting = (rule: RateLimit.Rule, gaps: ReadonlyArray<number>) =>
     yield* TestClock.adjust(Duration.hours(1))
     yield* Fiber.joinAll(fibers)
     return yield* Ref.get(order)
-  }).pipe(Effect.provide(RateLimit.layerMemory))
+  }).pipe(Effect.provide(RateLimit.layerMemory()))
 
 describe("memory sliding window (TestClock)", () => {
   it.effect.prop(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Stripe } from "@liaison/integrations"
+import { StripeSchema } from "@liaison/integrations"
 import { DateTime, Either, FastCheck as fc } from "effect"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -104,17 +104,17 @@ const tree = fc.letrec((tie) => ({
   array: fc.array(tie("element"), { maxLength: 4 }),
   object: fc.dictionary(key, tie("field"), { maxKeys: 4 })
 }))
-const params = fc.dictionary(key, tree.field, { maxKeys: 6 }) as fc.Arbitrary<Stripe.Params>
+const params = fc.dictionary(key, tree.field, { maxKeys: 6 }) as fc.Arbitrary<StripeSchema.Params>
 
 describe("Stripe form encoding", () => {
   it.prop("encode → Rack-style parse gives the same value", [params], ([input]) => {
-    const encoded = Stripe.encodeParams(input)
+    const encoded = StripeSchema.encodeParams(input)
     expect(Either.isRight(encoded)).toBe(true)
     expect(rackParse(Either.getOrThrow(encoded))).toEqual(expected(input, false) ?? {})
   })
 
   it.prop("keys and values never leave a structural character unescaped", [params], ([input]) => {
-    const encoded = Either.getOrThrow(Stripe.encodeParams(input))
+    const encoded = Either.getOrThrow(StripeSchema.encodeParams(input))
     for (const part of encoded.split("&").filter((part) => part !== "")) {
       const [name = "", ...rest] = part.split("=")
       expect(rest.length).toBe(1)
@@ -123,7 +123,7 @@ describe("Stripe form encoding", () => {
   })
 
   it("sends Stripe's shapes: nested objects, indexed arrays, null as empty, dates as Unix seconds", () => {
-    const encoded = Stripe.encodeParams({
+    const encoded = StripeSchema.encodeParams({
       amount: 2000,
       currency: "usd",
       confirm: false,
@@ -143,7 +143,7 @@ describe("Stripe form encoding", () => {
   })
 
   it("refuses what does not encode, saying where", () => {
-    const refused = (input: Stripe.Params) => Either.getLeft(Stripe.encodeParams(input))
+    const refused = (input: StripeSchema.Params) => Either.getLeft(StripeSchema.encodeParams(input))
     expect(refused({ amount: Number.NaN })._tag).toBe("Some")
     expect(refused({ "a[b]": "x" })).toEqual(expect.objectContaining({ value: expect.stringContaining("a[b]") }))
     expect(refused({ list: ["a", undefined] })).toEqual(

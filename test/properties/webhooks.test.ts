@@ -5,7 +5,9 @@
  * keeps a hundred runs per property fast.
  */
 import { describe, expect, it } from "@effect/vitest"
+import type { LiaisonError } from "@liaison/core"
 import { Webhooks } from "@liaison/core"
+import { SendGridWebhook, StripeWebhook } from "@liaison/integrations"
 import { Effect, Either, Exit, FastCheck as fc, Redacted } from "effect"
 import { generateKeyPairSync } from "node:crypto"
 
@@ -24,7 +26,7 @@ type Scheme = typeof schemes[number]
 
 /** A signed request, and how to sign a variant of it. */
 interface Case {
-  readonly source: Effect.Effect<Webhooks.Source, Webhooks.InvalidOptions>
+  readonly source: Effect.Effect<Webhooks.Source, LiaisonError.InvalidOptions>
   readonly sign: (
     input: { readonly body: Uint8Array; readonly timestamp: number; readonly id: string }
   ) => Record<string, string>
@@ -52,8 +54,8 @@ const cases = (secret: Uint8Array): Record<Scheme, Case> => {
       signatureHeader: "x-hub-signature-256"
     },
     stripe: {
-      source: Webhooks.stripe({ secret: text }),
-      sign: ({ body, timestamp }) => ({ "stripe-signature": Webhooks.signStripe({ secret: text, timestamp, body }) }),
+      source: StripeWebhook.source({ secret: text }),
+      sign: ({ body, timestamp }) => ({ "stripe-signature": StripeWebhook.sign({ secret: text, timestamp, body }) }),
       timestampHeader: "stripe-signature",
       idHeader: undefined,
       signatureHeader: "stripe-signature"
@@ -85,9 +87,9 @@ const cases = (secret: Uint8Array): Record<Scheme, Case> => {
       signatureHeader: "webhook-signature"
     },
     sendgrid: {
-      source: Webhooks.sendGrid({ publicKey: ecPublicBase64 }),
+      source: SendGridWebhook.source({ publicKey: ecPublicBase64 }),
       sign: ({ body, timestamp }) => ({
-        "x-twilio-email-event-webhook-signature": Webhooks.signSendGrid({ privateKey: ecPrivate, timestamp, body }),
+        "x-twilio-email-event-webhook-signature": SendGridWebhook.sign({ privateKey: ecPrivate, timestamp, body }),
         "x-twilio-email-event-webhook-timestamp": String(timestamp)
       }),
       timestampHeader: "x-twilio-email-event-webhook-timestamp",

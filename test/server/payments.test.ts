@@ -1,5 +1,5 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Stripe } from "@liaison/integrations"
+import { StripeError } from "@liaison/integrations"
 import { PaymentsLive, StripeSandbox } from "@liaison/server"
 import { ConfigProvider, Context, Effect, Layer } from "effect"
 import { randomUUID } from "node:crypto"
@@ -194,12 +194,12 @@ describe("PaymentsLive.fromStripeError", () => {
   const fields = { status: 401, type: "invalid_request_error", message: "Invalid API Key provided: sk_live_****1234" }
 
   it("a key Stripe refuses is the server's problem: 502, Stripe's message (with the masked key) not passed on", () => {
-    const answer = PaymentsLive.fromStripeError(new Stripe.AuthenticationError(fields))
+    const answer = PaymentsLive.fromStripeError(new StripeError.AuthenticationError(fields))
     expect(answer).toMatchObject({ _tag: "BadGateway", error: "payment_provider_refused" })
     expect(answer.message).not.toContain("sk_live")
-    expect(PaymentsLive.fromStripeError(new Stripe.PermissionError({ ...fields, status: 403 })))
+    expect(PaymentsLive.fromStripeError(new StripeError.PermissionError({ ...fields, status: 403 })))
       .toMatchObject({ _tag: "BadGateway" })
-    expect(PaymentsLive.fromStripeError(new Stripe.RateLimitError({ ...fields, status: 429 })))
+    expect(PaymentsLive.fromStripeError(new StripeError.RateLimitError({ ...fields, status: 429 })))
       .toMatchObject({ _tag: "TooManyRequests" })
   })
 })

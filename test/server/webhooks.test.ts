@@ -1,6 +1,7 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Webhooks } from "@liaison/core"
-import { Server, WebhooksLive } from "@liaison/server"
+import { SendGridWebhook, StripeWebhook } from "@liaison/integrations"
+import { SandboxSecrets, Server } from "@liaison/server"
 import { ConfigProvider, Effect, Either, FastCheck as fc, Layer, Redacted } from "effect"
 import { createPrivateKey, randomUUID } from "node:crypto"
 import * as http from "node:http"
@@ -9,7 +10,7 @@ import { redisUrl } from "../setup/redisUrl.js"
 import type { Reply } from "./support.js"
 import { call, jsonBody, serverLayer } from "./support.js"
 
-const sandbox = WebhooksLive.sandboxSecrets
+const sandbox = SandboxSecrets.sandboxSecrets
 const utf8 = (text: string) => new TextEncoder().encode(text)
 const now = () => Math.floor(Date.now() / 1000)
 
@@ -30,7 +31,7 @@ const stripeEvent = (id: string, type = "payment_intent.succeeded") =>
   })
 
 const stripeHeaders = (body: string, timestamp = now()) => ({
-  "stripe-signature": Webhooks.signStripe({
+  "stripe-signature": StripeWebhook.sign({
     secret: Redacted.make(sandbox.STRIPE_WEBHOOK_SECRET),
     timestamp,
     body: utf8(body)
@@ -99,12 +100,12 @@ layer(withEnv({ WEBHOOK_MAX_BODY_BYTES: "4096", WEBHOOK_ALLOW_LOOPBACK: "true" }
           // SendGrid, signed with the published sandbox private key
           const sendgridBody = JSON.stringify([{ sg_event_id: `sg_${id}`, event: "bounce", email: "ann@example.com" }])
           const privateKey = createPrivateKey({
-            key: Buffer.from(WebhooksLive.sandboxSendGridPrivateKey, "base64"),
+            key: Buffer.from(SandboxSecrets.sandboxSendGridPrivateKey, "base64"),
             format: "der",
             type: "pkcs8"
           })
           const sendgrid = yield* post("/webhooks/sendgrid", sendgridBody, {
-            "x-twilio-email-event-webhook-signature": Webhooks.signSendGrid({
+            "x-twilio-email-event-webhook-signature": SendGridWebhook.sign({
               privateKey,
               timestamp: now(),
               body: utf8(sendgridBody)

@@ -17,7 +17,8 @@
  *
  * Authentication sits inside a retry: {@link layerHttp} applies it to the client first, so
  * `Retry.layer` (or any `transformClient`) wraps the authenticated client and each attempt
- * carries the token that is current then.
+ * carries the token that is current then. {@link middleware} is the same as an `Http.Middleware`,
+ * for `Http.decorate` under the other middlewares.
  *
  * @example
  * ```ts
@@ -47,13 +48,13 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual, identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { createHash } from "node:crypto"
 import * as Http from "./Http.js"
@@ -79,13 +80,21 @@ export interface Service {
   readonly scheme: Scheme
   /** Adds the credentials to every request of a client (give it to `Http.Options.transformClient`). */
   readonly authenticate: (client: HttpClient.HttpClient) => HttpClient.HttpClient
+  /** Adds the credentials to every call of an `Http` (give it to `Http.decorate`). */
+  readonly middleware: Http.Middleware
+  /**
+   * The secret headers a static scheme sends (bearer, basic, an API key in a header), as `Http`
+   * default headers: {@link layerHttp} gives them to `Http` so that its span records their
+   * names (values redacted). Empty for OAuth2 and a key in the query.
+   */
+  readonly headers: Readonly<Record<string, Redacted.Redacted<string>>>
 }
 
 /**
  * The authentication of a client.
  *
  * @since 0.1.0
- * @category tags
+ * @category models
  */
 export class Auth extends Context.Tag("@liaison/core/Auth")<Auth, Service>() {}
 
@@ -96,14 +105,37 @@ export class Auth extends Context.Tag("@liaison/core/Auth")<Auth, Service>() {}
  * @since 0.1.0
  * @category errors
  */
-export class InvalidCredentials extends Data.TaggedError("InvalidCredentials")<{
-  readonly field: string
-  readonly reason: string
-}> {
+export class InvalidCredentials
+  extends Schema.TaggedError<InvalidCredentials>("@liaison/core/Auth/InvalidCredentials")("InvalidCredentials", {
+    /** The option at fault, e.g. `username`. */
+    field: Schema.String,
+    /** What is wrong with it (never its value). */
+    reason: Schema.String
+  })
+{
   override get message(): string {
     return `invalid ${this.field}: ${this.reason}`
   }
 }
+
+/**
+ * The defaults of every scheme and of the Redis token store.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults = {
+  apiKeyHeader: "X-API-Key",
+  apiKeyQueryParameter: "api_key",
+  clientAuthentication: "client_secret_basic",
+  audienceParameter: "audience",
+  expirySkew: Duration.seconds(60),
+  defaultExpiresIn: Duration.seconds(3600),
+  /** The token endpoint's answers are capped at this many bytes. */
+  tokenMaxBodyBytes: 64 * 1024,
+  lockTtl: Duration.seconds(10),
+  pollInterval: Duration.millis(50)
+} as const
 
 /**
  * @since 0.1.0
@@ -204,6 +236,15 @@ const headerName = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 // schemes
 // ---------------------------------------------------------------------------
 
+/** A scheme that sends one secret header, on a platform client and as an `Http` middleware alike. */
+const headerScheme = (scheme: Scheme, name: string, value: Redacted.Redacted<string>): Service =>
+  Auth.of({
+    scheme,
+    authenticate: (client) => internal.withSecretHeader(client, name, value),
+    middleware: internal.secretHeaderMiddleware(name, value),
+    headers: { [name]: value }
+  })
+
 /**
  * `Authorization: Bearer <token>` on every request.
  *
@@ -213,11 +254,7 @@ const headerName = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 export const bearer = (options: BearerOptions): Effect.Effect<Service, InvalidCredentials> =>
   Effect.as(
     validate([[visibleAscii.test(Redacted.value(options.token)), "token", "must be printable ASCII, without spaces"]]),
-    {
-      scheme: "bearer",
-      authenticate: (client) =>
-        internal.withSecretHeader(client, "Authorization", Redacted.make(`Bearer ${Redacted.value(options.token)}`))
-    }
+    headerScheme("bearer", "Authorization", Redacted.make(`Bearer ${Redacted.value(options.token)}`))
   )
 
 /**
@@ -229,7 +266,7 @@ export const bearer = (options: BearerOptions): Effect.Effect<Service, InvalidCr
  */
 export const apiKey = (options: ApiKeyOptions): Effect.Effect<Service, InvalidCredentials> => {
   const inQuery = options.in === "query"
-  const name = options.name ?? (inQuery ? "api_key" : "X-API-Key")
+  const name = options.name ?? (inQuery ? defaults.apiKeyQueryParameter : defaults.apiKeyHeader)
   const key = Redacted.value(options.key)
   return Effect.as(
     validate([
@@ -237,13 +274,14 @@ export const apiKey = (options: ApiKeyOptions): Effect.Effect<Service, InvalidCr
       [inQuery || printableAscii.test(key), "key", "must be printable ASCII in a header"],
       [inQuery ? name !== "" : headerName.test(name), "name", inQuery ? "must not be empty" : "is not a header name"]
     ]),
-    {
-      scheme: "api-key",
-      authenticate: (client) =>
-        inQuery
-          ? internal.withSecretQueryParam(client, name, options.key)
-          : internal.withSecretHeader(client, name, options.key)
-    }
+    inQuery
+      ? Auth.of({
+        scheme: "api-key",
+        authenticate: (client) => internal.withSecretQueryParam(client, name, options.key),
+        middleware: internal.secretQueryMiddleware(name, options.key),
+        headers: {}
+      })
+      : headerScheme("api-key", name, options.key)
   )
 }
 
@@ -263,15 +301,7 @@ export const basic = (options: BasicOptions): Effect.Effect<Service, InvalidCred
       [!controlCharacters.test(options.username), "username", "must not contain control characters"],
       [!controlCharacters.test(password), "password", "must not contain control characters"]
     ]),
-    {
-      scheme: "basic",
-      authenticate: (client) =>
-        internal.withSecretHeader(
-          client,
-          "Authorization",
-          Redacted.make(internal.basicCredentials(options.username, password))
-        )
-    }
+    headerScheme("basic", "Authorization", Redacted.make(internal.basicCredentials(options.username, password)))
   )
 }
 
@@ -320,7 +350,7 @@ export interface TokenKey {
  * Each client keeps its own token; nothing is shared.
  *
  * @since 0.1.0
- * @category token store
+ * @category constants
  */
 export const tokenStoreMemory: TokenStoreService = {
   getOrFetch: (_key, fetch) => fetch,
@@ -331,7 +361,7 @@ export const tokenStoreMemory: TokenStoreService = {
  * The token store OAuth2 clients use; {@link tokenStoreMemory} unless one is provided.
  *
  * @since 0.1.0
- * @category token store
+ * @category models
  */
 export class TokenStore extends Context.Reference<TokenStore>()("@liaison/core/Auth/TokenStore", {
   defaultValue: (): TokenStoreService => tokenStoreMemory
@@ -339,7 +369,7 @@ export class TokenStore extends Context.Reference<TokenStore>()("@liaison/core/A
 
 /**
  * @since 0.1.0
- * @category token store
+ * @category models
  */
 export interface TokenStoreRedisOptions {
   /** How long one instance may take to fetch a token while the others wait. Default 10 seconds. */
@@ -356,26 +386,28 @@ export interface TokenStoreRedisOptions {
  * Fails open: when Redis fails, each instance fetches its own token.
  *
  * @since 0.1.0
- * @category token store
+ * @category constructors
  */
 export const makeTokenStoreRedis = (
   options: TokenStoreRedisOptions = {}
 ): Effect.Effect<TokenStoreService, never, Redis.Redis> =>
   Effect.map(Redis.Redis, (redis) =>
     store.makeRedisTokenStore(redis, {
-      lockTtl: Duration.decode(options.lockTtl ?? Duration.seconds(10)),
-      pollInterval: Duration.decode(options.pollInterval ?? Duration.millis(50))
+      lockTtl: Duration.decode(options.lockTtl ?? defaults.lockTtl),
+      pollInterval: Duration.decode(options.pollInterval ?? defaults.pollInterval)
     }))
 
 /**
  * @since 0.1.0
- * @category token store
+ * @category layers
  */
 export const layerTokenStoreMemory: Layer.Layer<TokenStore> = Layer.succeed(TokenStore, tokenStoreMemory)
 
 /**
+ * The token store on the shared {@link Redis.Redis} connection ({@link makeTokenStoreRedis}).
+ *
  * @since 0.1.0
- * @category token store
+ * @category layers
  */
 export const layerTokenStoreRedis = (
   options: TokenStoreRedisOptions = {}
@@ -437,14 +469,14 @@ export const oauth2 = (options: OAuth2Options): Effect.Effect<Service, InvalidCr
       tokenUrl: options.tokenUrl,
       clientId: options.clientId,
       clientSecret: options.clientSecret,
-      clientAuthentication: options.clientAuthentication ?? "client_secret_basic",
+      clientAuthentication: options.clientAuthentication ?? defaults.clientAuthentication,
       scope,
       audience: options.audience,
-      audienceParameter: options.audienceParameter ?? "audience",
-      expirySkew: Duration.decode(options.expirySkew ?? Duration.seconds(60)),
-      defaultExpiresIn: Duration.decode(options.defaultExpiresIn ?? Duration.seconds(3600))
+      audienceParameter: options.audienceParameter ?? defaults.audienceParameter,
+      expirySkew: Duration.decode(options.expirySkew ?? defaults.expirySkew),
+      defaultExpiresIn: Duration.decode(options.defaultExpiresIn ?? defaults.defaultExpiresIn)
     }
-    const tokenHttp = yield* Http.make({ maxBodyBytes: 64 * 1024, ...options.http })
+    const tokenHttp = yield* Http.make({ maxBodyBytes: defaults.tokenMaxBodyBytes, ...options.http })
     const tokenStore = yield* TokenStore
     const key: TokenKey = { id: storeKeyOf(options, scope), secret: options.clientSecret }
     const cell = yield* internal.makeTokenCell(tokenStore.getOrFetch(key, internal.fetchToken(tokenHttp, settings)))
@@ -452,10 +484,12 @@ export const oauth2 = (options: OAuth2Options): Effect.Effect<Service, InvalidCr
       get: cell.get,
       invalidate: (token) => Effect.zipRight(cell.invalidate(token), tokenStore.invalidate(key, token))
     }
-    return {
+    return Auth.of({
       scheme: "oauth2",
-      authenticate: (client) => internal.withBearerFrom(client, source)
-    } satisfies Service
+      authenticate: (client) => internal.withBearerFrom(client, source),
+      middleware: internal.bearerMiddleware(source),
+      headers: {}
+    })
   })
 
 // ---------------------------------------------------------------------------
@@ -499,9 +533,21 @@ export const authenticate: {
 } = dual(2, (client: HttpClient.HttpClient, auth: Service) => auth.authenticate(client))
 
 /**
+ * The {@link Auth} in context as an `Http` middleware: `Http.decorate(Auth.middleware)` adds the
+ * credentials to every call of the `Http` in context. Provide it before (under) `Retry` or
+ * `Policy`, so each attempt carries the token that is current then.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const middleware: Effect.Effect<Http.Middleware, never, Auth> = Effect.map(Auth, (auth) => auth.middleware)
+
+/**
  * The `Http` client authenticated by the {@link Auth} in context. Authentication is applied to
  * the client first and `options.transformClient` wraps the authenticated client, so a retry
- * there (as `Retry.layer` around this layer) replays a request with the token current then.
+ * there (as `Retry.layer` around this layer) replays a request with the token current then. A
+ * static scheme's headers are also the client's secret default headers, so `Http`'s span
+ * names them (values redacted).
  *
  * @since 0.1.0
  * @category layers
@@ -510,7 +556,11 @@ export const layerHttp = (options: Http.Options = {}): Layer.Layer<Http.Http, ne
   Layer.unwrapEffect(
     Effect.map(Auth, (auth) => {
       const outer = options.transformClient ?? identity
-      return Http.layer({ ...options, transformClient: (client) => outer(auth.authenticate(client)) })
+      return Http.layer({
+        ...options,
+        headers: { ...options.headers, ...auth.headers },
+        transformClient: (client) => outer(auth.authenticate(client))
+      })
     })
   )
 
@@ -612,11 +662,24 @@ export const configFor = (scheme: Scheme): Config.Config<Options> => {
 }
 
 /**
- * The scheme named by `AUTH_SCHEME`, with that scheme's variables only ({@link configFor}).
+ * The scheme named by `AUTH_SCHEME`, with that scheme's variables only ({@link configFor}): the
+ * second read depends on the first, so this is an effect reading the configuration rather than
+ * one `Config`. Give {@link layerConfig} your own `Config` (e.g.
+ * `Config.map(Config.redacted("MY_TOKEN"), (token) => ({ scheme: "bearer", token }))`) to read
+ * other names.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Effect.Effect<Options, ConfigError.ConfigError> = Effect.flatMap(schemeConfig, configFor)
+
+/**
+ * The scheme configured by `options`: a `Config` (any effect that reads one fits), {@link config}
+ * by default.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<Auth, ConfigError.ConfigError | InvalidCredentials> = Layer.unwrapEffect(
-  Effect.flatMap(schemeConfig, (scheme) => Effect.map(configFor(scheme), layer))
-)
+export const layerConfig = (
+  options: Effect.Effect<Options, ConfigError.ConfigError> = config
+): Layer.Layer<Auth, ConfigError.ConfigError | InvalidCredentials> => Layer.unwrapEffect(Effect.map(options, layer))

@@ -1,11 +1,14 @@
 /**
  * A cache for what other people's APIs answer: values typed by a `Schema` (encoded on write,
- * decoded on read), a time to live per entry, tags, and three layers:
+ * decoded on read), a time to live per entry, tags, and three backends ({@link Store}):
  *
- * - {@link layerMemory}: a bounded, least-recently-used map in this process (the embedded default);
- * - {@link layerRedis}: Redis through the shared {@link Redis.Redis} client, shared by every instance;
- * - {@link layerTwoTier}: a small memory L1 in front of Redis; writes and invalidations are published
+ * - {@link layerStoreMemory}: a bounded, least-recently-used map in this process (the embedded default);
+ * - {@link layerStoreRedis}: Redis through the shared {@link Redis.Redis} connection, shared by every instance;
+ * - {@link layerStoreTwoTier}: a small memory L1 in front of Redis; writes and invalidations are published
  *   on a Redis channel and every other instance drops its L1 copy.
+ *
+ * {@link make} / {@link layer} build the cache on the store in context; {@link layerMemory},
+ * {@link layerRedis} and {@link layerTwoTier} are both in one.
  *
  * {@link Service.getOrFetch} is cache-aside with the parts that make it safe under load:
  *
@@ -24,8 +27,8 @@
  *   deleted and logged, never a crash.
  *
  * Invalidation by key, by pattern (`SCAN … MATCH` + `UNLINK` in batches, never `KEYS`), by tag,
- * and "related" (a resource, its lists and its sub-keys); {@link json} caches upstream GETs with
- * HTTP semantics (`Cache-Control`, `ETag` revalidation).
+ * and "related" (a resource, its lists and its sub-keys). `HttpCache.json` caches upstream GETs
+ * with HTTP semantics (`Cache-Control`, `ETag` revalidation) on this cache.
  *
  * `effect/Cache` was weighed for the memory tier and not used: it takes one lookup function per
  * cache (here every call brings its own fetch), has no tags or pattern invalidation, and its hit
@@ -53,11 +56,9 @@
  *
  * @since 0.1.0
  */
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
@@ -65,47 +66,16 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Http from "./Http.js"
-import type { HttpError } from "./HttpError.js"
-import * as internal from "./internal/cache.js"
-import { MemoryStore } from "./internal/cacheMemory.js"
-import { RedisTier } from "./internal/cacheRedis.js"
+import * as internal from "./internal/cacheStore.js"
+import { millis } from "./internal/duration.js"
 import { escapeGlob } from "./internal/glob.js"
-import * as HttpInternal from "./internal/httpClient.js"
 import * as Invalid from "./internal/invalidOptions.js"
+import type { InvalidOptions, StorageError } from "./LiaisonError.js"
 import * as Redis from "./Redis.js"
 
 // ---------------------------------------------------------------------------------------------
 // models
 // ---------------------------------------------------------------------------------------------
-
-/**
- * An invalidation could not reach Redis (the local copies were dropped anyway); the entries
- * there live until they expire unless it is retried.
- *
- * @since 0.1.0
- * @category errors
- */
-export class CacheError extends Data.TaggedError("CacheError")<{
-  readonly operation: string
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `cache ${this.operation} failed: ${this.reason}`
-  }
-}
-
-/**
- * @since 0.1.0
- * @category errors
- */
-export const InvalidOptions = Invalid.InvalidOptions
-
-/**
- * @since 0.1.0
- * @category errors
- */
-export type InvalidOptions = Invalid.InvalidOptions
 
 /**
  * Where a value came from: `hit` (the cache), `miss` (a fetch), `stale` (an expired entry served
@@ -254,8 +224,11 @@ export interface Service {
     value: A,
     options?: EntryOptions
   ) => Effect.Effect<void>
-  /** Deletes one key everywhere. */
-  readonly delete: (key: string) => Effect.Effect<void, CacheError>
+  /**
+   * Deletes one key everywhere. Fails with a `StorageError` (store `"cache"`) when Redis cannot
+   * be reached: the local copies are dropped anyway, the Redis entry lives until it expires.
+   */
+  readonly delete: (key: string) => Effect.Effect<void, StorageError>
   /** Cache-aside: a fresh value, or the fetch's (stored), or a stale one when the fetch fails. */
   readonly getOrFetch: <A, I, E, R>(
     key: string,
@@ -275,29 +248,61 @@ export interface Service {
     options: FetchOptions<A, I, E>
   ) => Effect.Effect<Cached<A>, E, R>
   /** Invalidates; succeeds with how many entries were removed (in Redis, when it is a tier). */
-  readonly invalidate: (invalidation: Invalidation) => Effect.Effect<number, CacheError>
+  readonly invalidate: (invalidation: Invalidation) => Effect.Effect<number, StorageError>
+  /** Counters since the cache was built, and the state of its tiers. */
   readonly stats: Effect.Effect<Stats>
 }
 
 /**
  * @since 0.1.0
- * @category tags
+ * @category models
  */
 export class Cache extends Context.Tag("@liaison/core/Cache")<Cache, Service>() {}
+
+/**
+ * A backend of caches: memory, Redis or two-tier. Built only by {@link layerStoreMemory},
+ * {@link layerStoreRedis} and {@link layerStoreTwoTier} (its contract with the cache engine is not
+ * public). Each cache made on it has its own memory tier and counters; Redis data is shared by
+ * every cache on the same prefix.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreService {
+  /** Which backend it is. */
+  readonly backend: "memory" | "redis" | "two-tier"
+}
+
+/**
+ * The backend {@link make} builds a cache on.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Store extends Context.Tag("@liaison/core/Cache/Store")<Store, StoreService>() {}
 
 // ---------------------------------------------------------------------------------------------
 // options
 // ---------------------------------------------------------------------------------------------
 
 /**
+ * The options of a cache, whatever its store.
+ *
  * @since 0.1.0
  * @category models
  */
-export interface MemoryOptions {
+export interface Options {
   /** Default time to live. Default 5 minutes. */
   readonly ttl?: Duration.DurationInput | undefined
   /** Default grace period past expiry, for stale-if-error. Default 10 minutes. */
   readonly staleFor?: Duration.DurationInput | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreMemoryOptions {
   /** The most entries kept in memory; the least recently used go first. Default 10,000. */
   readonly maxEntries?: number | undefined
 }
@@ -306,9 +311,7 @@ export interface MemoryOptions {
  * @since 0.1.0
  * @category models
  */
-export interface RedisOptions {
-  readonly ttl?: Duration.DurationInput | undefined
-  readonly staleFor?: Duration.DurationInput | undefined
+export interface StoreRedisOptions {
   /** Prefix of every key; its `{…}` hash tag puts them in one Redis Cluster slot. Default `liaison:{cache}:`. */
   readonly prefix?: string | undefined
   /** A Redis command slower than this counts as a failure. Default 500 ms. */
@@ -327,7 +330,7 @@ export interface RedisOptions {
  * @since 0.1.0
  * @category models
  */
-export interface TwoTierOptions extends RedisOptions {
+export interface StoreTwoTierOptions extends StoreRedisOptions {
   /** Entries in the memory L1. Default 10,000. */
   readonly maxEntries?: number | undefined
   /**
@@ -338,8 +341,32 @@ export interface TwoTierOptions extends RedisOptions {
 }
 
 /**
+ * The options of {@link layerMemory}: the cache's and its store's.
+ *
  * @since 0.1.0
- * @category defaults
+ * @category models
+ */
+export interface MemoryOptions extends Options, StoreMemoryOptions {}
+
+/**
+ * The options of {@link layerRedis}: the cache's and its store's.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisOptions extends Options, StoreRedisOptions {}
+
+/**
+ * The options of {@link layerTwoTier}: the cache's and its store's.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TwoTierOptions extends Options, StoreTwoTierOptions {}
+
+/**
+ * @since 0.1.0
+ * @category constants
  */
 export const defaults = {
   ttl: Duration.minutes(5),
@@ -354,203 +381,104 @@ export const defaults = {
   batchSize: 1000
 } as const
 
-const millis = (input: Duration.DurationInput | undefined, fallback: Duration.Duration): number =>
-  Duration.toMillis(input === undefined ? fallback : Duration.decode(input))
-
-const validDuration = (value: number, option: string, positive = true) =>
-  [
-    Number.isFinite(value) && (positive ? value > 0 : value >= 0),
-    option,
-    positive
-      ? "must be a finite duration above zero"
-      : "must be a finite duration"
-  ] as const
-
-const validCount = (value: number, option: string) =>
-  [Number.isSafeInteger(value) && value >= 1, option, "must be a whole number, at least 1"] as const
-
 // ---------------------------------------------------------------------------------------------
 // constructors
 // ---------------------------------------------------------------------------------------------
 
-const fromEngine = (engine: internal.Engine): Service => {
-  const schemaOf = <A, I>(schema: Schema.Schema<A, I>) => schema as unknown as Schema.Schema<A, unknown>
-  return {
-    get: (key, schema) => engine.get(key, schemaOf(schema)),
-    set: (key, schema, value, options = {}) => engine.set(key, schemaOf(schema), value, options),
-    delete: (key) => Effect.asVoid(invalidateWith(engine, { _tag: "Keys", keys: [key] })),
-    getOrFetch: (key, fetch, options) => engine.lookupValue(key, schemaOf(options.schema), fetch, options),
-    getOrFetchCached: (key, fetch, options) => engine.lookup(key, schemaOf(options.schema), fetch, options),
-    load: (key, loader, options) =>
-      engine.lookup(key, schemaOf(options.schema), (previous) => loader(Option.fromNullable(previous)), options),
-    invalidate: (invalidation) => invalidateWith(engine, invalidation),
-    stats: Effect.sync(() => engine.stats())
-  }
-}
-
-const invalidateWith = (engine: internal.Engine, invalidation: Invalidation) =>
-  Effect.mapError(
-    engine.invalidate(invalidation),
-    (failure) => new CacheError({ operation: failure.operation, reason: failure.reason })
-  )
-
-const engineContext = Effect.all({ clock: Effect.clock, scope: Effect.scope })
-
 /**
- * The memory cache: bounded, least recently used first out, a time to live per entry. Its
- * clock is Effect's (`TestClock` in tests).
+ * A cache on the {@link Store} in context. Its clock is Effect's (`TestClock` in tests); its
+ * background fetches and (two-tier) subscriber live in the scope.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: MemoryOptions = {}): Effect.Effect<Service, InvalidOptions, Scope.Scope> =>
+export const make = (options: Options = {}): Effect.Effect<Service, InvalidOptions, Store | Scope.Scope> =>
   Effect.gen(function*() {
-    const ttlMillis = millis(options.ttl, defaults.ttl)
-    const staleForMillis = millis(options.staleFor, defaults.staleFor)
-    const maxEntries = options.maxEntries ?? defaults.maxEntries
+    const ttlMillis = millis(options.ttl ?? defaults.ttl)
+    const staleForMillis = millis(options.staleFor ?? defaults.staleFor)
     const invalid = Invalid.check([
-      validDuration(ttlMillis, "ttl"),
-      validDuration(staleForMillis, "staleFor", false),
-      validCount(maxEntries, "maxEntries")
+      [Number.isFinite(ttlMillis) && ttlMillis > 0, "ttl", "must be a finite duration above zero"],
+      [Number.isFinite(staleForMillis) && staleForMillis >= 0, "staleFor", "must be a finite duration"]
     ])
     if (invalid !== undefined) return yield* invalid
-    const { clock, scope } = yield* engineContext
-    const engine = new internal.Engine({
-      ttlMillis,
-      staleForMillis,
-      local: new MemoryStore(maxEntries),
-      localMaxTtlMillis: undefined,
-      shared: undefined,
-      lockTtlMillis: 0,
-      lockWaitMillis: 0,
-      now: () => clock.unsafeCurrentTimeMillis(),
-      scope
-    })
-    return fromEngine(engine)
+    return yield* internal.makeService(yield* Store, { ttlMillis, staleForMillis })
   })
 
 /**
- * The Redis cache (with `local`, two-tier): Redis through the shared {@link Redis.Redis} client.
- * Do not give that client an ioredis `keyPrefix`: pattern invalidation matches whole keys.
- *
- * With `local`, a second connection (`client.duplicate()`, closed with the scope) subscribes to
- * the invalidation channel; when it reconnects after an outage, the whole L1 is dropped, as
- * messages may have been missed.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<Cache, InvalidOptions, Store> =>
+  Layer.scoped(Cache, make(options))
+
+/**
+ * The memory store: a bounded, least-recently-used map per cache, in this process.
  *
  * @since 0.1.0
- * @category constructors
+ * @category layers
  */
-export const makeRedis = (
-  options: RedisOptions & { readonly local?: Pick<TwoTierOptions, "maxEntries" | "localTtl"> | undefined } = {}
-): Effect.Effect<Service, InvalidOptions, Redis.Redis | Scope.Scope> =>
-  Effect.gen(function*() {
-    const resolved = {
-      ttl: millis(options.ttl, defaults.ttl),
-      staleFor: millis(options.staleFor, defaults.staleFor),
-      timeout: millis(options.timeout, defaults.timeout),
-      cooldown: millis(options.cooldown, defaults.cooldown),
-      lockTtl: millis(options.lockTtl, defaults.lockTtl),
-      lockWait: millis(options.lockWait, defaults.lockWait),
-      localTtl: millis(options.local?.localTtl, defaults.localTtl),
-      maxEntries: options.local?.maxEntries ?? defaults.maxEntries,
-      batchSize: options.batchSize ?? defaults.batchSize,
-      prefix: options.prefix ?? defaults.prefix
-    }
-    const invalid = Invalid.check([
-      validDuration(resolved.ttl, "ttl"),
-      validDuration(resolved.staleFor, "staleFor", false),
-      validDuration(resolved.timeout, "timeout"),
-      validDuration(resolved.cooldown, "cooldown", false),
-      validDuration(resolved.lockTtl, "lockTtl"),
-      validDuration(resolved.lockWait, "lockWait", false),
-      validDuration(resolved.localTtl, "localTtl"),
-      validCount(resolved.maxEntries, "maxEntries"),
-      validCount(resolved.batchSize, "batchSize"),
-      [resolved.prefix.length > 0, "prefix", "must not be empty"]
-    ])
-    if (invalid !== undefined) return yield* invalid
-    const { client } = yield* Redis.Redis
-    const { clock, scope } = yield* engineContext
-    const now = () => clock.unsafeCurrentTimeMillis()
-    const tier = new RedisTier(client, {
-      prefix: resolved.prefix,
-      timeoutMillis: resolved.timeout,
-      cooldownMillis: resolved.cooldown,
-      batchSize: resolved.batchSize
-    }, now)
-    const engine = new internal.Engine({
-      ttlMillis: resolved.ttl,
-      staleForMillis: resolved.staleFor,
-      local: options.local === undefined ? undefined : new MemoryStore(resolved.maxEntries),
-      localMaxTtlMillis: options.local === undefined ? undefined : resolved.localTtl,
-      shared: tier,
-      lockTtlMillis: resolved.lockTtl,
-      lockWaitMillis: resolved.lockWait,
-      now,
-      scope
-    })
-    if (options.local !== undefined) {
-      yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          // Subscriber mode: its own connection, waiting (not failing) while Redis is down.
-          const subscriber = client.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true })
-          subscriber.on("error", () => {})
-          let connectedBefore = false
-          subscriber.on("ready", () => {
-            if (connectedBefore) engine.dropAllLocal()
-            connectedBefore = true
-          })
-          subscriber.on("message", (channel: string, message: string) => {
-            if (channel === tier.channel) engine.receive(message)
-          })
-          subscriber.subscribe(tier.channel).catch(() => {})
-          return subscriber
-        }),
-        (subscriber) => Effect.sync(() => subscriber.disconnect())
-      )
-    }
-    return fromEngine(engine)
-  })
-
-// ---------------------------------------------------------------------------------------------
-// layers
-// ---------------------------------------------------------------------------------------------
+export const layerStoreMemory = (options: StoreMemoryOptions = {}): Layer.Layer<Store, InvalidOptions> =>
+  Layer.effect(Store, internal.memoryBackend(options, defaults))
 
 /**
- * The memory cache as a layer: the embedded default, per process.
+ * The Redis store, on the shared {@link Redis.Redis} connection: every hit is a Redis `GET`. Do
+ * not give that connection an ioredis `keyPrefix`: pattern invalidation matches whole keys.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStoreRedis = (options: StoreRedisOptions = {}): Layer.Layer<Store, InvalidOptions, Redis.Redis> =>
+  Layer.effect(Store, Effect.flatMap(Redis.Redis, (redis) => internal.redisBackend(redis, options, defaults, false)))
+
+/**
+ * A memory L1 in front of Redis: hits on hot keys never leave the process; writes and
+ * invalidations make every other instance drop its L1 copy (Redis pub/sub). Each cache opens a
+ * second connection (`duplicate()`, closed with the cache) to subscribe; when it reconnects after
+ * an outage, the whole L1 is dropped, as messages may have been missed.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStoreTwoTier = (
+  options: StoreTwoTierOptions = {}
+): Layer.Layer<Store, InvalidOptions, Redis.Redis> =>
+  Layer.effect(Store, Effect.flatMap(Redis.Redis, (redis) => internal.redisBackend(redis, options, defaults, true)))
+
+/**
+ * The memory cache as one layer: the embedded default, per process.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerMemory = (options: MemoryOptions = {}): Layer.Layer<Cache, InvalidOptions> =>
-  Layer.scoped(Cache, make(options))
+  Layer.provide(layer(options), layerStoreMemory(options))
 
 /**
- * The Redis cache as a layer, on the shared {@link Redis.Redis} client: every hit is a Redis `GET`.
+ * The Redis cache as one layer, on the shared {@link Redis.Redis} connection.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerRedis = (options: RedisOptions = {}): Layer.Layer<Cache, InvalidOptions, Redis.Redis> =>
-  Layer.scoped(Cache, makeRedis(options))
+  Layer.provide(layer(options), layerStoreRedis(options))
 
 /**
- * A memory L1 in front of Redis: hits on hot keys never leave the process; writes and
- * invalidations make every other instance drop its L1 copy (Redis pub/sub).
+ * The two-tier cache as one layer (see {@link layerStoreTwoTier}).
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerTwoTier = (options: TwoTierOptions = {}): Layer.Layer<Cache, InvalidOptions, Redis.Redis> =>
-  Layer.scoped(
-    Cache,
-    makeRedis({ ...options, local: { maxEntries: options.maxEntries, localTtl: options.localTtl } })
-  )
+  Layer.provide(layer(options), layerStoreTwoTier(options))
+
+// ---------------------------------------------------------------------------------------------
+// config
+// ---------------------------------------------------------------------------------------------
 
 /**
  * The settings from the environment, each optional: `CACHE_TTL`, `CACHE_STALE_FOR`,
  * `CACHE_LOCAL_TTL` (durations such as `5 minutes`), `CACHE_MAX_ENTRIES`, `CACHE_REDIS_TIMEOUT`,
- * `CACHE_REDIS_COOLDOWN`.
+ * `CACHE_REDIS_COOLDOWN`. Give {@link layerConfig} your own `Config` to read other names.
  *
  * @since 0.1.0
  * @category config
@@ -575,26 +503,41 @@ export const config: Config.Config<TwoTierOptions> = Config.all({
 )
 
 /**
- * The layer of one tier, configured by {@link config}.
+ * The cache (on the {@link Store} in context) configured by `config`, {@link config} by default.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: {
-  (tier: "memory"): Layer.Layer<Cache, InvalidOptions | ConfigError.ConfigError>
-  (tier: "redis" | "two-tier"): Layer.Layer<Cache, InvalidOptions | ConfigError.ConfigError, Redis.Redis>
-} = ((tier: "memory" | "redis" | "two-tier") =>
-  Layer.unwrapEffect(
-    Effect.map(config, (options) =>
-      tier === "memory"
-        ? layerMemory(options)
-        : tier === "redis"
-        ? layerRedis(options)
-        : layerTwoTier(options))
-  )) as {
-    (tier: "memory"): Layer.Layer<Cache, InvalidOptions | ConfigError.ConfigError>
-    (tier: "redis" | "two-tier"): Layer.Layer<Cache, InvalidOptions | ConfigError.ConfigError, Redis.Redis>
-  }
+export const layerConfig = (
+  options: Config.Config<Options> = config
+): Layer.Layer<Cache, InvalidOptions | ConfigError.ConfigError, Store> => Layer.unwrapEffect(Effect.map(options, layer))
+
+/**
+ * A store configured by `config` ({@link config} by default): `"memory"` needs nothing,
+ * `"redis"` and `"two-tier"` the shared {@link Redis.Redis}.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export function layerStoreConfig(
+  backend: "memory",
+  options?: Config.Config<StoreMemoryOptions>
+): Layer.Layer<Store, InvalidOptions | ConfigError.ConfigError>
+export function layerStoreConfig(
+  backend: "redis" | "two-tier",
+  options?: Config.Config<StoreTwoTierOptions>
+): Layer.Layer<Store, InvalidOptions | ConfigError.ConfigError, Redis.Redis>
+export function layerStoreConfig(
+  backend: StoreService["backend"],
+  options: Config.Config<StoreTwoTierOptions> = config
+): Layer.Layer<Store, InvalidOptions | ConfigError.ConfigError, Redis.Redis> {
+  return Layer.unwrapEffect(Effect.map(options, (resolved) =>
+    backend === "memory"
+      ? layerStoreMemory(resolved)
+      : backend === "redis"
+      ? layerStoreRedis(resolved)
+      : layerStoreTwoTier(resolved)))
+}
 
 // ---------------------------------------------------------------------------------------------
 // accessors and combinators
@@ -665,9 +608,9 @@ export const cached: {
  * Deletes one key everywhere.
  *
  * @since 0.1.0
- * @category invalidation
+ * @category combinators
  */
-export const invalidateKey = (key: string): Effect.Effect<number, CacheError, Cache> =>
+export const invalidateKey = (key: string): Effect.Effect<number, StorageError, Cache> =>
   Effect.flatMap(Cache, (cache) => cache.invalidate({ _tag: "Keys", keys: [key] }))
 
 /**
@@ -676,18 +619,18 @@ export const invalidateKey = (key: string): Effect.Effect<number, CacheError, Ca
  * hot write paths.
  *
  * @since 0.1.0
- * @category invalidation
+ * @category combinators
  */
-export const invalidatePattern = (pattern: string): Effect.Effect<number, CacheError, Cache> =>
+export const invalidatePattern = (pattern: string): Effect.Effect<number, StorageError, Cache> =>
   Effect.flatMap(Cache, (cache) => cache.invalidate({ _tag: "Pattern", pattern }))
 
 /**
  * Deletes every entry stored with the tag.
  *
  * @since 0.1.0
- * @category invalidation
+ * @category combinators
  */
-export const invalidateTag = (tag: string): Effect.Effect<number, CacheError, Cache> =>
+export const invalidateTag = (tag: string): Effect.Effect<number, StorageError, Cache> =>
   Effect.flatMap(Cache, (cache) => cache.invalidate({ _tag: "Tag", tag }))
 
 /**
@@ -695,9 +638,9 @@ export const invalidateTag = (tag: string): Effect.Effect<number, CacheError, Ca
  * (`resource:id:…`). The id is matched literally (a `*` in it is no wildcard).
  *
  * @since 0.1.0
- * @category invalidation
+ * @category combinators
  */
-export const invalidateRelated = (resource: string, id: string | number): Effect.Effect<number, CacheError, Cache> =>
+export const invalidateRelated = (resource: string, id: string | number): Effect.Effect<number, StorageError, Cache> =>
   Effect.flatMap(Cache, (cache) => cache.invalidate({ _tag: "Related", resource, id: String(id) }))
 
 /**
@@ -710,7 +653,7 @@ export const stats: Effect.Effect<Stats, never, Cache> = Effect.flatMap(Cache, (
  * The key of one resource: `users:7`.
  *
  * @since 0.1.0
- * @category keys
+ * @category constructors
  */
 export const resourceKey = (resource: string, id: string | number): string => `${resource}:${id}`
 
@@ -719,7 +662,7 @@ export const resourceKey = (resource: string, id: string | number): string => `$
  * `users:list:active=true&page=1`. Undefined parameters are left out.
  *
  * @since 0.1.0
- * @category keys
+ * @category constructors
  */
 export const listKey = (
   resource: string,
@@ -738,146 +681,6 @@ export const listKey = (
  * A Redis glob pattern that matches `text` literally.
  *
  * @since 0.1.0
- * @category keys
+ * @category constructors
  */
 export const escapePattern: (text: string) => string = escapeGlob
-
-// ---------------------------------------------------------------------------------------------
-// HTTP semantics
-// ---------------------------------------------------------------------------------------------
-
-/**
- * How an upstream response may be cached, from its headers:
- *
- * - `storage`: `none` for `Cache-Control: no-store` (or `Vary: *`); `local` for `private` (never
- *   the shared Redis tier); `shared` otherwise;
- * - `ttlMillis`: the freshness lifetime, `s-maxage` (shared) or `max-age`, less the `Age` header;
- *   0 for `no-cache` (stored, but revalidated on every use); `undefined` when none is given;
- * - `etag`: the validator to revalidate with (`If-None-Match`).
- *
- * @since 0.1.0
- * @category http
- */
-export interface HttpPolicy {
-  readonly storage: "shared" | "local" | "none"
-  readonly ttlMillis: number | undefined
-  readonly etag: string | undefined
-}
-
-const directives = (header: string): Map<string, string | undefined> => {
-  const found = new Map<string, string | undefined>()
-  // Commas inside quoted values (`private="set-cookie, x-id"`) do not split.
-  for (const part of header.match(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g) ?? []) {
-    const [rawName = "", ...rest] = part.split("=")
-    const name = rawName.trim().toLowerCase()
-    if (name === "" || found.has(name)) continue
-    const value = rest.length === 0 ? undefined : rest.join("=").trim().replace(/^"(.*)"$/, "$1")
-    found.set(name, value)
-  }
-  return found
-}
-
-/** Seconds as a delta: digits only; anything else (a malformed max-age) counts as 0, i.e. stale. */
-const deltaSeconds = (value: string | undefined): number =>
-  value !== undefined && /^\d+$/.test(value) ? Number(value) : 0
-
-/**
- * Reads an upstream response's caching headers (names in lower case, as `Http` gives them).
- *
- * @since 0.1.0
- * @category http
- */
-export const httpPolicy = (headers: Readonly<Record<string, string>>): HttpPolicy => {
-  const control = directives(headers["cache-control"] ?? "")
-  const etag = headers["etag"]
-  const storage = control.has("no-store") || (headers["vary"] ?? "").trim() === "*"
-    ? "none"
-    : control.has("private")
-    ? "local"
-    : "shared"
-  const age = deltaSeconds(headers["age"])
-  const lifetime = control.has("no-cache")
-    ? 0
-    : storage === "shared" && control.has("s-maxage")
-    ? deltaSeconds(control.get("s-maxage"))
-    : control.has("max-age")
-    ? deltaSeconds(control.get("max-age"))
-    : undefined
-  return {
-    storage,
-    ttlMillis: lifetime === undefined ? undefined : Math.max(0, lifetime - age) * 1000,
-    etag: etag === undefined || etag === "" ? undefined : etag
-  }
-}
-
-/**
- * @since 0.1.0
- * @category http
- */
-export interface JsonOptions extends EntryOptions {
-  /** The cache key (a URL may carry an API key: it is never used as a key by default). */
-  readonly key: string
-  readonly refreshAhead?: Duration.DurationInput | undefined
-  /** Which failures may be answered with a stale entry. Default: every failure. */
-  readonly staleIf?: ((error: HttpError) => boolean) | undefined
-}
-
-const revalidate = <A, I>(
-  request: HttpClientRequest.HttpClientRequest,
-  schema: Schema.Schema<A, I>,
-  previous: Option.Option<Entry<A>>
-): Effect.Effect<Loaded<A>, HttpError, Http.Http> =>
-  Effect.flatMap(Http.Http, (http) => {
-    const etag = Option.getOrUndefined(Option.flatMapNullable(previous, (entry) => entry.etag))
-    const sent = etag === undefined ? request : HttpClientRequest.setHeader(request, "if-none-match", etag)
-    return http.execute(sent).pipe(
-      Effect.flatMap((response): Effect.Effect<Loaded<A>, HttpError> => {
-        const policy = httpPolicy(response.headers)
-        const keep = { ttlMillis: policy.ttlMillis, storage: policy.storage }
-        if (response.status === 304 && Option.isSome(previous) && etag !== undefined) {
-          return Effect.succeed({ ...keep, value: previous.value.value, etag: policy.etag ?? etag, revalidated: true })
-        }
-        if (response.status < 200 || response.status >= 300) {
-          return HttpInternal.statusError(request, response, http.options.maxErrorBodyBytes)
-        }
-        return response.text.pipe(
-          Effect.flatMap((text) =>
-            Effect.try({
-              try: (): unknown => JSON.parse(text),
-              catch: (cause) =>
-                HttpInternal.decodeError(request, response.status, `invalid JSON: ${(cause as Error).message}`)
-            })
-          ),
-          Effect.flatMap((body) =>
-            Effect.mapError(
-              Schema.decodeUnknown(schema)(body),
-              (error) => HttpInternal.decodeError(request, response.status, HttpInternal.describeParseError(error))
-            )
-          ),
-          Effect.map((value) => ({ ...keep, value, etag: policy.etag }))
-        )
-      }),
-      Effect.scoped,
-      HttpInternal.withTotalTimeout(request, http.options.timeouts.total)
-    )
-  })
-
-/**
- * A cached upstream GET of JSON, with HTTP semantics: `Cache-Control: no-store` is not stored,
- * `private` stays out of the shared Redis tier, `max-age` / `s-maxage` bound the time to live
- * (never beyond `ttl`), and an expired entry with an `ETag` is revalidated with `If-None-Match`:
- * a 304 refreshes it without a body (its status is then `hit`). Failures are
- * `HttpError`s, answered from a stale entry when there is one (stale-if-error).
- *
- * @since 0.1.0
- * @category http
- */
-export const json = <A, I>(
-  request: HttpClientRequest.HttpClientRequest,
-  schema: Schema.Schema<A, I>,
-  options: JsonOptions
-): Effect.Effect<Cached<A>, HttpError, Cache | Http.Http> =>
-  Effect.flatMap(
-    Cache,
-    (cache) => cache.load(options.key, (previous) => revalidate(request, schema, previous), { ...options, schema })
-  )

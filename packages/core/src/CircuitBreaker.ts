@@ -20,36 +20,22 @@
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import * as PubSub from "effect/PubSub"
 import * as Ref from "effect/Ref"
-import * as Stream from "effect/Stream"
-import { CircuitOpen, isHttpError } from "./HttpError.js"
-import * as State from "./internal/breakerState.js"
-import { withoutStack } from "./internal/fastError.js"
-import * as Invalid from "./internal/invalidOptions.js"
+import type * as Stream from "effect/Stream"
+import * as HttpError from "./HttpError.js"
+import type { CircuitOpen } from "./HttpError.js"
+import * as internal from "./internal/circuitBreaker.js"
 import { retryAfterMillis } from "./internal/retryAfter.js"
-
-/**
- * @since 0.1.0
- * @category errors
- */
-export const InvalidOptions = Invalid.InvalidOptions
-
-/**
- * @since 0.1.0
- * @category errors
- */
-export type InvalidOptions = Invalid.InvalidOptions
+import type { InvalidOptions } from "./LiaisonError.js"
 
 /**
  * @since 0.1.0
@@ -61,7 +47,7 @@ export { CircuitOpen } from "./HttpError.js"
  * @since 0.1.0
  * @category models
  */
-export type StateName = State.StateName
+export type StateName = "Closed" | "Open" | "HalfOpen"
 
 /**
  * What a finished call tells the breaker. `retryAfter` (milliseconds) sets how long it opens, if
@@ -172,7 +158,7 @@ export interface Service {
 
 /**
  * @since 0.1.0
- * @category tags
+ * @category models
  */
 export class CircuitBreaker extends Context.Tag("@liaison/core/CircuitBreaker")<CircuitBreaker, Service>() {}
 
@@ -183,7 +169,7 @@ const failure = (retryAfter: number | undefined): Verdict => ({ _tag: "Failure",
  * Whether a response status is the upstream's failure: 5xx and 429.
  *
  * @since 0.1.0
- * @category verdicts
+ * @category guards
  */
 export const isFailureStatus = (status: number): boolean => status >= 500 || status === 429
 
@@ -191,7 +177,7 @@ export const isFailureStatus = (status: number): boolean => status >= 500 || sta
  * The verdict on a response: 5xx and 429 are failures, carrying the `Retry-After` of a 429 or 503.
  *
  * @since 0.1.0
- * @category verdicts
+ * @category constructors
  */
 export const verdictOfResponse = (
   status: number,
@@ -203,213 +189,75 @@ export const verdictOfResponse = (
     : success
 
 /**
- * The default verdict on a failed call: transport errors, timeouts, and 5xx/429 `StatusError`s
- * are failures; other 4xx, undecodable bodies and invalid requests are successes of the breaker
- * (the upstream answered); any error that is not an `HttpError` is a failure.
+ * The default verdict on a failed call, from `HttpError.transience`: a `StatusError` by the
+ * response rule ({@link verdictOfResponse}: 5xx and 429 are failures); a refusal on this side
+ * (`RateLimited`, `RetryAfterTooLong`, `RetryBudgetExhausted`) is a success of the breaker (the
+ * upstream is not at fault); otherwise a permanent error (a 4xx, an undecodable body, an invalid
+ * request, a refused address) is a success (the upstream answered, or was never asked) and
+ * anything else (transport errors, timeouts, an open breaker, any error that is not an
+ * `HttpError`) a failure.
  *
  * @since 0.1.0
- * @category verdicts
+ * @category constructors
  */
 export const defaultVerdict = (error: unknown): Verdict => {
-  if (!isHttpError(error)) return failure(undefined)
-  switch (error._tag) {
-    case "TransportError":
-    case "TimeoutError":
-      return failure(undefined)
-    case "StatusError":
-      return verdictOfResponse(error.status, error.headers, Date.now())
-    case "DecodeError":
-    case "InvalidRequest":
-    case "RateLimited":
-    case "RetryAfterTooLong":
-    case "RetryBudgetExhausted":
-    case "AuthError":
-      return success
-    case "CircuitOpen":
-      return failure(undefined)
+  if (HttpError.isHttpError(error)) {
+    switch (error._tag) {
+      case "StatusError":
+        return verdictOfResponse(error.status, error.headers, Date.now())
+      case "RateLimited":
+      case "RetryAfterTooLong":
+      case "RetryBudgetExhausted":
+        return success
+    }
   }
+  return HttpError.transience(error) === "permanent" ? success : failure(undefined)
 }
 
-const transitions = Metric.counter("liaison_circuit_breaker_transitions_total", {
-  description: "Circuit breaker state changes, by key and target state"
+/**
+ * The defaults of {@link Options}: trip on 5 consecutive failures, stay open 60 seconds (a
+ * server's `Retry-After` up to 10 minutes), 2 probes; a failure-rate window needs 10 calls.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults: {
+  readonly failureThreshold: number
+  readonly openDuration: Duration.Duration
+  readonly maxOpenDuration: Duration.Duration
+  readonly halfOpenProbes: number
+  readonly minimumCalls: number
+} = {
+  failureThreshold: 5,
+  openDuration: Duration.seconds(60),
+  maxOpenDuration: Duration.minutes(10),
+  halfOpenProbes: 2,
+  minimumCalls: 10
+}
+
+const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
+  Config.map(Config.option(config), Option.getOrUndefined)
+
+const positiveInt = (name: string) =>
+  optional(
+    Config.integer(name).pipe(Config.validate({ message: "Expected an integer ≥ 1", validation: (n) => n >= 1 }))
+  )
+
+/**
+ * The options from the environment: `BREAKER_FAILURE_THRESHOLD`, `BREAKER_HALF_OPEN_PROBES`
+ * (integers ≥ 1), `BREAKER_OPEN_DURATION` (a duration). Unset variables stay undefined:
+ * {@link make} fills in the {@link defaults}.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.all({
+  failureThreshold: positiveInt("BREAKER_FAILURE_THRESHOLD"),
+  openDuration: optional(Config.duration("BREAKER_OPEN_DURATION")),
+  halfOpenProbes: positiveInt("BREAKER_HALF_OPEN_PROBES")
 })
 
-interface Resolved {
-  readonly settings: State.Settings
-  readonly slowCallMillis: number | undefined
-  readonly verdict: (error: unknown) => Verdict
-}
-
-const millis = (duration: Duration.DurationInput) => Duration.toMillis(Duration.decode(duration))
-
-const resolve = (options: Options): Effect.Effect<Resolved, InvalidOptions> => {
-  const rate = options.failureRate
-  const failureThreshold = options.failureThreshold ?? 5
-  const halfOpenProbes = options.halfOpenProbes ?? 2
-  const openMillis = millis(options.openDuration ?? "60 seconds")
-  const maxOpenMillis = millis(options.maxOpenDuration ?? "10 minutes")
-  const window: State.FailureRate["window"] | undefined = rate === undefined
-    ? undefined
-    : "calls" in rate.window
-    ? { _tag: "Count", size: rate.window.calls }
-    : { _tag: "Time", millis: millis(rate.window.duration) }
-  // A count window smaller than the default minimum would never reach a verdict.
-  const minimumCalls = rate?.minimumCalls ?? (window?._tag === "Count" ? Math.min(10, window.size) : 10)
-  const invalid = Invalid.check([
-    [Number.isInteger(failureThreshold) && failureThreshold >= 1, "failureThreshold", "must be an integer ≥ 1"],
-    [Number.isInteger(halfOpenProbes) && halfOpenProbes >= 1, "halfOpenProbes", "must be an integer ≥ 1"],
-    [openMillis > 0, "openDuration", "must be positive"],
-    [maxOpenMillis >= openMillis, "maxOpenDuration", "must be at least openDuration"],
-    [rate === undefined || (rate.threshold > 0 && rate.threshold <= 1), "failureRate.threshold", "must be in (0, 1]"],
-    [
-      window === undefined ||
-      (window._tag === "Count" ? Number.isInteger(window.size) && window.size >= 1 : window.millis > 0),
-      "failureRate.window",
-      "must hold at least one call / last a positive duration"
-    ],
-    [
-      window === undefined ||
-      (Number.isInteger(minimumCalls) && minimumCalls >= 1 &&
-        (window._tag === "Time" || minimumCalls <= window.size)),
-      "failureRate.minimumCalls",
-      "must be an integer ≥ 1, and no more than a count window holds"
-    ]
-  ])
-  if (invalid !== undefined) return Effect.fail(invalid)
-  return Effect.succeed({
-    settings: {
-      failureThreshold,
-      failureRate: rate === undefined || window === undefined
-        ? undefined
-        : { threshold: rate.threshold, minimumCalls, window },
-      openMillis,
-      maxOpenMillis,
-      halfOpenProbes
-    },
-    slowCallMillis: options.slowCall === undefined ? undefined : millis(options.slowCall),
-    verdict: options.verdict ?? defaultVerdict
-  })
-}
-
-const snapshotOf = (key: string, state: State.State, now: number): Snapshot => {
-  const name = State.nameAt(state, now)
-  const calls = state._tag === "Closed" ? state.calls : []
-  return {
-    key,
-    state: name,
-    consecutiveFailures: state._tag === "Closed" ? state.consecutiveFailures : 0,
-    windowCalls: calls.length,
-    windowFailures: calls.reduce((n, call) => call.failed ? n + 1 : n, 0),
-    remainingOpenMillis: state._tag === "Open" && name === "Open"
-      ? (Number.isFinite(state.until) ? state.until - now : null)
-      : 0,
-    probesAdmitted: state._tag === "HalfOpen" ? state.admitted : 0,
-    probeSuccesses: state._tag === "HalfOpen" ? state.successes : 0
-  }
-}
-
-const makeBreaker = (
-  key: string,
-  resolved: Resolved,
-  publish: (transition: Transition) => Effect.Effect<void>
-): Breaker => {
-  const { settings, slowCallMillis } = resolved
-  const ref = Ref.unsafeMake(State.initial)
-  let openUntil = -Infinity
-  const transitioned = Metric.tagged(transitions, "key", key)
-
-  /** Applies `f` atomically and publishes the change of state, if any. */
-  const change = <B>(f: (state: State.State, now: number) => readonly [B, State.State]) =>
-    Effect.clockWith((clock) => {
-      const now = clock.unsafeCurrentTimeMillis()
-      return Effect.flatMap(
-        Ref.modify(ref, (state) => {
-          const [result, next] = f(state, now)
-          openUntil = next._tag === "Open" ? next.until : -Infinity
-          return [[result, state, next] as const, next]
-        }),
-        ([result, before, after]) =>
-          before === after || (before._tag === after._tag && before.generation === after.generation)
-            ? Effect.succeed(result)
-            : Effect.as(
-              Effect.zipRight(
-                Metric.increment(Metric.tagged(transitioned, "to", after._tag)),
-                publish({ key, from: before._tag, to: after._tag, atMillis: now, generation: after.generation })
-              ),
-              result
-            )
-      )
-    })
-
-  const rejectedFor = (remainingMillis: number) =>
-    Effect.fail(withoutStack(() => new CircuitOpen({ key, remainingMillis }, true)))
-
-  const protectWith = <A, E, R>(
-    effect: Effect.Effect<A, E, R>,
-    judge: (exit: Exit.Exit<A, E>) => Verdict
-  ): Effect.Effect<A, E | CircuitOpen, R> =>
-    Effect.clockWith((clock) => {
-      // The hot path of an open breaker: a mirror of the Ref's `until`, kept in step inside
-      // `Ref.modify`, answers without a transition to make.
-      const now = clock.unsafeCurrentTimeMillis()
-      return now < openUntil ? rejectedFor(openUntil - now) : admitted(effect, judge)
-    })
-
-  const admitted = <A, E, R>(
-    effect: Effect.Effect<A, E, R>,
-    judge: (exit: Exit.Exit<A, E>) => Verdict
-  ): Effect.Effect<A, E | CircuitOpen, R> =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(
-        change((state, now) => {
-          const [admission, next] = State.admit(state, now, settings)
-          return [[admission, now] as const, next]
-        }),
-        ([admission, start]): Effect.Effect<
-          A,
-          E | CircuitOpen,
-          R
-        > => {
-          if (admission._tag === "Rejected") {
-            return rejectedFor(admission.remainingMillis)
-          }
-          return restore(effect).pipe(
-            Effect.onExit((exit) =>
-              change((state, now) => {
-                const outcome: State.Outcome = exit._tag === "Failure" && isInterruptedOnly(exit)
-                  ? { _tag: "Abandoned" }
-                  : slowCallMillis !== undefined && now - start > slowCallMillis
-                  ? { _tag: "Failure", retryAfterMillis: undefined }
-                  : judge(exit)
-                return [undefined, State.record(state, admission, outcome, now, settings)]
-              })
-            )
-          )
-        }
-      )
-    )
-
-  const judgeError = <A, E>(exit: Exit.Exit<A, E>): Verdict =>
-    exit._tag === "Success"
-      ? success
-      : Option.match(Cause.failureOption(exit.cause), { onNone: () => failure(undefined), onSome: resolved.verdict })
-
-  return {
-    key,
-    protect: (effect) => protectWith(effect, judgeError),
-    protectWith,
-    snapshot: Effect.flatMap(
-      Clock.currentTimeMillis,
-      (now) => Effect.map(Ref.get(ref), (s) => snapshotOf(key, s, now))
-    ),
-    isolate: change((state, now) => [undefined, State.isolate(state, now)]),
-    reset: change((state) => [undefined, State.reset(state)])
-  }
-}
-
-// An interruption's cause is rarely a bare `Interrupt` (e.g. `Sequential(Empty, Interrupt)`).
-const isInterruptedOnly = <A, E>(exit: Exit.Exit<A, E>): boolean =>
-  exit._tag === "Failure" && Cause.isInterruptedOnly(exit.cause)
+const resolve = (options: Options) => internal.resolve(options, defaults, defaultVerdict)
 
 /**
  * A single breaker, outside any registry; its changes go to `onTransition`.
@@ -417,12 +265,12 @@ const isInterruptedOnly = <A, E>(exit: Exit.Exit<A, E>): boolean =>
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
+export const makeBreaker = (
   key: string,
   options: Options = {},
   onTransition: (transition: Transition) => Effect.Effect<void> = () => Effect.void
 ): Effect.Effect<Breaker, InvalidOptions> =>
-  Effect.map(resolve(options), (resolved) => makeBreaker(key, resolved, onTransition))
+  Effect.map(resolve(options), (resolved) => internal.makeBreaker(key, resolved, onTransition))
 
 /**
  * The registry, every breaker built with `options` (per-key options through `perKey`).
@@ -430,38 +278,11 @@ export const make = (
  * @since 0.1.0
  * @category constructors
  */
-export const makeRegistry = (
+export const make = (
   options: Options = {},
   perKey: (key: string) => Options | undefined = () => undefined
 ): Effect.Effect<Service, InvalidOptions> =>
-  Effect.gen(function*() {
-    const resolved = yield* resolve(options)
-    const hub = yield* PubSub.sliding<Transition>(1024)
-    const publish = (transition: Transition) => Effect.asVoid(PubSub.publish(hub, transition))
-    const breakers = new Map<string, Breaker>()
-    const create = (key: string): Effect.Effect<Breaker> => {
-      const own = perKey(key)
-      return own === undefined
-        ? Effect.succeed(makeBreaker(key, resolved, publish))
-        : Effect.orDie(Effect.map(resolve({ ...options, ...own }), (r) => makeBreaker(key, r, publish)))
-    }
-    return {
-      get: (key) =>
-        Effect.suspend(() => {
-          const existing = breakers.get(key)
-          if (existing !== undefined) return Effect.succeed(existing)
-          return Effect.map(create(key), (breaker) => {
-            // Two fibers may race to create it: the first one stored wins.
-            const stored = breakers.get(key)
-            if (stored !== undefined) return stored
-            breakers.set(key, breaker)
-            return breaker
-          })
-        }),
-      snapshots: Effect.suspend(() => Effect.forEach([...breakers.values()], (breaker) => breaker.snapshot)),
-      changes: Stream.fromPubSub(hub)
-    }
-  })
+  Effect.map(internal.makeRegistry(options, perKey, resolve), CircuitBreaker.of)
 
 /**
  * The registry as a Layer.
@@ -472,7 +293,19 @@ export const makeRegistry = (
 export const layer = (
   options: Options = {},
   perKey?: (key: string) => Options | undefined
-): Layer.Layer<CircuitBreaker, InvalidOptions> => Layer.effect(CircuitBreaker, makeRegistry(options, perKey))
+): Layer.Layer<CircuitBreaker, InvalidOptions> => Layer.effect(CircuitBreaker, make(options, perKey))
+
+/**
+ * {@link layer} with its options from `Config` (default {@link config}; the caller may name its
+ * own variables).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config.Wrap<Options> = config
+): Layer.Layer<CircuitBreaker, InvalidOptions | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(options), (resolved) => layer(resolved)))
 
 /**
  * Runs `effect` through `breaker`.
@@ -489,7 +322,7 @@ export const protect: {
  * Answers with `fallback` when the breaker is open.
  *
  * @since 0.1.0
- * @category fallbacks
+ * @category combinators
  */
 export const orElse: {
   <A2, E2, R2>(
@@ -503,14 +336,14 @@ export const orElse: {
   effect: Effect.Effect<A, E | CircuitOpen, R>,
   fallback: (open: CircuitOpen) => Effect.Effect<A2, E2, R2>
 ): Effect.Effect<A | A2, E | E2, R | R2> =>
-  Effect.catchIf(effect, (error): error is CircuitOpen => error instanceof CircuitOpen, fallback))
+  Effect.catchIf(effect, (error): error is CircuitOpen => error instanceof HttpError.CircuitOpen, fallback))
 
 /**
  * Remembers the last value `effect` succeeded with and serves it, with `stale: true`, while the
  * breaker is open; with nothing remembered yet the `CircuitOpen` stands.
  *
  * @since 0.1.0
- * @category fallbacks
+ * @category combinators
  */
 export const lastGood = <A, E, R>(
   effect: Effect.Effect<A, E | CircuitOpen, R>

@@ -15,29 +15,24 @@
  *
  * ```ts
  * const HttpLive = Policy.layer({ rateLimit: { rule: RateLimit.tokenBucket({ limit: 50, interval: "1 second" }) } }).pipe(
- *   Layer.provide([Http.layer({ baseUrl: "https://api.example.com" }), CircuitBreaker.layer(), RateLimit.layerMemory])
+ *   Layer.provide([Http.layer({ baseUrl: "https://api.example.com" }), CircuitBreaker.layer(), RateLimit.layerMemory()])
  * )
  * ```
  *
  * @since 0.1.0
  */
-import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as CircuitBreaker from "./CircuitBreaker.js"
+import * as Option from "effect/Option"
+import type * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Http from "./Http.js"
-import { TimeoutError } from "./HttpError.js"
-import * as Invalid from "./internal/invalidOptions.js"
-import { timeoutFail } from "./internal/timeout.js"
+import * as internal from "./internal/policy.js"
+import type { InvalidOptions } from "./LiaisonError.js"
 import * as RateLimit from "./RateLimit.js"
 import * as Retry from "./Retry.js"
-
-/**
- * @since 0.1.0
- * @category errors
- */
-export { InvalidOptions } from "./internal/invalidOptions.js"
 
 /**
  * @since 0.1.0
@@ -60,9 +55,58 @@ export interface Options {
   readonly keyOf?: ((url: URL) => string) | undefined
 }
 
-const millis = (duration: Duration.DurationInput) => Duration.toMillis(Duration.decode(duration))
+/**
+ * The defaults of {@link Options}: 30 seconds for the whole call, 10 seconds per attempt.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults: {
+  readonly totalTimeout: Duration.Duration
+  readonly attemptTimeout: Duration.Duration
+} = {
+  totalTimeout: Duration.seconds(30),
+  attemptTimeout: Duration.seconds(10)
+}
 
-const hostKey = (url: URL) => url.host
+const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
+  Config.map(Config.option(config), Option.getOrUndefined)
+
+/**
+ * The options from the environment: `UPSTREAM_TOTAL_TIMEOUT`, `UPSTREAM_ATTEMPT_TIMEOUT`
+ * (durations), `UPSTREAM_RATE_LIMIT` (calls per second, > 0: a token bucket of that many per
+ * second, waiting for a permit unless the caller sets `mode`) and the retry's {@link Retry.config}.
+ * Unset variables stay undefined: {@link make} fills in the {@link defaults}.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.all({
+  totalTimeout: optional(Config.duration("UPSTREAM_TOTAL_TIMEOUT")),
+  attemptTimeout: optional(Config.duration("UPSTREAM_ATTEMPT_TIMEOUT")),
+  rateLimit: optional(
+    Config.number("UPSTREAM_RATE_LIMIT").pipe(
+      Config.validate({ message: "Expected calls per second, > 0", validation: (n) => n > 0 }),
+      Config.map((perSecond) => ({ rule: RateLimit.tokenBucket({ limit: perSecond, interval: "1 second" }) }))
+    )
+  ),
+  retry: Retry.config
+})
+
+/**
+ * The policy as an {@link Http.Http} middleware. Its breakers and limiter come from context;
+ * contradictory options fail here, never at call time.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const middleware = (
+  options: Options = {}
+): Effect.Effect<Http.Middleware, InvalidOptions, CircuitBreaker.CircuitBreaker | RateLimit.RateLimit> =>
+  Effect.map(
+    internal.make(options, defaults),
+    (engine): Http.Middleware => (execute, http) => internal.wrap(engine, execute, http.options.baseUrl)
+  )
 
 /**
  * Wraps an {@link Http.Service} in the policy.
@@ -73,110 +117,8 @@ const hostKey = (url: URL) => url.host
 export const make = (
   http: Http.Service,
   options: Options = {}
-): Effect.Effect<Http.Service, Invalid.InvalidOptions, CircuitBreaker.CircuitBreaker | RateLimit.RateLimiter> =>
-  Effect.gen(function*() {
-    const total = Duration.decode(options.totalTimeout ?? "30 seconds")
-    const attemptTimeout = Duration.decode(options.attemptTimeout ?? "10 seconds")
-    const invalid = Invalid.check([
-      [Duration.toMillis(total) > 0, "totalTimeout", "must be positive"],
-      [Duration.toMillis(attemptTimeout) > 0, "attemptTimeout", "must be positive"],
-      [
-        Duration.lessThanOrEqualTo(attemptTimeout, total),
-        "attemptTimeout",
-        `must not exceed totalTimeout (${Duration.format(total)})`
-      ],
-      [
-        options.retry === false || options.retry?.maxRetryAfter === undefined ||
-        millis(options.retry.maxRetryAfter) < Duration.toMillis(total),
-        "retry.maxRetryAfter",
-        "must be shorter than totalTimeout: a wait that long could never end in a retry"
-      ]
-    ])
-    if (invalid !== undefined) return yield* invalid
-    if (options.rateLimit !== undefined) yield* RateLimit.validate(options.rateLimit.rule)
-    const breakers = yield* CircuitBreaker.CircuitBreaker
-    const limiter = yield* RateLimit.RateLimiter
-    const retry = options.retry === false
-      ? undefined
-      : yield* Retry.make({ ...options.retry, deadline: total })
-    const adaptives = new Map<string, RateLimit.Adaptive>()
-    const adaptiveFor = (key: string) =>
-      Effect.suspend(() => {
-        const existing = adaptives.get(key)
-        if (existing !== undefined || options.adaptive === undefined) return Effect.succeed(existing)
-        return Effect.map(Effect.orDie(RateLimit.makeAdaptive(options.adaptive)), (adaptive) => {
-          adaptives.set(key, adaptive)
-          return adaptive
-        })
-      })
-    // Checked now, not at the first call.
-    if (options.adaptive !== undefined) yield* RateLimit.makeAdaptive(options.adaptive)
-    const keyOf = options.keyOf ?? hostKey
-    const { baseUrl } = http.options
-
-    const attemptMillis = Duration.toMillis(attemptTimeout)
-    const totalMillis = Duration.toMillis(total)
-    /** One timer per attempt: the attempt timeout, or what is left of the total when that is less. */
-    const timed = (request: HttpClientRequest.HttpClientRequest, remainingMillis: number | undefined) => {
-      const byTotal = remainingMillis !== undefined && remainingMillis < attemptMillis
-      return timeoutFail(
-        http.execute(request),
-        byTotal ? Math.max(0, remainingMillis) : attemptMillis,
-        () =>
-          new TimeoutError({
-            phase: byTotal ? "total" : "attempt",
-            method: request.method,
-            url: request.url,
-            timeoutMillis: byTotal ? totalMillis : attemptMillis
-          })
-      )
-    }
-
-    type Attempt = (
-      request: HttpClientRequest.HttpClientRequest,
-      remainingMillis: number | undefined
-    ) => ReturnType<Http.Service["execute"]>
-
-    const attemptFor = (key: string, adaptive: RateLimit.Adaptive | undefined): Attempt => {
-      const observed: Attempt = adaptive === undefined
-        ? timed
-        : (request, remaining) =>
-          Effect.tap(timed(request, remaining), (response) => adaptive.observe(response.status, response.headers))
-      if (options.breaker === false) return observed
-      return (request, remaining) =>
-        Effect.flatMap(
-          breakers.get(key),
-          (breaker) =>
-            breaker.protectWith(observed(request, remaining), (exit) =>
-              exit._tag === "Success"
-                ? CircuitBreaker.verdictOfResponse(exit.value.status, exit.value.headers, Date.now())
-                : exit.cause._tag === "Fail"
-                ? CircuitBreaker.defaultVerdict(exit.cause.error)
-                : { _tag: "Failure", retryAfterMillis: undefined })
-        )
-    }
-
-    const execute: Http.Service["execute"] = (request) => {
-      let url: URL
-      try {
-        url = new URL(request.url, baseUrl)
-      } catch {
-        return http.execute(request) // not a URL: the client reports it as an InvalidRequest
-      }
-      const key = keyOf(url)
-      return Effect.flatMap(adaptiveFor(key), (adaptive) => {
-        const attempt = attemptFor(key, adaptive)
-        const retried = retry === undefined
-          ? attempt(request, totalMillis)
-          : retry.executeWithin(attempt, baseUrl)(request)
-        const limited = options.rateLimit === undefined
-          ? retried
-          : Effect.zipRight(limiter.acquire(key, options.rateLimit.rule, options.rateLimit.mode), retried)
-        return adaptive === undefined ? limited : Effect.zipRight(adaptive.acquire(options.rateLimit?.mode), limited)
-      })
-    }
-    return { ...http, execute }
-  })
+): Effect.Effect<Http.Service, InvalidOptions, CircuitBreaker.CircuitBreaker | RateLimit.RateLimit> =>
+  Effect.map(middleware(options), (m) => Http.withMiddleware(http, m))
 
 /**
  * Replaces the {@link Http.Http} service with one whose every call goes through the policy.
@@ -186,5 +128,20 @@ export const make = (
  */
 export const layer = (
   options: Options = {}
-): Layer.Layer<Http.Http, Invalid.InvalidOptions, Http.Http | CircuitBreaker.CircuitBreaker | RateLimit.RateLimiter> =>
-  Layer.effect(Http.Http, Effect.flatMap(Http.Http, (http) => make(http, options)))
+): Layer.Layer<Http.Http, InvalidOptions, Http.Http | CircuitBreaker.CircuitBreaker | RateLimit.RateLimit> =>
+  Http.decorate(middleware(options))
+
+/**
+ * {@link layer} with its options from `Config` (default {@link config}; the caller may name its
+ * own variables).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config.Wrap<Options> = config
+): Layer.Layer<
+  Http.Http,
+  InvalidOptions | ConfigError.ConfigError,
+  Http.Http | CircuitBreaker.CircuitBreaker | RateLimit.RateLimit
+> => Layer.unwrapEffect(Effect.map(Config.unwrap(options), layer))

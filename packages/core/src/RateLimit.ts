@@ -15,7 +15,8 @@
  *   success, and learns from `RateLimit-*` / `X-RateLimit-*` headers.
  * - Concurrency (how many calls run at once) is `FanOut.makeLimiter`, a `Semaphore`.
  *
- * The Redis store is atomic Lua on the shared ioredis client with Redis `TIME` as the clock (no
+ * The counting is a {@link Store} (a Tag of its own): {@link layerStoreMemory} or
+ * {@link layerStoreRedis}. The Redis store is atomic Lua on the shared ioredis client with Redis `TIME` as the clock (no
  * skew between instances), keys `liaison:ratelimit:{key}:…` (one Cluster slot per key), each
  * expiring. If Redis fails, the limiter fails open by default (calls proceed, a warning is
  * logged) — a limiter must not take the application down with it; `onStoreFailure: "deny"`
@@ -23,17 +24,19 @@
  *
  * @since 0.1.0
  */
-import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import * as Ref from "effect/Ref"
-import { RateLimited } from "./HttpError.js"
-import { withoutStack } from "./internal/fastError.js"
+import * as Option from "effect/Option"
+import type { RateLimited } from "./HttpError.js"
 import * as Invalid from "./internal/invalidOptions.js"
-import * as Store from "./internal/rateLimitStore.js"
-import { retryAfterMillis } from "./internal/retryAfter.js"
+import * as internal from "./internal/rateLimit.js"
+import * as MemoryOrRedis from "./internal/rateLimitStore.js"
+import type { InvalidOptions, StorageError } from "./LiaisonError.js"
 import * as Redis from "./Redis.js"
 
 /**
@@ -43,25 +46,31 @@ import * as Redis from "./Redis.js"
 export { RateLimited } from "./HttpError.js"
 
 /**
- * @since 0.1.0
- * @category errors
- */
-export { InvalidOptions } from "./internal/invalidOptions.js"
-
-/**
  * A limit: a token bucket or a sliding window. Build one with {@link tokenBucket} or
  * {@link slidingWindow}.
  *
  * @since 0.1.0
  * @category models
  */
-export type Rule = Store.Rule
+export type Rule =
+  | {
+    readonly _tag: "TokenBucket"
+    /** The most tokens the bucket holds (the burst). */
+    readonly capacity: number
+    /** Tokens added per millisecond. */
+    readonly refillPerMilli: number
+  }
+  | {
+    readonly _tag: "SlidingWindow"
+    readonly limit: number
+    readonly windowMillis: number
+  }
 
 /**
  * `limit` permits per `interval`, refilled continuously; up to `burst` (default `limit`) at once.
  *
  * @since 0.1.0
- * @category rules
+ * @category constructors
  */
 export const tokenBucket = (options: {
   readonly limit: number
@@ -77,7 +86,7 @@ export const tokenBucket = (options: {
  * At most `limit` calls in any `window`.
  *
  * @since 0.1.0
- * @category rules
+ * @category constructors
  */
 export const slidingWindow = (options: { readonly limit: number; readonly window: Duration.DurationInput }): Rule => ({
   _tag: "SlidingWindow",
@@ -89,9 +98,9 @@ export const slidingWindow = (options: { readonly limit: number; readonly window
  * Whether a rule can ever admit a call.
  *
  * @since 0.1.0
- * @category rules
+ * @category constructors
  */
-export const validate = (rule: Rule, option = "rateLimit"): Effect.Effect<Rule, Invalid.InvalidOptions> => {
+export const validate = (rule: Rule, option = "rateLimit"): Effect.Effect<Rule, InvalidOptions> => {
   const invalid = rule._tag === "TokenBucket"
     ? Invalid.check([
       [Number.isFinite(rule.capacity) && rule.capacity >= 1, `${option}.burst`, "must be ≥ 1"],
@@ -136,117 +145,197 @@ export interface Service {
 
 /**
  * @since 0.1.0
- * @category tags
+ * @category models
  */
-export class RateLimiter extends Context.Tag("@liaison/core/RateLimit")<RateLimiter, Service>() {}
+export class RateLimit extends Context.Tag("@liaison/core/RateLimit")<RateLimit, Service>() {}
+
+/**
+ * A store's answer to one request for a permit.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Decision {
+  readonly allowed: boolean
+  /** Permits left after this one. */
+  readonly remaining: number
+  /** When asking again may succeed; 0 when allowed. */
+  readonly retryAfterMillis: number
+  /** The store's clock when it decided. */
+  readonly nowMillis: number
+}
+
+/**
+ * The counting behind a limiter: every operation atomic per key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreService {
+  /** Takes a permit for `key` under `rule`, if there is one. */
+  readonly take: (key: string, rule: Rule) => Effect.Effect<Decision, StorageError>
+  /** Permits left for `key`, without taking one. */
+  readonly remaining: (key: string, rule: Rule) => Effect.Effect<number, StorageError>
+}
+
+/**
+ * The backend of {@link RateLimit}: {@link layerStoreMemory} or {@link layerStoreRedis}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Store extends Context.Tag("@liaison/core/RateLimit/Store")<Store, StoreService>() {}
 
 /**
  * @since 0.1.0
  * @category models
  */
-export interface StoreOptions {
+export interface Options {
   /** What to do when the store fails (Redis down): let calls through (default) or refuse them. */
   readonly onStoreFailure?: "allow" | "deny" | undefined
 }
 
-const makeService = (store: Store.Store, options: StoreOptions): Effect.Effect<Service> =>
-  Effect.sync(() => {
-    const turnstiles = new Map<string, Effect.Semaphore>()
-    const rules = new Map<string, Rule>()
-    const turnstile = (key: string) => {
-      let semaphore = turnstiles.get(key)
-      if (semaphore === undefined) {
-        semaphore = Effect.unsafeMakeSemaphore(1)
-        turnstiles.set(key, semaphore)
-      }
-      return semaphore
-    }
-    const take = (key: string, rule: Rule) =>
-      store.take(key, rule).pipe(
-        Effect.catchAll((error) =>
-          Effect.as(
-            Effect.logWarning(
-              `rate limiter store failed; ${options.onStoreFailure === "deny" ? "denying" : "allowing"}`,
-              error.message
-            ),
-            {
-              allowed: options.onStoreFailure !== "deny",
-              remaining: 0,
-              retryAfterMillis: 1000,
-              nowMillis: 0
-            } satisfies Store.Decision
-          )
-        )
-      )
-    const waitFor = (key: string, rule: Rule): Effect.Effect<void> =>
-      Effect.flatMap(take(key, rule), (decision) =>
-        decision.allowed
-          ? Effect.void
-          : Effect.zipRight(Effect.sleep(Duration.millis(Math.max(1, decision.retryAfterMillis))), waitFor(key, rule)))
-    return {
-      acquire: (key, rule, mode = "wait") => {
-        rules.set(key, rule)
-        return mode === "fail"
-          ? Effect.flatMap(take(key, rule), (decision) =>
-            decision.allowed
-              ? Effect.void
-              : Effect.fail(
-                withoutStack(() => new RateLimited({ key, retryAfterMillis: decision.retryAfterMillis }, true))
-              ))
-          // One waiter per key at the head of the line; the rest queue on the turnstile in order.
-          : turnstile(key).withPermits(1)(waitFor(key, rule))
-      },
-      snapshots: Effect.suspend(() =>
-        Effect.forEach([...rules], ([key, rule]) =>
-          Effect.map(
-            Effect.orElseSucceed(store.remaining(key, rule), () => 0),
-            (remaining): Snapshot => ({ key, algorithm: rule._tag, limit: Store.limitOf(rule), remaining })
-          ))
-      )
-    }
-  })
+/**
+ * The defaults: calls wait for a permit, a failing store lets calls through (a limiter must not
+ * take the application down with it), Redis keys under `liaison:ratelimit:`; the adaptive
+ * limiter between 1 per second and 10 × its initial rate, +1 per second, × 0.5 on a 429.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults: {
+  readonly mode: Mode
+  readonly onStoreFailure: "allow" | "deny"
+  readonly prefix: string
+  readonly adaptive: {
+    readonly min: number
+    /** `max` is `initial` times this. */
+    readonly maxOverInitial: number
+    readonly increase: number
+    readonly decrease: number
+  }
+} = {
+  mode: "wait",
+  onStoreFailure: "allow",
+  prefix: "liaison:ratelimit:",
+  adaptive: { min: 1, maxOverInitial: 10, increase: 1, decrease: 0.5 }
+}
 
 /**
- * In-process limits: the embedded default. Time is the `Clock`'s (so `TestClock` drives it).
+ * The options from the environment: `RATE_LIMIT_ON_STORE_FAILURE` (`allow` or `deny`). Unset, it
+ * stays undefined: {@link make} fills in the {@link defaults}.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.all({
+  onStoreFailure: Config.map(
+    Config.option(Config.literal("allow", "deny")("RATE_LIMIT_ON_STORE_FAILURE")),
+    Option.getOrUndefined
+  )
+})
+
+/**
+ * A limiter over the {@link Store} in context.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Service, never, Store> =>
+  Effect.map(
+    Store,
+    (store) => RateLimit.of(internal.make(store, options.onStoreFailure ?? defaults.onStoreFailure, defaults.mode))
+  )
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<RateLimit, never, Store> =>
+  Layer.effect(RateLimit, make(options))
+
+/**
+ * {@link layer} with its options from `Config` (default {@link config}).
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerMemory: Layer.Layer<RateLimiter> = Layer.effect(
-  RateLimiter,
-  // A store per layer build: two applications (or two tests) in one process never share counters.
-  Effect.suspend(() => makeService(Store.makeMemory(), {}))
-)
+export const layerConfig = (
+  options: Config.Config.Wrap<Options> = config
+): Layer.Layer<RateLimit, ConfigError.ConfigError, Store> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(options), layer))
 
 /**
- * Limits shared through Redis by every instance using the same `prefix` (default
- * `liaison:ratelimit:`).
+ * In-process counting: the embedded default. Time is the `Clock`'s (so `TestClock` drives it).
+ * Each build has its own counters: two applications (or two tests) in one process never share them.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStoreMemory: Layer.Layer<Store> = Layer.sync(Store, () => Store.of(MemoryOrRedis.makeMemory()))
+
+/**
+ * Counting in Redis on the shared {@link Redis.Redis}, for every instance using the same
+ * `prefix` (default `liaison:ratelimit:`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStoreRedis = (
+  options: { readonly prefix?: string | undefined } = {}
+): Layer.Layer<Store, never, Redis.Redis> =>
+  Layer.effect(
+    Store,
+    Effect.map(Redis.Redis, (redis) => Store.of(MemoryOrRedis.makeRedis(redis, options.prefix ?? defaults.prefix)))
+  )
+
+/**
+ * In-process limits: {@link layer} over {@link layerStoreMemory}.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = (options: Options = {}): Layer.Layer<RateLimit> =>
+  layer(options).pipe(Layer.provide(layerStoreMemory))
+
+/**
+ * Limits shared through Redis: {@link layer} over {@link layerStoreRedis}.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerRedis = (
-  options: StoreOptions & { readonly prefix?: string | undefined } = {}
-): Layer.Layer<RateLimiter, never, Redis.Redis> =>
-  Layer.effect(
-    RateLimiter,
-    Effect.flatMap(Redis.Redis, (redis) =>
-      makeService(Store.makeRedis(redis, options.prefix ?? "liaison:ratelimit:"), options))
-  )
+  options: Options & { readonly prefix?: string | undefined } = {}
+): Layer.Layer<RateLimit, never, Redis.Redis> => layer(options).pipe(Layer.provide(layerStoreRedis(options)))
 
 /**
- * Runs `effect` once a permit for `key` is taken.
+ * Runs `effect` once a permit for `key` is taken (`mode` default `wait`).
  *
  * @since 0.1.0
  * @category combinators
  */
-export const limit = <A, E, R>(
-  effect: Effect.Effect<A, E, R>,
-  key: string,
-  rule: Rule,
-  mode: Mode = "wait"
-): Effect.Effect<A, E | RateLimited, R | RateLimiter> =>
-  Effect.zipRight(Effect.flatMap(RateLimiter, (limiter) => limiter.acquire(key, rule, mode)), effect)
+export const limit: {
+  (
+    key: string,
+    rule: Rule,
+    mode?: Mode
+  ): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | RateLimited, R | RateLimit>
+  <A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+    key: string,
+    rule: Rule,
+    mode?: Mode
+  ): Effect.Effect<A, E | RateLimited, R | RateLimit>
+} = dual(
+  (args) => Effect.isEffect(args[0]),
+  <A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+    key: string,
+    rule: Rule,
+    mode?: Mode
+  ): Effect.Effect<A, E | RateLimited, R | RateLimit> =>
+    Effect.zipRight(Effect.flatMap(RateLimit, (limiter) => limiter.acquire(key, rule, mode)), effect)
+)
 
 // ---------------------------------------------------------------------------------------------
 // adaptive
@@ -281,22 +370,6 @@ export interface Adaptive {
   readonly state: Effect.Effect<{ readonly ratePerSecond: number; readonly pausedUntilMillis: number }>
 }
 
-interface AdaptiveState {
-  readonly rate: number
-  /** The header-learned ceiling, if any. */
-  readonly ceiling: number
-  readonly tokens: number
-  readonly at: number
-  readonly pausedUntil: number
-}
-
-const header = (headers: Readonly<Record<string, string | undefined>>, name: string): number | undefined => {
-  const value = headers[`ratelimit-${name}`] ?? headers[`x-ratelimit-${name}`]
-  if (value === undefined) return undefined
-  const n = Number(value.split(/[;,]/, 1)[0])
-  return Number.isFinite(n) && n >= 0 ? n : undefined
-}
-
 /**
  * AIMD: a 429 multiplies the rate by `decrease` and holds calls for its `Retry-After`; every
  * other answer adds `increase / rate` (so `increase` per second at full speed). `RateLimit-Remaining`
@@ -306,85 +379,5 @@ const header = (headers: Readonly<Record<string, string | undefined>>, name: str
  * @since 0.1.0
  * @category constructors
  */
-export const makeAdaptive = (options: AdaptiveOptions): Effect.Effect<Adaptive, Invalid.InvalidOptions> => {
-  const min = options.min ?? 1
-  const max = options.max ?? options.initial * 10
-  const increase = options.increase ?? 1
-  const decrease = options.decrease ?? 0.5
-  const invalid = Invalid.check([
-    [options.initial > 0, "initial", "must be positive"],
-    [min > 0 && min <= options.initial && options.initial <= max, "min/max", "need 0 < min ≤ initial ≤ max"],
-    [increase > 0, "increase", "must be positive"],
-    [decrease > 0 && decrease < 1, "decrease", "must be in (0, 1)"]
-  ])
-  if (invalid !== undefined) return Effect.fail(invalid)
-  return Effect.map(Clock.currentTimeMillis, (now) => {
-    const ref = Ref.unsafeMake<AdaptiveState>({
-      rate: options.initial,
-      ceiling: max,
-      tokens: 1,
-      at: now,
-      pausedUntil: 0
-    })
-    const gate = Effect.unsafeMakeSemaphore(1)
-    /** Takes a token, or says how long until one. */
-    const take = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Ref.modify(ref, (s): [number, AdaptiveState] => {
-        if (now < s.pausedUntil) return [s.pausedUntil - now, s]
-        const rate = Math.min(s.rate, s.ceiling)
-        // At most one second's worth of burst.
-        const tokens = Math.min(Math.max(1, rate), s.tokens + ((now - s.at) / 1000) * rate)
-        return tokens >= 1
-          ? [0, { ...s, tokens: tokens - 1, at: now }]
-          : [Math.ceil(((1 - tokens) / rate) * 1000), { ...s, tokens, at: now }]
-      }))
-    const waitFor: Effect.Effect<void> = Effect.flatMap(
-      take,
-      (wait) => wait === 0 ? Effect.void : Effect.zipRight(Effect.sleep(Duration.millis(wait)), waitFor)
-    )
-    return {
-      acquire: (mode = "wait") =>
-        mode === "fail"
-          ? Effect.flatMap(take, (wait) =>
-            wait === 0
-              ? Effect.void
-              : Effect.fail(withoutStack(() => new RateLimited({ key: "adaptive", retryAfterMillis: wait }, true))))
-          : gate.withPermits(1)(waitFor),
-      observe: (status, headers) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Ref.update(ref, (s) => {
-            const remaining = header(headers, "remaining")
-            const resetMillis = retryAfterMillis(
-              { "ratelimit-reset": headers["ratelimit-reset"], "x-ratelimit-reset": headers["x-ratelimit-reset"] },
-              now
-            )
-            const learned = remaining !== undefined && resetMillis !== undefined && resetMillis > 0
-              ? Math.max(min, remaining / (resetMillis / 1000))
-              : s.ceiling
-            const exhausted = remaining === 0 && resetMillis !== undefined ? now + resetMillis : 0
-            if (status === 429) {
-              const wait = retryAfterMillis(headers, now) ?? 0
-              return {
-                ...s,
-                rate: Math.max(min, s.rate * decrease),
-                ceiling: learned,
-                // Empty from now: the time since the last call must not refill it into a burst.
-                tokens: 0,
-                at: now,
-                pausedUntil: Math.max(s.pausedUntil, now + wait, exhausted)
-              }
-            }
-            return {
-              ...s,
-              rate: Math.min(max, s.rate + increase / s.rate),
-              ceiling: learned,
-              pausedUntil: Math.max(s.pausedUntil, exhausted)
-            }
-          })),
-      state: Effect.map(
-        Ref.get(ref),
-        (s) => ({ ratePerSecond: Math.min(s.rate, s.ceiling), pausedUntilMillis: s.pausedUntil })
-      )
-    }
-  })
-}
+export const makeAdaptive = (options: AdaptiveOptions): Effect.Effect<Adaptive, InvalidOptions> =>
+  internal.makeAdaptive(options, defaults.adaptive)

@@ -7,24 +7,25 @@
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { Redis as IORedis } from "ioredis"
 import type { RedisOptions } from "ioredis"
 
 /**
- * A Redis command or connection failed.
+ * A Redis command or connection failed. The message names the operation and the cause's own
+ * message, never the connection URL (which may carry a password).
  *
  * @since 0.1.0
  * @category errors
  */
-export class RedisError extends Data.TaggedError("RedisError")<{
-  readonly operation: string
-  readonly cause: unknown
-}> {
+export class RedisError extends Schema.TaggedError<RedisError>("@liaison/core/Redis/RedisError")("RedisError", {
+  operation: Schema.String,
+  cause: Schema.Defect
+}) {
   override get message(): string {
     const reason = this.cause instanceof Error ? this.cause.message : String(this.cause)
     return `Redis ${this.operation} failed: ${reason}`
@@ -41,8 +42,11 @@ export interface Service {
 }
 
 /**
+ * The shared connection: every Redis-backed store (cache, rate limits, queues, subscriptions,
+ * OAuth2 tokens) takes this one handle from context.
+ *
  * @since 0.1.0
- * @category tags
+ * @category models
  */
 export class Redis extends Context.Tag("@liaison/core/Redis")<Redis, Service>() {}
 
@@ -63,6 +67,16 @@ export interface Options {
    */
   readonly connect?: "await" | "background" | undefined
 }
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults = {
+  connect: "await",
+  /** ioredis' retries of one command while reconnecting, before it fails with `RedisError`. */
+  maxRetriesPerRequest: 2
+} as const
 
 /** Sends QUIT (pending replies arrive first), then waits for the socket to end. */
 const close = async (client: IORedis): Promise<void> => {
@@ -90,14 +104,14 @@ export const make = (options: Options): Effect.Effect<Service, RedisError, Scope
       try: async () => {
         const client = new IORedis(Redacted.value(options.url), {
           lazyConnect: true,
-          maxRetriesPerRequest: 2,
+          maxRetriesPerRequest: defaults.maxRetriesPerRequest,
           enableOfflineQueue: true,
           ...options.redisOptions
         })
         // Failures surface as rejected commands (RedisError); without a listener ioredis
         // would also print every reconnection error to stderr.
         client.on("error", () => {})
-        if (options.connect === "background") {
+        if ((options.connect ?? defaults.connect) === "background") {
           // ioredis keeps reconnecting on its own after a failed first attempt.
           client.connect().catch(() => {})
           return client
@@ -113,7 +127,7 @@ export const make = (options: Options): Effect.Effect<Service, RedisError, Scope
       catch: (cause) => new RedisError({ operation: "connect", cause })
     }),
     (client) => Effect.promise(() => close(client))
-  ).pipe(Effect.map((client) => ({ client })))
+  ).pipe(Effect.map((client) => Redis.of({ client })))
 
 /**
  * @since 0.1.0
@@ -122,14 +136,23 @@ export const make = (options: Options): Effect.Effect<Service, RedisError, Scope
 export const layer = (options: Options): Layer.Layer<Redis, RedisError> => Layer.scoped(Redis, make(options))
 
 /**
- * The client from `REDIS_URL`.
+ * The connection from the environment: `REDIS_URL` (redacted: it may carry a password). Give
+ * {@link layerConfig} your own `Config` to read other names.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.all({ url: Config.redacted("REDIS_URL") })
+
+/**
+ * The connection configured by `config`, {@link config} by default.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<Redis, RedisError | ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.map(Config.redacted("REDIS_URL"), (url) => layer({ url }))
-)
+export const layerConfig = (
+  options: Config.Config<Options> = config
+): Layer.Layer<Redis, RedisError | ConfigError.ConfigError> => Layer.unwrapEffect(Effect.map(options, layer))
 
 /**
  * Runs one ioredis call as an Effect, failing with `RedisError`.

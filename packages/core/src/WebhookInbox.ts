@@ -11,8 +11,9 @@
  * be queued again ({@link Service.retry}). Records expire after the retention (default 7 days,
  * longer than Stripe's 3 days of retries).
  *
- * Built on {@link DurableQueue}: {@link layerMemory} for one process, {@link layerRedis} for
- * several instances sharing Redis.
+ * Built on {@link DurableQueue}: {@link make} and {@link layer} take the `DurableQueue.Store` in
+ * context; {@link layerMemory} for one process, {@link layerRedis} for several instances sharing
+ * Redis. A failing handler is retried with `DurableQueue.retrying` on {@link Options.retryDelays}.
  *
  * @example
  * ```ts
@@ -30,8 +31,10 @@
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -39,6 +42,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as DurableQueue from "./DurableQueue.js"
+import type * as LiaisonError from "./LiaisonError.js"
 import type { Redis } from "./Redis.js"
 import type * as Webhooks from "./Webhooks.js"
 
@@ -109,20 +113,6 @@ export interface Recorded {
 }
 
 /**
- * The storage failed (Redis down): the caller should answer 503, so that the provider retries.
- *
- * @since 0.1.0
- * @category errors
- */
-export const DurableQueueError = DurableQueue.DurableQueueError
-
-/**
- * @since 0.1.0
- * @category errors
- */
-export type DurableQueueError = DurableQueue.DurableQueueError
-
-/**
  * A handler for one event type (of one source, or of any).
  *
  * @since 0.1.0
@@ -154,7 +144,7 @@ const describe = (error: unknown): string =>
  * of `f` is retried.
  *
  * @since 0.1.0
- * @category handlers
+ * @category constructors
  */
 export const on = <A, I, E, R>(
   type: string,
@@ -188,15 +178,16 @@ export const on = <A, I, E, R>(
 export interface Service {
   /**
    * Claims and queues each event; an id already recorded for the source (within the retention) is a
-   * duplicate and is not queued again.
+   * duplicate and is not queued again. Fails with `LiaisonError.StorageError` when the store is
+   * down: answer 503, so that the provider retries.
    */
   readonly record: (
     source: string,
     events: ReadonlyArray<Webhooks.Event>
-  ) => Effect.Effect<ReadonlyArray<Recorded>, DurableQueueError>
-  readonly status: (source: string, id: string) => Effect.Effect<Option.Option<EventStatus>, DurableQueueError>
+  ) => Effect.Effect<ReadonlyArray<Recorded>, LiaisonError.StorageError>
+  readonly status: (source: string, id: string) => Effect.Effect<Option.Option<EventStatus>, LiaisonError.StorageError>
   /** Queues a failed event again: false when it is not failed. */
-  readonly retry: (source: string, id: string) => Effect.Effect<boolean, DurableQueueError>
+  readonly retry: (source: string, id: string) => Effect.Effect<boolean, LiaisonError.StorageError>
   /**
    * Runs workers until the scope closes: `concurrency` fibers (default 4) taking events and running
    * the handler of their type. An event without a handler is processed as it is.
@@ -209,7 +200,7 @@ export interface Service {
 
 /**
  * @since 0.1.0
- * @category tags
+ * @category models
  */
 export class WebhookInbox extends Context.Tag("@liaison/core/WebhookInbox")<WebhookInbox, Service>() {}
 
@@ -224,28 +215,59 @@ export interface Options {
   readonly retention?: Duration.DurationInput | undefined
   /** How long a worker may hold an event before another may take it over. Default 30 s (extended while it runs). */
   readonly lease?: Duration.DurationInput | undefined
-  /** Delays between the attempts of a failing handler; the event fails after the last. */
+  /**
+   * Delays between the attempts of a failing handler; the event fails after the last. Default
+   * `defaults.retryDelays`.
+   */
   readonly retryDelays?: ReadonlyArray<Duration.DurationInput> | undefined
   /** How often idle workers look for events queued by other instances. Default 1 s. */
   readonly pollInterval?: Duration.DurationInput | undefined
 }
 
 /**
- * The default delays between attempts of a failing handler: 5 s, 30 s, 2 min, 10 min, 30 min,
- * 1 h, 3 h (8 attempts in about 5 hours).
+ * The defaults of {@link Options} and of {@link run}'s `concurrency`. The retry delays: 5 s, 30 s,
+ * 2 min, 10 min, 30 min, 1 h, 3 h (8 attempts in about 5 hours).
  *
  * @since 0.1.0
- * @category defaults
+ * @category constants
  */
-export const defaultRetryDelays: ReadonlyArray<Duration.DurationInput> = [
-  "5 seconds",
-  "30 seconds",
-  "2 minutes",
-  "10 minutes",
-  "30 minutes",
-  "1 hour",
-  "3 hours"
-]
+export const defaults = {
+  name: "webhooks-inbox",
+  retention: Duration.days(7),
+  retryDelays: [
+    Duration.seconds(5),
+    Duration.seconds(30),
+    Duration.minutes(2),
+    Duration.minutes(10),
+    Duration.minutes(30),
+    Duration.hours(1),
+    Duration.hours(3)
+  ],
+  concurrency: 4
+} as const
+
+/**
+ * The options from the environment: `WEBHOOK_INBOX_QUEUE`, `WEBHOOK_INBOX_RETENTION`,
+ * `WEBHOOK_INBOX_LEASE`, `WEBHOOK_INBOX_RETRY_DELAYS` (comma-separated durations) and
+ * `WEBHOOK_INBOX_POLL_INTERVAL`. Unset variables stay undefined: {@link make} fills in the
+ * {@link defaults}. Give {@link layerConfig} your own `Config` to read other names.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.all({
+  name: Config.option(Config.string("WEBHOOK_INBOX_QUEUE")),
+  retention: Config.option(Config.duration("WEBHOOK_INBOX_RETENTION")),
+  lease: Config.option(Config.duration("WEBHOOK_INBOX_LEASE")),
+  retryDelays: Config.option(Config.array(Config.duration(), "WEBHOOK_INBOX_RETRY_DELAYS")),
+  pollInterval: Config.option(Config.duration("WEBHOOK_INBOX_POLL_INTERVAL"))
+}).pipe(Config.map((options): Options => ({
+  name: Option.getOrUndefined(options.name),
+  retention: Option.getOrUndefined(options.retention),
+  lease: Option.getOrUndefined(options.lease),
+  retryDelays: Option.getOrUndefined(options.retryDelays),
+  pollInterval: Option.getOrUndefined(options.pollInterval)
+})))
 
 const states: Record<DurableQueue.State, State> = {
   queued: "received",
@@ -256,30 +278,58 @@ const states: Record<DurableQueue.State, State> = {
 
 const key = (source: string, id: string) => `${source}:${id}`
 
+const handlerFor = <R>(handlers: ReadonlyArray<Handler<R>>, event: StoredEvent) =>
+  handlers.find((handler) => handler.type === event.type && handler.source === event.source) ??
+    handlers.find((handler) => handler.type === event.type && handler.source === undefined)
+
+/** The worker's handler: the event's handler, retried on `delays` unless its payload does not decode. */
+const worker = <R>(handlers: ReadonlyArray<Handler<R>>, delays: ReadonlyArray<Duration.DurationInput>) =>
+  DurableQueue.retrying(
+    (item: DurableQueue.Item<StoredEvent>): Effect.Effect<void | DurableQueue.Outcome, HandlerError, R> => {
+      const handler = handlerFor(handlers, item.value)
+      return handler === undefined
+        ? Effect.succeed(DurableQueue.done({ detail: { handled: false } }))
+        : handler.handle(item.value)
+    },
+    {
+      delays,
+      // The delays as configured, not jittered.
+      jitter: { min: 1, max: 1 },
+      classify: (error) => error._tag === "Undecodable" ? "fail" : "retry",
+      describe: (error) => error.message
+    }
+  )
+
+const toEventStatus = (status: DurableQueue.Status<StoredEvent>): EventStatus => ({
+  id: status.value.id,
+  source: status.value.source,
+  type: status.value.type,
+  state: states[status.state],
+  attempts: status.attempts,
+  receivedAt: status.value.receivedAt,
+  updatedAt: status.updatedAt,
+  ...(status.lastError === undefined ? {} : { lastError: status.lastError })
+})
+
 /**
- * The inbox on the {@link DurableQueue} store in context.
+ * The inbox on the `DurableQueue.Store` in context.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<Service, DurableQueue.InvalidOptions, DurableQueue.DurableQueue> =>
+): Effect.Effect<Service, LiaisonError.InvalidOptions, DurableQueue.Store> =>
   Effect.gen(function*() {
-    const queue = yield* DurableQueue.make(options.name ?? "webhooks-inbox", StoredEvent, {
-      retention: options.retention ?? "7 days",
+    const delays = options.retryDelays ?? defaults.retryDelays
+    const queue = yield* DurableQueue.make(options.name ?? defaults.name, StoredEvent, {
+      retention: options.retention ?? defaults.retention,
       lease: options.lease,
       pollInterval: options.pollInterval,
       // Enough for the retries, plus a few leases lost to dying workers.
-      maxAttempts: (options.retryDelays ?? defaultRetryDelays).length + 4
+      maxAttempts: delays.length + 4
     })
-    const delays = options.retryDelays ?? defaultRetryDelays
-
-    const handlerFor = <R>(handlers: ReadonlyArray<Handler<R>>, event: StoredEvent) =>
-      handlers.find((handler) => handler.type === event.type && handler.source === event.source) ??
-        handlers.find((handler) => handler.type === event.type && handler.source === undefined)
-
-    return {
+    return WebhookInbox.of({
       record: (source, events) =>
         Effect.flatMap(Clock.currentTimeMillis, (receivedAt) =>
           Effect.forEach(events, (event) =>
@@ -294,39 +344,12 @@ export const make = (
       status: (source, id) =>
         queue.status(key(source, id)).pipe(
           Effect.catchTag("ParseError", Effect.die),
-          Effect.map(Option.map((status): EventStatus => ({
-            id: status.value.id,
-            source: status.value.source,
-            type: status.value.type,
-            state: states[status.state],
-            attempts: status.attempts,
-            receivedAt: status.value.receivedAt,
-            updatedAt: status.updatedAt,
-            ...(status.lastError === undefined ? {} : { lastError: status.lastError })
-          })))
+          Effect.map(Option.map(toEventStatus))
         ),
       retry: (source, id) => queue.retry(key(source, id)),
       run: (handlers, runOptions = {}) =>
-        queue.worker(
-          (item) => {
-            const handler = handlerFor(handlers, item.value)
-            if (handler === undefined) return Effect.succeed(DurableQueue.done({ detail: { handled: false } }))
-            return handler.handle(item.value).pipe(
-              Effect.as(DurableQueue.done()),
-              Effect.catchAll((error) => {
-                if (error._tag === "Undecodable") return Effect.succeed(DurableQueue.failed({ error: error.message }))
-                const delay = delays[item.attempt - 1]
-                return Effect.succeed(
-                  delay === undefined
-                    ? DurableQueue.failed({ error: error.message })
-                    : DurableQueue.retryAfter(delay, { error: error.message })
-                )
-              })
-            )
-          },
-          { concurrency: runOptions.concurrency ?? 4 }
-        )
-    } satisfies Service
+        queue.worker(worker(handlers, delays), { concurrency: runOptions.concurrency ?? defaults.concurrency })
+    })
   })
 
 /**
@@ -335,8 +358,19 @@ export const make = (
  */
 export const layer = (
   options: Options = {}
-): Layer.Layer<WebhookInbox, DurableQueue.InvalidOptions, DurableQueue.DurableQueue> =>
+): Layer.Layer<WebhookInbox, LiaisonError.InvalidOptions, DurableQueue.Store> =>
   Layer.effect(WebhookInbox, make(options))
+
+/**
+ * The inbox configured by `config` ({@link config} by default), on the `DurableQueue.Store` in context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config.Wrap<Options> = config
+): Layer.Layer<WebhookInbox, LiaisonError.InvalidOptions | ConfigError.ConfigError, DurableQueue.Store> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(options), layer))
 
 /**
  * The inbox in this process' memory.
@@ -344,8 +378,8 @@ export const layer = (
  * @since 0.1.0
  * @category layers
  */
-export const layerMemory = (options: Options = {}): Layer.Layer<WebhookInbox, DurableQueue.InvalidOptions> =>
-  Layer.provide(layer(options), DurableQueue.layerMemory)
+export const layerMemory = (options: Options = {}): Layer.Layer<WebhookInbox, LiaisonError.InvalidOptions> =>
+  Layer.provide(layer(options), DurableQueue.layerStoreMemory)
 
 /**
  * The inbox on the shared Redis: several instances record and process as one.
@@ -353,14 +387,16 @@ export const layerMemory = (options: Options = {}): Layer.Layer<WebhookInbox, Du
  * @since 0.1.0
  * @category layers
  */
-export const layerRedis = (options: Options = {}): Layer.Layer<WebhookInbox, DurableQueue.InvalidOptions, Redis> =>
-  Layer.provide(layer(options), DurableQueue.layerRedis)
+export const layerRedis = (
+  options: Options = {}
+): Layer.Layer<WebhookInbox, LiaisonError.InvalidOptions, Redis> =>
+  Layer.provide(layer(options), DurableQueue.layerStoreRedis())
 
 /**
  * Runs the inbox's workers until the scope closes; see {@link Service.run}.
  *
  * @since 0.1.0
- * @category workers
+ * @category constructors
  */
 export const run = <R>(
   handlers: ReadonlyArray<Handler<R>>,

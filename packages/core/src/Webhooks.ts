@@ -5,17 +5,16 @@
  * Sources (each a verifier plus the way its events are read):
  *
  * - {@link generic}: HMAC-SHA256 hex of the body in one header (`X-Webhook-Signature` by default,
- *   the lecture's scheme); events `{ id, type, ... }`.
- * - {@link stripe}: `Stripe-Signature: t=…,v1=…[,v1=…]` over `{t}.{body}`; any matching `v1`
- *   passes (secret rotation); 300 s tolerance.
+ *   the simplest shared-secret scheme, GitHub's without the prefix); events `{ id, type, ... }`.
  * - {@link standardWebhooks}: `webhook-id`, `webhook-timestamp`, `webhook-signature`
  *   (space-separated `v1,…` HMAC-SHA256 with `whsec_` base64 secrets, and `v1a,…` ed25519 with
  *   `whpk_` public keys) over `{id}.{timestamp}.{body}`; ±300 s.
  * - {@link github}: `X-Hub-Signature-256: sha256=…`; the event id and type from
  *   `X-GitHub-Delivery` and `X-GitHub-Event`.
- * - {@link sendGrid}: ECDSA P-256 / SHA-256 over `{timestamp}{body}`, the base64 DER signature in
- *   `X-Twilio-Email-Event-Webhook-Signature`, the public key (base64 DER) from SendGrid's settings;
- *   the body is an array of events, each with `sg_event_id` and `event`.
+ *
+ * A provider's own scheme lives beside its client: `@liaison/integrations`' `StripeWebhook` and
+ * `SendGridWebhook` are sources built from the parts exported here ({@link requireHeader},
+ * {@link checkTimestamp}, {@link hmacSha256}, {@link constantTimeEqual}, {@link singleEvent}, …).
  *
  * Every comparison is in constant time; secrets are `Redacted` and never appear in errors.
  * Failures are distinct: a missing header (400), a bad signature (401), a timestamp outside the
@@ -28,9 +27,9 @@
  * import { Effect, Redacted } from "effect"
  *
  * const program = Effect.gen(function*() {
- *   const source = yield* Webhooks.stripe({ secret: Redacted.make("whsec_...") })
+ *   const source = yield* Webhooks.github({ secret: Redacted.make(process.env.GITHUB_WEBHOOK_SECRET ?? "") })
  *   const events = yield* Webhooks.receive(source, { headers, body })
- *   // events: [{ id: "evt_…", type: "payment_intent.succeeded", payload: { … } }]
+ *   // events: [{ id: "72d3162e-…", type: "push", payload: { … } }]
  * })
  * ```
  *
@@ -47,6 +46,7 @@ import * as Stream from "effect/Stream"
 import type { KeyObject } from "node:crypto"
 import { createHmac, createPrivateKey, createPublicKey, sign, timingSafeEqual, verify } from "node:crypto"
 import * as Invalid from "./internal/invalidOptions.js"
+import { InvalidOptions } from "./LiaisonError.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // errors
@@ -158,25 +158,11 @@ export const WebhookError: Schema.Union<
 > = Schema.Union(MissingHeader, InvalidSignature, TimestampOutOfTolerance, PayloadTooLarge, InvalidPayload)
 
 /**
- * Options out of range or keys that cannot be used, found when a source is made.
- *
- * @since 0.1.0
- * @category errors
- */
-export const InvalidOptions = Invalid.InvalidOptions
-
-/**
- * @since 0.1.0
- * @category errors
- */
-export type InvalidOptions = Invalid.InvalidOptions
-
-/**
  * What a server answers: missing header 400, bad signature 401, timestamp out of tolerance
  * 401, too large 413, bad payload 400.
  *
  * @since 0.1.0
- * @category conversions
+ * @category accessors
  */
 export const toHttpStatus = (error: WebhookError): 400 | 401 | 413 => {
   switch (error._tag) {
@@ -259,23 +245,57 @@ const bytes = (text: string): Uint8Array => encoder.encode(text)
 
 const concat = (...parts: ReadonlyArray<Uint8Array>): Uint8Array => Buffer.concat(parts)
 
+/**
+ * The HMAC-SHA256 of `data` keyed with `key` (a string key is used as its UTF-8 bytes).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const hmacSha256 = (key: Uint8Array | string, data: Uint8Array): Uint8Array => hmac(key, data)
+
 const hmac = (key: Uint8Array | string, data: Uint8Array): Buffer => createHmac("sha256", key).update(data).digest()
 
 const hexDigest = /^[0-9a-fA-F]{64}$/
 const base64Text = /^[A-Za-z0-9+/]*={0,2}$/
 
-/** Decodes a hex HMAC-SHA256; undefined when it is not one. */
+/**
+ * Decodes a hex HMAC-SHA256 (64 hex digits); `undefined` when it is not one.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const decodeHexDigest = (text: string): Uint8Array | undefined => fromHex(text)
+
 const fromHex = (text: string): Buffer | undefined => (hexDigest.test(text) ? Buffer.from(text, "hex") : undefined)
 
-/** Decodes base64 strictly (the alphabet, then a round trip); undefined when it is not base64. */
+/**
+ * Decodes base64 strictly (the alphabet, padding, then a round trip); `undefined` when it is
+ * not base64. A signature that decodes loosely must not pass as another one.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const decodeBase64 = (text: string): Uint8Array | undefined => fromBase64(text)
+
 const fromBase64 = (text: string): Buffer | undefined => {
   if (text.length % 4 !== 0 || !base64Text.test(text)) return undefined
   const decoded = Buffer.from(text, "base64")
   return decoded.toString("base64") === text ? decoded : undefined
 }
 
-/** `crypto.verify`, false for a signature it cannot even parse (a malformed DER throws). */
-const safeVerify = (algorithm: string | null, data: Uint8Array, key: KeyObject, signature: Uint8Array): boolean => {
+/**
+ * `crypto.verify` of an asymmetric signature, `false` for a signature it cannot even parse (a
+ * malformed DER throws).
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const verifySignature = (
+  algorithm: string | null,
+  data: Uint8Array,
+  key: KeyObject,
+  signature: Uint8Array
+): boolean => {
   try {
     return verify(algorithm, data, key, signature)
   } catch {
@@ -283,13 +303,32 @@ const safeVerify = (algorithm: string | null, data: Uint8Array, key: KeyObject, 
   }
 }
 
-/** Constant time for equal lengths; a length mismatch says nothing about a secret. */
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && timingSafeEqual(a, b)
+const safeVerify = verifySignature
 
-const header = (request: Request, name: string): Effect.Effect<string, MissingHeader> => {
+/**
+ * Compares two MACs in constant time for equal lengths (a length mismatch says nothing about a
+ * secret).
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const constantTimeEqual = (a: Uint8Array, b: Uint8Array): boolean =>
+  a.length === b.length && timingSafeEqual(a, b)
+
+const sameBytes = constantTimeEqual
+
+/**
+ * A header of the request, or {@link MissingHeader} when it is absent or empty.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const requireHeader = (request: Request, name: string): Effect.Effect<string, MissingHeader> => {
   const value = request.headers[name]
   return value === undefined || value === "" ? Effect.fail(new MissingHeader({ header: name })) : Effect.succeed(value)
 }
+
+const header = requireHeader
 
 const secretsOf = (
   secret: Redacted.Redacted<string> | ReadonlyArray<Redacted.Redacted<string>>
@@ -301,7 +340,14 @@ const toleranceSeconds = (tolerance: Duration.DurationInput | undefined, fallbac
 /** Integer seconds since the epoch, as sent in a header. */
 const integerSeconds = /^\d{1,15}$/
 
-const checkTimestamp = (
+/**
+ * Reads a signed timestamp (integer seconds since the epoch, as sent in a header) and, with a
+ * tolerance in seconds, checks it is that close to the `Clock`'s now, either way.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const checkTimestamp = (
   raw: string,
   tolerance: number | undefined
 ): Effect.Effect<number, InvalidSignature | TimestampOutOfTolerance> => {
@@ -331,7 +377,7 @@ const decoder = new TextDecoder("utf-8", { fatal: true })
  * Parses a body as UTF-8 JSON, or fails with {@link InvalidPayload}.
  *
  * @since 0.1.0
- * @category parsing
+ * @category constructors
  */
 export const parseJson = (body: Uint8Array): Effect.Effect<unknown, InvalidPayload> =>
   Effect.try({
@@ -345,26 +391,44 @@ const isRecord = (u: unknown): u is Readonly<Record<string, unknown>> =>
 
 const nonEmptyString = (u: unknown): u is string => typeof u === "string" && u.length > 0 && u.length <= 512
 
-/** `{ id, type, … }` with both non-empty strings. */
-const idAndType = (idField: string, typeField: string) => (json: unknown): Effect.Effect<Event, InvalidPayload> =>
-  isRecord(json) && nonEmptyString(json[idField]) && nonEmptyString(json[typeField])
-    ? Effect.succeed({ id: json[idField], type: json[typeField], payload: json })
-    : Effect.fail(new InvalidPayload({ reason: `expected an object with string "${idField}" and "${typeField}"` }))
+/**
+ * Reads one event from a JSON object whose `idField` and `typeField` are non-empty strings (at
+ * most 512 characters), or fails with {@link InvalidPayload}.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const readEvent =
+  (idField: string, typeField: string) => (json: unknown): Effect.Effect<Event, InvalidPayload> =>
+    isRecord(json) && nonEmptyString(json[idField]) && nonEmptyString(json[typeField])
+      ? Effect.succeed({ id: json[idField], type: json[typeField], payload: json })
+      : Effect.fail(new InvalidPayload({ reason: `expected an object with string "${idField}" and "${typeField}"` }))
 
-const single = (idField: string, typeField: string): Source["events"] => (_request, _verified, json) =>
-  Effect.map(idAndType(idField, typeField)(json), (event) => [event])
+/**
+ * The `events` of a source whose body is one event object (see {@link readEvent}).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const singleEvent = (idField: string, typeField: string): Source["events"] => {
+  const read = readEvent(idField, typeField)
+  return (_request, _verified, json) => Effect.map(read(json), (event) => [event])
+}
+
+const single = singleEvent
 
 // ---------------------------------------------------------------------------------------------------------------
 // sources
 // ---------------------------------------------------------------------------------------------------------------
 
 /**
- * The lecture's scheme: the hex HMAC-SHA256 of the body (the secret's UTF-8 bytes as the key) in
- * one header, `X-Webhook-Signature` by default, optionally after a prefix such as `sha256=`.
+ * The simplest shared-secret scheme: the hex HMAC-SHA256 of the body (the secret's UTF-8 bytes as
+ * the key) in one header, `X-Webhook-Signature` by default, optionally after a prefix such as
+ * `sha256=` (GitHub's).
  * Events are `{ id, type, ... }` objects. Several secrets: any one matching passes (rotation).
  *
  * @since 0.1.0
- * @category sources
+ * @category constructors
  */
 export const generic = (options: {
   readonly secret: Redacted.Redacted<string> | ReadonlyArray<Redacted.Redacted<string>>
@@ -401,7 +465,7 @@ export const generic = (options: {
  * `X-GitHub-Delivery` header, its type the `X-GitHub-Event` header.
  *
  * @since 0.1.0
- * @category sources
+ * @category constructors
  */
 export const github = (options: {
   readonly secret: Redacted.Redacted<string> | ReadonlyArray<Redacted.Redacted<string>>
@@ -417,59 +481,6 @@ export const github = (options: {
         : Effect.fail(new InvalidPayload({ reason: "X-GitHub-Delivery and X-GitHub-Event are required" }))
     }
   }))
-
-/**
- * Stripe: `Stripe-Signature: t=<seconds>,v1=<hex>[,v1=<hex>…]`, the hex HMAC-SHA256 of
- * `{t}.{body}` keyed with the endpoint secret (`whsec_…`, used as it is). Any `v1` matching any
- * secret passes; `t` must be within `tolerance` of now (default 300 s, either way).
- *
- * @since 0.1.0
- * @category sources
- */
-export const stripe = (options: {
-  readonly secret: Redacted.Redacted<string> | ReadonlyArray<Redacted.Redacted<string>>
-  readonly tolerance?: Duration.DurationInput | undefined
-}): Effect.Effect<Source, InvalidOptions> => {
-  const secrets = secretsOf(options.secret)
-  const tolerance = toleranceSeconds(options.tolerance, 300)
-  return failWith(
-    checks([
-      [secrets.length > 0 && secrets.every((s) => Redacted.value(s) !== ""), "secret", "must not be empty"],
-      [tolerance >= 0 && Number.isFinite(tolerance), "tolerance", "must be finite and >= 0"]
-    ]),
-    (): Source => ({
-      name: "stripe",
-      verify: (request) =>
-        Effect.gen(function*() {
-          const value = yield* header(request, "stripe-signature")
-          let t: string | undefined
-          const signatures: Array<Buffer> = []
-          for (const part of value.split(",")) {
-            const at = part.indexOf("=")
-            if (at <= 0) continue
-            const key = part.slice(0, at).trim()
-            const item = part.slice(at + 1).trim()
-            if (key === "t") t = item
-            else if (key === "v1") {
-              const decoded = fromHex(item)
-              if (decoded !== undefined) signatures.push(decoded)
-            }
-          }
-          if (t === undefined || signatures.length === 0) {
-            return yield* new InvalidSignature({ reason: "Stripe-Signature has no t= or no v1= signature" })
-          }
-          const signed = concat(bytes(`${t}.`), request.body)
-          const expected = secrets.map((secret) => hmac(Redacted.value(secret), signed))
-          if (!signatures.some((given) => expected.some((mac) => sameBytes(mac, given)))) {
-            return yield* noMatch("v1")
-          }
-          const timestamp = yield* checkTimestamp(t, tolerance)
-          return { body: request.body, id: undefined, timestamp }
-        }),
-      events: single("id", "type")
-    })
-  )
-}
 
 const standardPrefix = "whsec_"
 const publicKeyPrefix = "whpk_"
@@ -511,7 +522,7 @@ const headerOf = (request: Request, names: ReadonlyArray<string>): Effect.Effect
  * is `webhook-id`; its type the body's `type`.
  *
  * @since 0.1.0
- * @category sources
+ * @category constructors
  */
 export const standardWebhooks = (options: {
   readonly secret?: Redacted.Redacted<string> | ReadonlyArray<Redacted.Redacted<string>> | undefined
@@ -566,58 +577,6 @@ export const standardWebhooks = (options: {
   )
 }
 
-/**
- * SendGrid's signed Event Webhook: ECDSA (P-256, SHA-256) over `{timestamp}{body}`; the base64
- * DER signature in `X-Twilio-Email-Event-Webhook-Signature`, the timestamp in
- * `X-Twilio-Email-Event-Webhook-Timestamp`, the public key the base64 DER (SubjectPublicKeyInfo)
- * "verification key" of SendGrid's settings. SendGrid documents no tolerance; set `tolerance` to
- * refuse old timestamps. The body is an array of events, each with `sg_event_id` and `event`.
- *
- * @since 0.1.0
- * @category sources
- */
-export const sendGrid = (options: {
-  readonly publicKey: string
-  readonly tolerance?: Duration.DurationInput | undefined
-}): Effect.Effect<Source, InvalidOptions> => {
-  const key = ecdsaPublicKey(options.publicKey)
-  const tolerance = options.tolerance === undefined ? undefined : toleranceSeconds(options.tolerance, 0)
-  return failWith(
-    checks([
-      [key !== undefined, "publicKey", "must be the base64 DER of an ECDSA P-256 public key"],
-      [tolerance === undefined || (tolerance >= 0 && Number.isFinite(tolerance)), "tolerance", "must be >= 0"]
-    ]),
-    (): Source => ({
-      name: "sendgrid",
-      verify: (request) =>
-        Effect.gen(function*() {
-          const signature = yield* header(request, "x-twilio-email-event-webhook-signature")
-          const rawTimestamp = yield* header(request, "x-twilio-email-event-webhook-timestamp")
-          const der = fromBase64(signature)
-          const valid = der !== undefined && safeVerify("sha256", concat(bytes(rawTimestamp), request.body), key!, der)
-          if (!valid) return yield* noMatch("ECDSA")
-          const timestamp = yield* checkTimestamp(rawTimestamp, tolerance)
-          return { body: request.body, id: undefined, timestamp }
-        }),
-      events: (_request, _verified, json) =>
-        Array.isArray(json) && json.length > 0
-          ? Effect.forEach(json, idAndType("sg_event_id", "event"))
-          : Effect.fail(new InvalidPayload({ reason: "expected a non-empty array of events" }))
-    })
-  )
-}
-
-const ecdsaPublicKey = (base64Der: string): KeyObject | undefined => {
-  const der = fromBase64(base64Der.trim())
-  if (der === undefined) return undefined
-  try {
-    const key = createPublicKey({ key: der, format: "der", type: "spki" })
-    return key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === "prime256v1" ? key : undefined
-  } catch {
-    return undefined
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // receiving
 // ---------------------------------------------------------------------------------------------------------------
@@ -627,7 +586,7 @@ const ecdsaPublicKey = (base64Der: string): KeyObject | undefined => {
  * `maxBytes` (the rest is never buffered).
  *
  * @since 0.1.0
- * @category receiving
+ * @category accessors
  */
 export const readBody = <E, R>(
   body: Stream.Stream<Uint8Array, E, R>,
@@ -649,7 +608,7 @@ export const readBody = <E, R>(
  * then the JSON. Nothing of the body is trusted before its signature is.
  *
  * @since 0.1.0
- * @category receiving
+ * @category accessors
  */
 export const receive = (
   source: Source,
@@ -678,36 +637,21 @@ export const defaultMaxBytes = 1024 * 1024
 // ---------------------------------------------------------------------------------------------------------------
 
 /**
- * The lecture's `X-Webhook-Signature` (and GitHub's, after `sha256=`): the hex HMAC-SHA256 of the
- * body keyed with the secret's UTF-8 bytes.
+ * The {@link generic} `X-Webhook-Signature` (and GitHub's, after `sha256=`): the hex HMAC-SHA256
+ * of the body keyed with the secret's UTF-8 bytes.
  *
  * @since 0.1.0
- * @category signing
+ * @category constructors
  */
 export const signHex = (secret: Redacted.Redacted<string>, body: Uint8Array): string =>
   hmac(Redacted.value(secret), body).toString("hex")
-
-/**
- * A `Stripe-Signature` header value for `body` at `timestamp` (seconds).
- *
- * @since 0.1.0
- * @category signing
- */
-export const signStripe = (options: {
-  readonly secret: Redacted.Redacted<string>
-  readonly timestamp: number
-  readonly body: Uint8Array
-}): string =>
-  `t=${options.timestamp},v1=${
-    hmac(Redacted.value(options.secret), concat(bytes(`${options.timestamp}.`), options.body)).toString("hex")
-  }`
 
 /**
  * A Standard Webhooks `v1,<base64>` signature of `{id}.{timestamp}.{body}` with a `whsec_` secret;
  * `InvalidOptions` when the secret is not base64 (see {@link isStandardSecret}).
  *
  * @since 0.1.0
- * @category signing
+ * @category constructors
  */
 export const signStandard = (options: {
   readonly secret: Redacted.Redacted<string>
@@ -728,7 +672,7 @@ export const signStandard = (options: {
  * 32-byte seed); `InvalidOptions` when the key is not one.
  *
  * @since 0.1.0
- * @category signing
+ * @category constructors
  */
 export const signStandardAsymmetric = (options: {
   readonly privateKey: Redacted.Redacted<string>
@@ -752,24 +696,10 @@ export const signStandardAsymmetric = (options: {
 }
 
 /**
- * A SendGrid-style signature: the base64 DER ECDSA P-256 / SHA-256 signature of
- * `{timestamp}{body}` (for tests and sandboxes: SendGrid keeps its private key).
- *
- * @since 0.1.0
- * @category signing
- */
-export const signSendGrid = (options: {
-  readonly privateKey: KeyObject
-  readonly timestamp: number
-  readonly body: Uint8Array
-}): string =>
-  sign("sha256", concat(bytes(String(options.timestamp)), options.body), options.privateKey).toString("base64")
-
-/**
  * Whether a string is a usable Standard Webhooks secret (`whsec_` + base64, or bare base64).
  *
  * @since 0.1.0
- * @category signing
+ * @category guards
  */
 export const isStandardSecret = (secret: string): boolean => {
   const key = standardKey(secret)

@@ -40,6 +40,13 @@ export * as Auth from "./Auth.js"
 export * as Cache from "./Cache.js"
 
 /**
+ * Upstream GETs cached with HTTP semantics (`Cache-Control`, `ETag` revalidation) on a `Cache`.
+ *
+ * @since 0.1.0
+ */
+export * as HttpCache from "./HttpCache.js"
+
+/**
  * @since 0.1.0
  */
 export * as CircuitBreaker from "./CircuitBreaker.js"

@@ -20,15 +20,34 @@ import { HttpError } from "@liaison/core"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 
-const upstreamError = <Self>() => <const Tag extends string>(tag: Tag, status: number, description: string) =>
-  // Identified by the tag alone: that is the schema's name in the OpenAPI document.
+/**
+ * Builds the error class of one HTTP answer: a `Schema.TaggedError` whose body is
+ * `{ _tag, error, message, ...extra }` and whose `HttpApiSchema` annotation gives its status and
+ * description. Identified by the tag alone: that is the schema's name in the OpenAPI document.
+ *
+ * ```ts
+ * export class NotFound extends ApiError.make<NotFound>()("NotFound", 404, "No such resource") {}
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <Self>() =>
+<const Tag extends string, Extra extends Schema.Struct.Fields = {}>(
+  tag: Tag,
+  status: number,
+  description: string,
+  extra?: Extra
+) =>
   Schema.TaggedError<Self>()(
     tag,
-    {
-      /** A short machine-readable code, e.g. `upstream_timeout`. */
+    // `Object.assign` types the union of the fields as `Base & Extra` (a spread of an optional
+    // generic would drop `Extra`).
+    Object.assign({
+      /** A short machine-readable code, e.g. `upstream_timeout`, `invalid_signature`. */
       error: Schema.String,
       message: Schema.String
-    },
+    }, extra),
     HttpApiSchema.annotations({ status, description })
   )
 
@@ -39,7 +58,7 @@ const upstreamError = <Self>() => <const Tag extends string>(tag: Tag, status: n
  * @category errors
  */
 export class UpstreamBadRequest
-  extends upstreamError<UpstreamBadRequest>()("UpstreamBadRequest", 400, "The upstream rejected the request")
+  extends make<UpstreamBadRequest>()("UpstreamBadRequest", 400, "The upstream rejected the request")
 {}
 
 /**
@@ -48,7 +67,7 @@ export class UpstreamBadRequest
  * @since 0.1.0
  * @category errors
  */
-export class NotFound extends upstreamError<NotFound>()("NotFound", 404, "The upstream has no such resource") {}
+export class NotFound extends make<NotFound>()("NotFound", 404, "The upstream has no such resource") {}
 
 /**
  * The request conflicts with the upstream's state, e.g. a username already taken (409).
@@ -56,7 +75,7 @@ export class NotFound extends upstreamError<NotFound>()("NotFound", 404, "The up
  * @since 0.1.0
  * @category errors
  */
-export class Conflict extends upstreamError<Conflict>()("Conflict", 409, "The upstream refused a conflicting change") {}
+export class Conflict extends make<Conflict>()("Conflict", 409, "The upstream refused a conflicting change") {}
 
 /**
  * The upstream found the request well-formed but invalid (422).
@@ -65,7 +84,7 @@ export class Conflict extends upstreamError<Conflict>()("Conflict", 409, "The up
  * @category errors
  */
 export class Unprocessable
-  extends upstreamError<Unprocessable>()("Unprocessable", 422, "The upstream found the request invalid")
+  extends make<Unprocessable>()("Unprocessable", 422, "The upstream found the request invalid")
 {}
 
 /**
@@ -74,9 +93,7 @@ export class Unprocessable
  * @since 0.1.0
  * @category errors
  */
-export class TooManyRequests
-  extends upstreamError<TooManyRequests>()("TooManyRequests", 429, "The upstream is rate limiting")
-{}
+export class TooManyRequests extends make<TooManyRequests>()("TooManyRequests", 429, "The upstream is rate limiting") {}
 
 /**
  * The upstream failed, answered what could not be decoded, or refused the server itself (502).
@@ -84,7 +101,7 @@ export class TooManyRequests
  * @since 0.1.0
  * @category errors
  */
-export class BadGateway extends upstreamError<BadGateway>()("BadGateway", 502, "The upstream failed") {}
+export class BadGateway extends make<BadGateway>()("BadGateway", 502, "The upstream failed") {}
 
 /**
  * The upstream could not be reached: connection refused or its name did not resolve (503).
@@ -93,7 +110,7 @@ export class BadGateway extends upstreamError<BadGateway>()("BadGateway", 502, "
  * @category errors
  */
 export class UpstreamUnavailable
-  extends upstreamError<UpstreamUnavailable>()("UpstreamUnavailable", 503, "The upstream could not be reached")
+  extends make<UpstreamUnavailable>()("UpstreamUnavailable", 503, "The upstream could not be reached")
 {}
 
 /**
@@ -103,7 +120,7 @@ export class UpstreamUnavailable
  * @category errors
  */
 export class UpstreamTimeout
-  extends upstreamError<UpstreamTimeout>()("UpstreamTimeout", 504, "The upstream did not answer in time")
+  extends make<UpstreamTimeout>()("UpstreamTimeout", 504, "The upstream did not answer in time")
 {}
 
 /**
@@ -144,6 +161,7 @@ const transportReasons: Record<HttpError.TransportReason, string> = {
   reset: "connection reset",
   dns: "host name did not resolve",
   tls: "TLS failure",
+  blocked: "its address is not allowed",
   other: "transport error"
 }
 
@@ -186,7 +204,7 @@ const describe = (error: HttpError.HttpError): string => {
  * become 502: they say the upstream refused the server, which the client cannot fix.
  *
  * @since 0.1.0
- * @category conversions
+ * @category constructors
  */
 export const fromHttpError = (error: HttpError.HttpError): UpstreamError => {
   const body = { error: HttpError.toErrorCode(error), message: describe(error) }

@@ -6,17 +6,15 @@
  * | `PORT` | `3000` | `0` picks a free port |
  * | `HOST` | `0.0.0.0` | |
  * | `UPSTREAM_URL` | none | the users API to proxy; without it the built-in `Sandbox` is started |
- * | `REDIS_URL` | none | redacted; without it `/health` reports `redis: "disabled"` |
+ * | `REDIS_URL` | none | redacted; the state of every instance in one Redis (see `Stores`); without it memory, and `/health` reports `redis: "disabled"` |
  * | `SHUTDOWN_TIMEOUT` | `30 seconds` | how long in-flight requests may finish after SIGTERM |
  * | `UPSTREAM_RATE_LIMIT` | none | calls per second to the upstream (token bucket; over it → 429) |
- * | `UPSTREAM_TOTAL_TIMEOUT` | `30 seconds` | a whole upstream call, retries included |
- * | `UPSTREAM_ATTEMPT_TIMEOUT` | `10 seconds` | one attempt, until its response headers |
- * | `RETRY_MAX_ATTEMPTS` | `3` | attempts per call, the first included (1: no retries) |
- * | `RETRY_BASE_DELAY` | `1 second` | the first backoff delay (doubling, jittered 0.5–1.5×) |
- * | `RETRY_MAX_DELAY` | `60 seconds` | the longest backoff delay |
- * | `BREAKER_FAILURE_THRESHOLD` | `5` | consecutive failures that open the circuit breaker |
- * | `BREAKER_OPEN_DURATION` | `60 seconds` | how long it stays open (or the upstream's `Retry-After`) |
- * | `BREAKER_HALF_OPEN_PROBES` | `2` | probe calls that must succeed to close it again |
+ * | `UPSTREAM_TOTAL_TIMEOUT`, `UPSTREAM_ATTEMPT_TIMEOUT` | `Policy.defaults` (30 s, 10 s) | a whole upstream call, retries included; one attempt, until its response headers |
+ * | `RETRY_MAX_ATTEMPTS`, `RETRY_BASE_DELAY`, `RETRY_MAX_DELAY` | `Retry.defaults` (3, 1 s, 60 s) | attempts per call (the first included), the first backoff delay (doubling, jittered), the longest one |
+ * | `BREAKER_FAILURE_THRESHOLD`, `BREAKER_OPEN_DURATION`, `BREAKER_HALF_OPEN_PROBES` | `CircuitBreaker.defaults` (5, 60 s, 2) | consecutive failures that open the circuit breaker, how long it stays open, probes that close it |
+ *
+ * These are read by `Policy.config` (with `Retry.config`) and `CircuitBreaker.config`: the server
+ * holds no resilience numbers of its own.
  *
  * The upstream client's timeouts and pool come from `@liaison/core`'s `Http.layerConfig`
  * (`HTTP_CONNECT_TIMEOUT`, `HTTP_READ_TIMEOUT`, `HTTP_WRITE_TIMEOUT`, `HTTP_POOL_TIMEOUT`,
@@ -25,11 +23,10 @@
  *
  * @since 0.1.0
  */
-import type { CircuitBreaker, Policy } from "@liaison/core"
-import { RateLimit } from "@liaison/core"
+import { CircuitBreaker, Policy } from "@liaison/core"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
-import * as Option from "effect/Option"
+import type * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 
 /**
@@ -50,6 +47,23 @@ export interface ServerConfig {
 }
 
 /**
+ * The server's own defaults: port 3000 on every interface, 30 seconds for the requests in flight
+ * at shutdown.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults: {
+  readonly port: number
+  readonly host: string
+  readonly shutdownTimeout: Duration.Duration
+} = {
+  port: 3000,
+  host: "0.0.0.0",
+  shutdownTimeout: Duration.seconds(30)
+}
+
+/**
  * `PORT`: 0 to 65535 (0: any free port). Default 3000.
  *
  * @since 0.1.0
@@ -57,7 +71,7 @@ export interface ServerConfig {
  */
 export const port: Config.Config<number> = Config.integer("PORT").pipe(
   Config.validate({ message: "Expected a TCP port, 0 to 65535", validation: (port) => port >= 0 && port <= 65535 }),
-  Config.withDefault(3000)
+  Config.withDefault(defaults.port)
 )
 
 /**
@@ -66,7 +80,7 @@ export const port: Config.Config<number> = Config.integer("PORT").pipe(
  * @since 0.1.0
  * @category config
  */
-export const host: Config.Config<string> = Config.string("HOST").pipe(Config.withDefault("0.0.0.0"))
+export const host: Config.Config<string> = Config.string("HOST").pipe(Config.withDefault(defaults.host))
 
 /**
  * `UPSTREAM_URL`: an `http:` or `https:` URL without query or fragment, e.g.
@@ -104,53 +118,38 @@ export const redisUrl: Config.Config<Option.Option<Redacted.Redacted<string>>> =
  * @category config
  */
 export const shutdownTimeout: Config.Config<Duration.Duration> = Config.duration("SHUTDOWN_TIMEOUT").pipe(
-  Config.withDefault(Duration.seconds(30))
+  Config.withDefault(defaults.shutdownTimeout)
 )
 
-const positiveInt = (name: string, fallback: number) =>
+/**
+ * An integer ≥ 1 read from `name`, `fallback` when unset.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const positiveInt = (name: string, fallback: number): Config.Config<number> =>
   Config.integer(name).pipe(
-    Config.validate({ message: "Expected an integer ≥ 1", validation: (n) => n >= 1 }),
+    Config.validate({ message: "Expected a positive integer", validation: (n) => n >= 1 }),
     Config.withDefault(fallback)
   )
 
 /**
- * The resilience policy of the upstream calls: `UPSTREAM_RATE_LIMIT`, `UPSTREAM_TOTAL_TIMEOUT`,
- * `UPSTREAM_ATTEMPT_TIMEOUT`, `RETRY_MAX_ATTEMPTS`, `RETRY_BASE_DELAY`, `RETRY_MAX_DELAY`,
- * `BREAKER_FAILURE_THRESHOLD`, `BREAKER_OPEN_DURATION`, `BREAKER_HALF_OPEN_PROBES`.
- * Contradictions (an attempt timeout above the total) are refused when the server starts.
+ * The resilience policy of the upstream calls (`Policy.config`: `UPSTREAM_*` and `RETRY_*`) and
+ * its circuit breakers (`CircuitBreaker.config`: `BREAKER_*`). A rate limit fails fast: a server
+ * should answer 429 rather than queue its callers without bound. Contradictions (an attempt
+ * timeout above the total) are refused when the server starts.
  *
  * @since 0.1.0
  * @category config
  */
 export const resilience: Config.Config<ServerConfig["resilience"]> = Config.all({
-  rateLimit: Config.option(
-    Config.number("UPSTREAM_RATE_LIMIT").pipe(
-      Config.validate({ message: "Expected calls per second, > 0", validation: (n) => n > 0 })
-    )
+  policy: Config.map(
+    Policy.config,
+    (policy): Policy.Options =>
+      policy.rateLimit === undefined ? policy : { ...policy, rateLimit: { ...policy.rateLimit, mode: "fail" } }
   ),
-  totalTimeout: Config.duration("UPSTREAM_TOTAL_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
-  attemptTimeout: Config.duration("UPSTREAM_ATTEMPT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
-  maxAttempts: positiveInt("RETRY_MAX_ATTEMPTS", 3),
-  base: Config.duration("RETRY_BASE_DELAY").pipe(Config.withDefault(Duration.seconds(1))),
-  cap: Config.duration("RETRY_MAX_DELAY").pipe(Config.withDefault(Duration.seconds(60))),
-  failureThreshold: positiveInt("BREAKER_FAILURE_THRESHOLD", 5),
-  openDuration: Config.duration("BREAKER_OPEN_DURATION").pipe(Config.withDefault(Duration.seconds(60))),
-  halfOpenProbes: positiveInt("BREAKER_HALF_OPEN_PROBES", 2)
-}).pipe(Config.map((c) => ({
-  policy: {
-    totalTimeout: c.totalTimeout,
-    attemptTimeout: c.attemptTimeout,
-    retry: { maxAttempts: c.maxAttempts, base: c.base, cap: c.cap },
-    ...Option.match(c.rateLimit, {
-      onNone: () => ({}),
-      // Fail fast: a server should answer 429 rather than queue its callers without bound.
-      onSome: (perSecond) => ({
-        rateLimit: { rule: RateLimit.tokenBucket({ limit: perSecond, interval: "1 second" }), mode: "fail" as const }
-      })
-    })
-  },
-  breaker: { failureThreshold: c.failureThreshold, openDuration: c.openDuration, halfOpenProbes: c.halfOpenProbes }
-})))
+  breaker: CircuitBreaker.config
+})
 
 /**
  * Every setting.

@@ -1,7 +1,8 @@
 /**
  * The demo server as one layer: the {@link Api.Api} served by Node's HTTP server, its upstream
- * (the configured one, or the in-process {@link Sandbox}), Redis for `/health` when configured,
- * Swagger UI at `/docs` and the OpenAPI document at `/openapi.json`.
+ * (the configured one, or the in-process {@link Sandbox}), its state chosen once by `Stores`
+ * (memory, or one shared Redis client when `REDIS_URL` is set), Swagger UI at `/docs` and the
+ * OpenAPI document at `/openapi.json`.
  *
  * Shutdown is graceful. When the layer's scope closes (SIGTERM under `main`), the server first
  * stops accepting connections and closes the idle ones, then lets every request in flight finish
@@ -12,37 +13,31 @@
  *
  * @since 0.1.0
  */
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
-import * as HttpApp from "@effect/platform/HttpApp"
-import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Auth, CircuitBreaker, Http, Policy, RateLimit, Redis } from "@liaison/core"
+import { Cache, CircuitBreaker, Http, Policy, RateLimit, Redis } from "@liaison/core"
+import type { Auth, LiaisonError } from "@liaison/core"
 import type * as ConfigError from "effect/ConfigError"
-import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as MutableRef from "effect/MutableRef"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
-import * as NodeHttp from "node:http"
 import * as ApiLive from "./ApiLive.js"
-import * as CachedUsers from "./CachedUsers.js"
-import * as CacheLive from "./CacheLive.js"
-import { ServerConfig } from "./Config.js"
-import * as EmailsLive from "./EmailsLive.js"
-import * as Health from "./Health.js"
-import * as PaymentsLive from "./PaymentsLive.js"
-import * as ProtectedLive from "./ProtectedLive.js"
-import * as Sandbox from "./Sandbox.js"
-import * as Upstream from "./Upstream.js"
-import * as WebhooksLive from "./WebhooksLive.js"
+import { defaults, ServerConfig } from "./Config.js"
+import * as Emails from "./emails/Emails.js"
+import * as Health from "./health/Health.js"
+import { listen, serve } from "./internal/listener.js"
+import * as PaymentsLive from "./payments/Live.js"
+import * as ProtectedLive from "./protected/Live.js"
+import type { SandboxCredentials } from "./sandbox/Auth.js"
+import { demoCredentials } from "./sandbox/secrets.js"
+import * as Sandbox from "./sandbox/Users.js"
+import * as Stores from "./Stores.js"
+import * as CachedUsers from "./users/CachedUsers.js"
+import * as Upstream from "./users/Upstream.js"
+import * as WebhookSources from "./webhooks/Sources.js"
 
 /**
  * @since 0.1.0
@@ -55,7 +50,7 @@ export interface Options {
   readonly host?: string | undefined
   /** The users API to proxy; without it the built-in {@link Sandbox} is started. */
   readonly upstreamUrl?: string | undefined
-  /** Redis for `/health`; without it `/health` reports `redis: "disabled"`. */
+  /** Redis for every stateful service (see `Stores`) and `/health`; without it memory, and `/health` reports `redis: "disabled"`. */
   readonly redisUrl?: Redacted.Redacted<string> | undefined
   /** The upstream client's timeouts, pool, etc. Its base URL is the upstream's. */
   readonly http?: Omit<Http.Options, "baseUrl"> | undefined
@@ -82,79 +77,63 @@ export interface Resilience {
   readonly breaker?: CircuitBreaker.Options | undefined
 }
 
-/** The Node server under the platform's `HttpServer`, and whether it is shutting down. */
-class Listener extends Context.Tag("@liaison/server/Server/Listener")<Listener, {
-  readonly node: NodeHttp.Server
-  readonly draining: MutableRef.MutableRef<boolean>
-}>() {}
-
-const listen = (options: { readonly port: number; readonly host: string }) =>
-  Layer.scopedContext(
-    Effect.gen(function*() {
-      const node = NodeHttp.createServer()
-      const server = yield* NodeHttpServer.make(() => node, options)
-      return Context.make(HttpServer.HttpServer, server).pipe(
-        Context.add(Listener, { node, draining: MutableRef.make(false) })
-      )
-    })
-  ).pipe(Layer.merge(NodeHttpServer.layerContext))
-
-/** While draining, every response closes its connection after it. */
-const closeConnectionsWhenDraining = (draining: MutableRef.MutableRef<boolean>) =>
-  HttpMiddleware.make((app) =>
-    Effect.zipRight(
-      HttpApp.appendPreResponseHandler((_request, response) =>
-        Effect.succeed(
-          MutableRef.get(draining) ? HttpServerResponse.setHeader(response, "connection", "close") : response
-        )
-      ),
-      app
-    )
-  )
+/**
+ * Why the server could not start: its port is taken, a setting is unreadable or contradictory,
+ * or credentials are malformed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type StartError =
+  | HttpServerError.ServeError
+  | LiaisonError.InvalidOptions
+  | ConfigError.ConfigError
+  | Auth.InvalidCredentials
 
 /**
- * Stops accepting connections (Node's `close` also closes the idle ones) and waits until every
- * connection has ended, closing those still open after `timeout`.
+ * Builds the upstream's `Http` client at `baseUrl` with an authentication transform applied first.
+ *
+ * @since 0.1.0
+ * @category models
  */
-const drain = (node: NodeHttp.Server, draining: MutableRef.MutableRef<boolean>, timeout: Duration.Duration) =>
-  Effect.gen(function*() {
-    MutableRef.set(draining, true)
-    const closed = yield* Deferred.make<boolean>()
-    yield* Effect.sync(() => {
-      let forced = false
-      const deadline = setTimeout(() => {
-        forced = true
-        node.closeAllConnections()
-      }, Duration.toMillis(timeout))
-      node.close(() => {
-        clearTimeout(deadline)
-        Deferred.unsafeDone(closed, Exit.succeed(forced))
-      })
-    })
-    yield* Effect.logInfo("shutting down: no new connections, finishing the requests in flight")
-    if (yield* Deferred.await(closed)) {
-      yield* Effect.logWarning(`shutting down: requests still in flight after ${Duration.format(timeout)} were cut off`)
-    }
-  })
+export type HttpFactory<E, R> = (
+  baseUrl: string,
+  authenticate: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
+) => Layer.Layer<Http.Http, E, R>
 
-const serve = (shutdownTimeout: Duration.Duration) =>
-  Layer.scopedDiscard(
-    Effect.gen(function*() {
-      const { draining, node } = yield* Listener
-      const app = yield* HttpApiBuilder.httpApp
-      yield* HttpServer.serveEffect(app, closeConnectionsWhenDraining(draining))
-      // Added after `serveEffect`'s own finalizer, so it runs first: the handler stays attached
-      // until every request in flight is answered.
-      yield* Effect.addFinalizer(() => drain(node, draining, shutdownTimeout))
-      yield* HttpServer.addressFormattedWith((url) => Effect.logInfo(`listening on ${url}`))
-    })
-  ).pipe(
-    Layer.provide([
-      HttpApiSwagger.layer({ path: "/docs" }),
-      HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })
-    ]),
-    Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer])
-  )
+/**
+ * Authentication first, then the caller's own transform (e.g. a retry) around it.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const composeTransforms = (
+  authenticate: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined,
+  outer: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
+): ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined =>
+  authenticate === undefined ? outer : outer === undefined ? authenticate : (client) => outer(authenticate(client))
+
+/**
+ * What the built-in sandbox accepts: the configured credentials, its demo ones for the rest;
+ * tokens it did not issue too when a real token endpoint is configured (it cannot check those).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const sandboxCredentials = (settings: ProtectedLive.Settings): SandboxCredentials => {
+  const apiKey = settings.apiKey
+  return {
+    bearerToken: settings.bearer?.token ?? demoCredentials.bearerToken,
+    apiKey: apiKey === undefined ? demoCredentials.apiKey : {
+      key: apiKey.key,
+      in: apiKey.in ?? "header",
+      name: apiKey.name ?? (apiKey.in === "query" ? "api_key" : "X-API-Key")
+    },
+    basic: settings.basic ?? demoCredentials.basic,
+    oauth2Client: demoCredentials.oauth2Client,
+    acceptExternalTokens: settings.oauth2 !== undefined
+  }
+}
 
 /** Only the origin is logged: a path may be long, a URL's user info is a secret. */
 const originOf = (url: string) => URL.canParse(url) ? new URL(url).origin : "(not a URL)"
@@ -163,12 +142,12 @@ const originOf = (url: string) => URL.canParse(url) ? new URL(url).origin : "(no
 const resilient = <E>(
   http: Layer.Layer<Http.Http, E>,
   policy: Policy.Options | false
-): Layer.Layer<Http.Http, E | Policy.InvalidOptions, CircuitBreaker.CircuitBreaker | RateLimit.RateLimiter> =>
+): Layer.Layer<Http.Http, E | LiaisonError.InvalidOptions, CircuitBreaker.CircuitBreaker | RateLimit.RateLimit> =>
   policy === false ? http : Layer.provide(Policy.layer(policy), http)
 
 const upstream = <E, R>(
   upstreamUrl: Option.Option<string>,
-  http: ProtectedLive.HttpFactory<E, R>,
+  http: HttpFactory<E, R>,
   auth: ProtectedLive.Settings
 ): Layer.Layer<
   Upstream.Upstream | ProtectedLive.Protected,
@@ -182,62 +161,64 @@ const upstream = <E, R>(
           Upstream.layer,
           Layer.merge(http(baseUrl, undefined), Layer.effectDiscard(Effect.logInfo(`upstream: ${originOf(baseUrl)}`)))
         ),
-        ProtectedLive.layer({ baseUrl, sandbox: false, settings: auth, http })
+        ProtectedLive.layer({ baseUrl, settings: auth, http })
       ),
-    onNone: () =>
-      Layer.unwrapEffect(
+    onNone: () => {
+      const credentials = sandboxCredentials(auth)
+      return Layer.unwrapEffect(
         Effect.gen(function*() {
           const { baseUrl } = yield* Sandbox.Sandbox
           yield* Effect.logInfo(`no UPSTREAM_URL: using the built-in sandbox users upstream at ${baseUrl}`)
           return Layer.merge(
             Layer.provide(Upstream.layer, http(baseUrl, undefined)),
-            ProtectedLive.layer({ baseUrl, sandbox: true, settings: auth, http })
+            ProtectedLive.layer({ baseUrl, sandbox: { baseUrl, credentials }, settings: auth, http })
           )
         })
-      ).pipe(Layer.provide(Sandbox.layer({ credentials: ProtectedLive.sandboxCredentials(auth) })))
+      ).pipe(Layer.provide(Sandbox.layer({ credentials })))
+    }
   })
 
 /**
- * The server's stateful services: their Redis layers when `REDIS_URL` is set (all sharing one
- * client), their memory layers otherwise. Each feature adds its layer here.
+ * The server's services, on the stores in context (see {@link storage}). Each feature adds
+ * its layer here.
  */
-const services = (redis: Option.Option<Layer.Layer<Redis.Redis>>, resilience: ServerConfig["resilience"]) =>
+const services = (resilience: ServerConfig["resilience"]) =>
   Layer.mergeAll(
     CircuitBreaker.layer(resilience.breaker),
-    Option.match(redis, {
-      onNone: () => RateLimit.layerMemory,
-      onSome: (redis) => Layer.provide(RateLimit.layerRedis(), redis)
-    }),
-    CacheLive.layer(redis),
-    Option.match(redis, {
-      onNone: () => Auth.layerTokenStoreMemory,
-      onSome: (redis) => Layer.provide(Auth.layerTokenStoreRedis(), redis)
-    }),
-    WebhooksLive.layer(redis),
+    Cache.layerConfig(),
+    WebhookSources.layer,
     PaymentsLive.layerStripe,
-    EmailsLive.layer(redis)
+    Emails.layer
+  ).pipe(
+    // One limiter for the upstream's policy and the SendGrid and Stripe clients.
+    Layer.provideMerge(RateLimit.layerConfig())
   )
 
 /** One client for every Redis-backed service; it connects in the background, so a Redis that is down degrades. */
 const sharedRedis = (url: Redacted.Redacted<string>): Layer.Layer<Redis.Redis> =>
   Layer.scoped(Redis.Redis, Effect.orDie(Redis.make({ url, connect: "background" })))
 
+/**
+ * The one choice of storage: every store, and `/health`'s ping, on one shared Redis client when
+ * `REDIS_URL` is set; in memory otherwise.
+ */
+const storage = (redisUrl: Option.Option<Redacted.Redacted<string>>) =>
+  Option.match(redisUrl, {
+    onNone: () => Layer.merge(Stores.layerMemory, Health.layerDisabled),
+    onSome: (url) => Layer.provide(Layer.merge(Stores.layerRedis, Health.layerRedis()), sharedRedis(url))
+  })
+
 const make = <E>(
   config: ServerConfig,
   auth: ProtectedLive.Settings,
-  http: ProtectedLive.HttpFactory<E, never>
+  http: HttpFactory<E, never>
 ): Layer.Layer<
   HttpServer.HttpServer,
-  E | HttpServerError.ServeError | Policy.InvalidOptions | ConfigError.ConfigError | Auth.InvalidCredentials
+  E | StartError
 > => {
-  const health = Option.match(config.redisUrl, {
-    onNone: () => Health.layerDisabled,
-    onSome: (url) => Health.layerRedis({ url })
-  })
-  // Built in this order, released in the reverse: the listener, then the upstream and Redis,
-  // then the API; at shutdown the requests in flight finish before their upstream goes away.
-  // One layer value: Effect builds it once however many services use it.
-  const redis = Option.map(config.redisUrl, sharedRedis)
+  // Built in this order, released in the reverse: the listener, then the stores, the services and
+  // the upstream, then the API; at shutdown the requests in flight finish before their upstream
+  // goes away.
   const users = upstream(
     config.upstreamUrl,
     (baseUrl, authenticate) => resilient(http(baseUrl, authenticate), config.resilience.policy),
@@ -245,8 +226,8 @@ const make = <E>(
   )
   const server = serve(config.shutdownTimeout).pipe(
     Layer.provide(ApiLive.layer),
-    Layer.provide(Layer.mergeAll(users, health, Layer.provide(CachedUsers.layer, users))),
-    Layer.provide(services(redis, config.resilience)),
+    Layer.provide(Layer.merge(users, Layer.provide(CachedUsers.layer, users))),
+    Layer.provide(Layer.provideMerge(services(config.resilience), storage(config.redisUrl))),
     Layer.provideMerge(listen(config))
   )
   return Layer.effect(HttpServer.HttpServer, HttpServer.HttpServer).pipe(Layer.provide(server))
@@ -263,15 +244,15 @@ export const layer = (
   options: Options = {}
 ): Layer.Layer<
   HttpServer.HttpServer,
-  HttpServerError.ServeError | Policy.InvalidOptions | ConfigError.ConfigError | Auth.InvalidCredentials
+  StartError
 > =>
   make(
     {
-      port: options.port ?? 3000,
-      host: options.host ?? "0.0.0.0",
+      port: options.port ?? defaults.port,
+      host: options.host ?? defaults.host,
       upstreamUrl: Option.fromNullable(options.upstreamUrl),
       redisUrl: Option.fromNullable(options.redisUrl),
-      shutdownTimeout: Duration.decode(options.shutdownTimeout ?? Duration.seconds(30)),
+      shutdownTimeout: Duration.decode(options.shutdownTimeout ?? defaults.shutdownTimeout),
       resilience: { policy: options.resilience?.policy ?? {}, breaker: options.resilience?.breaker ?? {} }
     },
     options.auth ?? {},
@@ -279,7 +260,7 @@ export const layer = (
       Http.layer({
         ...options.http,
         baseUrl,
-        transformClient: ProtectedLive.composeTransforms(authenticate, options.http?.transformClient)
+        transformClient: composeTransforms(authenticate, options.http?.transformClient)
       })
   )
 
@@ -292,7 +273,7 @@ export const layer = (
  */
 export const layerConfig: Layer.Layer<
   HttpServer.HttpServer,
-  ConfigError.ConfigError | HttpServerError.ServeError | Policy.InvalidOptions | Auth.InvalidCredentials
+  StartError
 > = Layer.unwrapEffect(
   Effect.map(
     Effect.all([ServerConfig, ProtectedLive.config]),

@@ -20,42 +20,7 @@ export * as ApiLive from "./ApiLive.js"
 /**
  * @since 0.1.0
  */
-export * as CacheApi from "./CacheApi.js"
-
-/**
- * @since 0.1.0
- */
-export * as CachedUsers from "./CachedUsers.js"
-
-/**
- * @since 0.1.0
- */
-export * as CacheLive from "./CacheLive.js"
-
-/**
- * @since 0.1.0
- */
 export * as Config from "./Config.js"
-
-/**
- * @since 0.1.0
- */
-export * as Health from "./Health.js"
-
-/**
- * @since 0.1.0
- */
-export * as ProtectedApi from "./ProtectedApi.js"
-
-/**
- * @since 0.1.0
- */
-export * as ProtectedLive from "./ProtectedLive.js"
-
-/**
- * @since 0.1.0
- */
-export * as Sandbox from "./Sandbox.js"
 
 /**
  * @since 0.1.0
@@ -65,49 +30,144 @@ export * as Server from "./Server.js"
 /**
  * @since 0.1.0
  */
-export * as Upstream from "./Upstream.js"
+export * as Stores from "./Stores.js"
 
 /**
  * @since 0.1.0
  */
-export * as Users from "./Users.js"
+export * as HealthApi from "./health/Api.js"
 
 /**
  * @since 0.1.0
  */
-export * as StripeSandbox from "./StripeSandbox.js"
+export * as Health from "./health/Health.js"
 
 /**
  * @since 0.1.0
  */
-export * as SendGridSandbox from "./SendGridSandbox.js"
+export * as HealthLive from "./health/Live.js"
 
 /**
  * @since 0.1.0
  */
-export * as WebhooksApi from "./WebhooksApi.js"
+export * as Users from "./users/Users.js"
 
 /**
  * @since 0.1.0
  */
-export * as WebhooksLive from "./WebhooksLive.js"
+export * as UsersApi from "./users/Api.js"
 
 /**
  * @since 0.1.0
  */
-export * as PaymentsApi from "./PaymentsApi.js"
+export * as Upstream from "./users/Upstream.js"
 
 /**
  * @since 0.1.0
  */
-export * as PaymentsLive from "./PaymentsLive.js"
+export * as CachedUsers from "./users/CachedUsers.js"
 
 /**
  * @since 0.1.0
  */
-export * as EmailsApi from "./EmailsApi.js"
+export * as UsersLive from "./users/Live.js"
 
 /**
  * @since 0.1.0
  */
-export * as EmailsLive from "./EmailsLive.js"
+export * as FilesApi from "./files/Api.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as FilesLive from "./files/Live.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as ResilienceApi from "./resilience/Api.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as ResilienceLive from "./resilience/Live.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as CacheApi from "./cache/Api.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as CacheLive from "./cache/Live.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as ProtectedApi from "./protected/Api.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as ProtectedLive from "./protected/Live.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as WebhooksApi from "./webhooks/Api.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as WebhookSources from "./webhooks/Sources.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as WebhooksLive from "./webhooks/Live.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as PaymentsApi from "./payments/Api.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as PaymentsLive from "./payments/Live.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as EmailsApi from "./emails/Api.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Emails from "./emails/Emails.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as EmailsLive from "./emails/Live.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Sandbox from "./sandbox/Users.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as StripeSandbox from "./sandbox/Stripe.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as SendGridSandbox from "./sandbox/SendGrid.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as SandboxSecrets from "./sandbox/secrets.js"

@@ -17,12 +17,13 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as SynchronizedRef from "effect/SynchronizedRef"
 import type * as Tracer from "effect/Tracer"
 import type * as Http from "../Http.js"
-import type { HttpError } from "../HttpError.js"
-import { AuthError } from "../HttpError.js"
-import { cancelBody, describeParseError, safeUrl } from "./httpClient.js"
+import type { AuthError, AuthFailure, HttpError } from "../HttpError.js"
+import * as HttpErrors from "../HttpError.js"
+import { cancelBody, describeParseError } from "./httpClient.js"
 
 // ---------------------------------------------------------------------------
 // Headers and spans
@@ -69,6 +70,26 @@ export const withSecretHeader = (
     (request, execute) => redacting(execute(HttpClientRequest.setHeader(request, name, Redacted.value(value))), names)
   )
 }
+
+/**
+ * {@link withSecretHeader} as an `Http` middleware.
+ *
+ * @internal
+ */
+export const secretHeaderMiddleware = (name: string, value: Redacted.Redacted<string>): Http.Middleware => {
+  const names = [name.toLowerCase()]
+  return (execute) => (request) =>
+    redacting(execute(HttpClientRequest.setHeader(request, name, Redacted.value(value))), names)
+}
+
+/**
+ * A secret query parameter as an `Http` middleware: `Http`'s own span never records the query.
+ *
+ * @internal
+ */
+export const secretQueryMiddleware =
+  (name: string, value: Redacted.Redacted<string>): Http.Middleware => (execute) => (request) =>
+    execute(HttpClientRequest.setUrlParam(request, name, Redacted.value(value)))
 
 const redactedMarker = "<redacted>"
 const encodedMarker = encodeURIComponent(redactedMarker)
@@ -331,8 +352,8 @@ export const tokenFromResponse = (
   body: string,
   sentAt: number
 ): Effect.Effect<Token, AuthError> => {
-  const fail = (reason: "token_endpoint" | "token_response", details: { error?: string; description?: string }) =>
-    Effect.fail(new AuthError({ reason, method: request.method, url: safeUrl(request), status, ...details }))
+  const fail = (reason: AuthFailure, details: { error?: string; description?: string }) =>
+    Effect.fail(HttpErrors.authError(request, { reason, status, ...details }))
   const json = parseJson(body)
   if (status < 200 || status >= 300) {
     const error = Schema.decodeUnknownOption(TokenError)(json)
@@ -377,13 +398,7 @@ export const fetchToken = (http: Http.Service, settings: TokenRequestSettings): 
     ).pipe(
       Effect.catchTag("DecodeError", (error) =>
         Effect.fail(
-          new AuthError({
-            reason: "token_response",
-            method: request.method,
-            url: safeUrl(request),
-            status: error.status,
-            description: error.reason
-          })
+          HttpErrors.authError(request, { reason: "token_response", status: error.status, description: error.reason })
         ))
     )
     return yield* tokenFromResponse(settings, request, status, body, sentAt)
@@ -391,7 +406,7 @@ export const fetchToken = (http: Http.Service, settings: TokenRequestSettings): 
     (effect) => redacting(effect, ["authorization"]),
     Effect.withSpan("liaison.auth.token", {
       kind: "client",
-      attributes: { "auth.scheme": "oauth2", "auth.token_endpoint": safeUrl(request) }
+      attributes: { "auth.scheme": "oauth2", "auth.token_endpoint": HttpErrors.redactUrl(request.url) }
     })
   )
 }
@@ -404,46 +419,90 @@ export const fetchToken = (http: Http.Service, settings: TokenRequestSettings): 
 const replayable = (request: HttpClientRequest.HttpClientRequest): boolean =>
   request.body._tag === "Empty" || request.body._tag === "Uint8Array" || request.body._tag === "FormData"
 
+/** How one client sends, reads and fails: the platform's client, or `Http`'s `execute`. */
+interface Transport<Res, E, R> {
+  readonly send: (request: HttpClientRequest.HttpClientRequest) => Effect.Effect<Res, E, R>
+  readonly status: (response: Res) => number
+  /** The request a response answers (its URL, redacted, goes into `AuthError`). */
+  readonly target: (response: Res) => HttpErrors.Target
+  /** Frees a 401 answer's connection before the replay. */
+  readonly release: (response: Res) => Effect.Effect<void>
+  readonly fail: (request: HttpClientRequest.HttpClientRequest, cause: HttpError) => Effect.Effect<never, E>
+}
+
+const authorization = ["authorization"]
+
 /**
- * Sends every request with `Authorization: Bearer <token>`. A 401 answer invalidates the token,
- * fetches a fresh one and replays the request once; a second 401 fails with `AuthError`
- * (`rejected`). Failures to get a token are the client's `RequestError`, their `cause` the
- * `HttpError` (which `Http` passes on as it is).
+ * One request with `Authorization: Bearer <token>`. A 401 answer invalidates the token, fetches a
+ * fresh one and replays the request once (a body that cannot be sent twice is answered as it
+ * is); a second 401 fails with `AuthError` (`rejected`).
+ */
+const sendWithBearer = <Res, E, R>(
+  cell: TokenCell,
+  request: HttpClientRequest.HttpClientRequest,
+  io: Transport<Res, E, R>
+): Effect.Effect<Res, E, R> => {
+  const token = Effect.catchAll(cell.get, (cause) => io.fail(request, cause))
+  const sendWith = (current: Token) =>
+    redacting(
+      io.send(HttpClientRequest.setHeader(request, "authorization", `Bearer ${Redacted.value(current.accessToken)}`)),
+      authorization
+    )
+  const rejected = (again: Res): AuthError =>
+    HttpErrors.authError(io.target(again), { reason: "rejected", status: 401 })
+  return Effect.flatMap(token, (first) =>
+    Effect.flatMap(sendWith(first), (response) => {
+      if (io.status(response) !== 401 || !replayable(request)) return Effect.succeed(response)
+      return io.release(response).pipe(
+        Effect.zipRight(cell.invalidate(first)),
+        Effect.zipRight(token),
+        Effect.flatMap(sendWith),
+        Effect.flatMap((again) =>
+          io.status(again) !== 401
+            ? Effect.succeed(again)
+            : Effect.zipRight(io.release(again), io.fail(request, rejected(again)))
+        )
+      )
+    }))
+}
+
+/**
+ * Sends every request of a platform client with a bearer token from `cell` (see
+ * {@link sendWithBearer}). Failures to get a token are the client's `RequestError`, their `cause`
+ * the `HttpError` (which `Http` passes on as it is).
  *
  * @internal
  */
-export const withBearerFrom = (client: HttpClient.HttpClient, cell: TokenCell): HttpClient.HttpClient =>
-  around(client, (request, execute) => {
-    const failWith = (cause: HttpError) =>
+export const withBearerFrom = (client: HttpClient.HttpClient, cell: TokenCell): HttpClient.HttpClient => {
+  // Built once per client: a call allocates nothing more than before.
+  const io: Transport<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError, never> = {
+    send: client.execute,
+    status: (response) => response.status,
+    target: (response) => response.request,
+    release: cancelBody,
+    fail: (request, cause) =>
       Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause, description: cause.message }))
-    const token = Effect.catchAll(cell.get, failWith)
-    const sendWith = (current: Token) =>
-      redacting(
-        execute(HttpClientRequest.setHeader(request, "authorization", `Bearer ${Redacted.value(current.accessToken)}`)),
-        ["authorization"]
-      )
-    return Effect.flatMap(token, (first) =>
-      Effect.flatMap(sendWith(first), (response) => {
-        if (response.status !== 401 || !replayable(request)) return Effect.succeed(response)
-        return cancelBody(response).pipe(
-          Effect.zipRight(cell.invalidate(first)),
-          Effect.zipRight(token),
-          Effect.flatMap(sendWith),
-          Effect.flatMap((again) =>
-            again.status !== 401
-              ? Effect.succeed(again)
-              : Effect.zipRight(
-                cancelBody(again),
-                failWith(
-                  new AuthError({
-                    reason: "rejected",
-                    method: request.method,
-                    url: safeUrl(again.request),
-                    status: 401
-                  })
-                )
-              )
-          )
-        )
-      }))
-  })
+  }
+  return around(client, (request) => sendWithBearer(cell, request, io))
+}
+
+/** A 401's body is read this many chunks at most (an error page), then cancelled. */
+const drainedChunks = 4
+
+const httpTransport = (execute: Http.Execute): Transport<Http.Response, HttpError, Scope.Scope> => ({
+  send: execute,
+  status: (response) => response.status,
+  target: (response) => response.request,
+  release: (response) => Effect.ignore(Stream.runDrain(Stream.take(response.stream, drainedChunks))),
+  fail: (_request, cause) => Effect.fail(cause)
+})
+
+/**
+ * {@link withBearerFrom} as an `Http` middleware: failures are the `HttpError`s themselves.
+ *
+ * @internal
+ */
+export const bearerMiddleware = (cell: TokenCell): Http.Middleware => (execute) => {
+  const io = httpTransport(execute)
+  return (request) => sendWithBearer(cell, request, io)
+}

@@ -4,8 +4,8 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes, randomUUID } from "node:crypto"
+import { StorageError } from "../LiaisonError.js"
 import type * as Redis from "../Redis.js"
-import { RedisError } from "../Redis.js"
 import type { Token } from "./auth.js"
 import { redisScript } from "./redisScript.js"
 
@@ -85,21 +85,21 @@ const keysOf = (key: StoreKey) => ({
  * there is used; otherwise one instance (holding a short lock) asks the token endpoint and
  * stores the token, encrypted with a key derived from the client secret, expiring when it is
  * due for refresh; the others poll until it is there (or the lock expires). Redis failing
- * fails open: the token is fetched without it.
+ * (a `StorageError`, store `"auth-tokens"`, logged) fails open: the token is fetched without it.
  *
  * @internal
  */
 export const makeRedisTokenStore = (redis: Redis.Service, options: RedisStoreOptions) => {
   const run = <A>(operation: string, f: () => Promise<A>) =>
-    Effect.tryPromise({ try: f, catch: (cause) => new RedisError({ operation, cause }) })
-  const degraded = (error: RedisError) =>
+    Effect.tryPromise({ try: f, catch: (cause) => new StorageError({ store: "auth-tokens", operation, cause }) })
+  const degraded = (error: StorageError) =>
     Effect.logWarning("auth token store: Redis failed, the token is fetched without it", error.message)
   const lockMillis = Duration.toMillis(options.lockTtl)
 
   const getOrFetch = <E>(key: StoreKey, fetch: Effect.Effect<Token, E>): Effect.Effect<Token, E> => {
     const keys = keysOf(key)
     const aes = cipherKey(key)
-    const read: Effect.Effect<Option.Option<Token>, RedisError> = Effect.flatMap(
+    const read: Effect.Effect<Option.Option<Token>, StorageError> = Effect.flatMap(
       Effect.zip(run("GET", () => redis.client.get(keys.token)), Clock.currentTimeMillis),
       ([value, now]) =>
         Effect.succeed(
@@ -118,7 +118,7 @@ export const makeRedisTokenStore = (redis: Redis.Service, options: RedisStoreOpt
           run("EVALSHA", () => deleteIfValue.run(redis.client, [keys.lock], [owner])).pipe(Effect.ignore)
         )
       )
-    const attempt = (deadline: number): Effect.Effect<Token, E | RedisError> =>
+    const attempt = (deadline: number): Effect.Effect<Token, E | StorageError> =>
       Effect.gen(function*() {
         const found = yield* read
         if (Option.isSome(found)) return found.value
@@ -141,7 +141,7 @@ export const makeRedisTokenStore = (redis: Redis.Service, options: RedisStoreOpt
     return Effect.flatMap(Clock.currentTimeMillis, (now) =>
       attempt(now + lockMillis).pipe(
         Effect.catchIf(
-          (error): error is RedisError => error instanceof RedisError,
+          (error): error is StorageError => error instanceof StorageError,
           (error) => Effect.zipRight(degraded(error), fetch)
         )
       ))

@@ -8,6 +8,11 @@
  * in the HalfOpen generation.
  */
 
+/**
+ * A failure-rate trip rule, resolved.
+ *
+ * @internal
+ */
 export interface FailureRate {
   /** Trip when failures / calls in the window reach this share (0 < threshold ≤ 1). */
   readonly threshold: number
@@ -19,6 +24,7 @@ export interface FailureRate {
     | { readonly _tag: "Time"; readonly millis: number }
 }
 
+/** @internal */
 export interface Settings {
   readonly failureThreshold: number
   readonly failureRate: FailureRate | undefined
@@ -32,6 +38,7 @@ interface Call {
   readonly failed: boolean
 }
 
+/** @internal */
 export type State =
   | {
     readonly _tag: "Closed"
@@ -54,8 +61,10 @@ export type State =
     readonly successes: number
   }
 
+/** @internal */
 export type StateName = State["_tag"]
 
+/** @internal */
 export const initial: State = { _tag: "Closed", generation: 0, consecutiveFailures: 0, calls: [] }
 
 const closed = (generation: number): State => ({ _tag: "Closed", generation, consecutiveFailures: 0, calls: [] })
@@ -67,11 +76,16 @@ const open = (generation: number, now: number, millis: number): State => ({
   until: now + millis
 })
 
+/** @internal */
 export type Admission =
   | { readonly _tag: "Admitted"; readonly generation: number; readonly probe: boolean }
   | { readonly _tag: "Rejected"; readonly remainingMillis: number }
 
-/** Admits a call or rejects it; an Open breaker whose time is up becomes HalfOpen first. */
+/**
+ * Admits a call or rejects it; an Open breaker whose time is up becomes HalfOpen first.
+ *
+ * @internal
+ */
 export const admit = (state: State, now: number, settings: Settings): readonly [Admission, State] => {
   switch (state._tag) {
     case "Closed":
@@ -94,6 +108,7 @@ export const admit = (state: State, now: number, settings: Settings): readonly [
   }
 }
 
+/** @internal */
 export type Outcome =
   | { readonly _tag: "Success" }
   | { readonly _tag: "Failure"; readonly retryAfterMillis: number | undefined }
@@ -117,7 +132,11 @@ const openMillisFor = (outcome: Outcome, settings: Settings): number =>
     ? Math.min(outcome.retryAfterMillis, settings.maxOpenMillis)
     : settings.openMillis
 
-/** Records the outcome of a call admitted in `generation`. */
+/**
+ * Records the outcome of a call admitted in `generation`.
+ *
+ * @internal
+ */
 export const record = (
   state: State,
   admission: { readonly generation: number; readonly probe: boolean },
@@ -162,11 +181,24 @@ export const record = (
   }
 }
 
-/** Opens the breaker until `reset`, whatever its state. */
+/**
+ * Opens the breaker until `reset`, whatever its state.
+ *
+ * @internal
+ */
 export const isolate = (state: State, now: number): State => open(state.generation + 1, now, Infinity)
 
+/**
+ * Closes the breaker and forgets its failures.
+ *
+ * @internal
+ */
 export const reset = (state: State): State => closed(state.generation + 1)
 
-/** The state as seen at `now`: an Open breaker whose time is up reads as HalfOpen. */
+/**
+ * The state as seen at `now`: an Open breaker whose time is up reads as HalfOpen.
+ *
+ * @internal
+ */
 export const nameAt = (state: State, now: number): StateName =>
   state._tag === "Open" && now >= state.until ? "HalfOpen" : state._tag

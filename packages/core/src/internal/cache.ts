@@ -85,16 +85,21 @@ export interface EngineOptions {
 
 type AnySchema = Schema.Schema<unknown, unknown>
 
-const decoders = new WeakMap<object, (input: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
-const encoders = new WeakMap<object, (value: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+type Decode = (input: unknown) => Either.Either<unknown, ParseResult.ParseError>
 
-const decoderOf = (schema: AnySchema) => {
-  let decode = decoders.get(schema)
-  if (decode === undefined) decoders.set(schema, decode = Schema.decodeUnknownEither(schema))
+const decoders = new WeakMap<object, Decode>()
+const encoders = new WeakMap<object, Decode>()
+
+/** One decoder per Schema, made once: a hit on Redis decodes without building one. */
+const decoderOf = <A, I>(schema: Schema.Schema<A, I>): (input: unknown) => Either.Either<A, ParseResult.ParseError> => {
+  const known = decoders.get(schema)
+  if (known !== undefined) return known as (input: unknown) => Either.Either<A, ParseResult.ParseError>
+  const decode = Schema.decodeUnknownEither(schema)
+  decoders.set(schema, decode)
   return decode
 }
 
-const encoderOf = (schema: AnySchema) => {
+const encoderOf = <A, I>(schema: Schema.Schema<A, I>): (value: A) => Either.Either<unknown, ParseResult.ParseError> => {
   let encode = encoders.get(schema)
   if (encode === undefined) encoders.set(schema, encode = Schema.encodeUnknownEither(schema))
   return encode
@@ -117,9 +122,9 @@ export const relatedTo = (resource: string, id: string) => {
 }
 
 /** One fetch of a key: what it is, how to load it and keep it, and why it runs. */
-interface Job<A, E, R> {
+interface Job<A, I, E, R> {
   readonly key: string
-  readonly schema: Schema.Schema<A, unknown>
+  readonly schema: Schema.Schema<A, I>
   readonly loader: Source<A, E, R>
   readonly options: LookupOptions<E>
   readonly mode: "miss" | "refresh"
@@ -183,7 +188,7 @@ export class Engine {
   }
 
   /** The value of a fresh entry, or `undefined` on a miss. */
-  get<A>(key: string, schema: Schema.Schema<A, unknown>): Effect.Effect<Option.Option<A>> {
+  get<A, I>(key: string, schema: Schema.Schema<A, I>): Effect.Effect<Option.Option<A>> {
     return Effect.suspend(() => {
       const entry = this.#localFresh(key, schema, this.#now())
       if (entry !== undefined) {
@@ -201,9 +206,9 @@ export class Engine {
     })
   }
 
-  lookup<A, E, R>(
+  lookup<A, I, E, R>(
     key: string,
-    schema: Schema.Schema<A, unknown>,
+    schema: Schema.Schema<A, I>,
     loader: Source<A, E, R>,
     options: CallOptions<E>
   ): Effect.Effect<Cached<A>, E, R> {
@@ -223,9 +228,9 @@ export class Engine {
   }
 
   /** {@link lookup} for the value alone: a local hit allocates nothing. */
-  lookupValue<A, E, R>(
+  lookupValue<A, I, E, R>(
     key: string,
-    schema: Schema.Schema<A, unknown>,
+    schema: Schema.Schema<A, I>,
     loader: Source<A, E, R>,
     options: CallOptions<E>
   ): Effect.Effect<A, E, R> {
@@ -244,9 +249,9 @@ export class Engine {
   }
 
   /** Past a local miss: Redis, then one fetch for all. */
-  #behindLocal<A, E, R>(
+  #behindLocal<A, I, E, R>(
     key: string,
-    schema: Schema.Schema<A, unknown>,
+    schema: Schema.Schema<A, I>,
     loader: Source<A, E, R>,
     options: CallOptions<E>
   ): Effect.Effect<Cached<A>, E, R> {
@@ -257,9 +262,9 @@ export class Engine {
   }
 
   /** What was found decides: a fresh hit (refreshed ahead if due), else one fetch for all. */
-  #afterRead<A, E, R>(
+  #afterRead<A, I, E, R>(
     key: string,
-    schema: Schema.Schema<A, unknown>,
+    schema: Schema.Schema<A, I>,
     loader: Source<A, E, R>,
     options: CallOptions<E>,
     found: Found<A> | undefined
@@ -280,9 +285,9 @@ export class Engine {
    * The Redis-only tier's lookup: the `GET`, its decoding and the hit all happen in the reply's
    * callback, one fiber step; anything else (a miss, a corrupt entry, Redis failing) goes on from there.
    */
-  #sharedOnly<A, E, R, B>(
+  #sharedOnly<A, I, E, R, B>(
     key: string,
-    schema: Schema.Schema<A, unknown>,
+    schema: Schema.Schema<A, I>,
     loader: Source<A, E, R>,
     options: CallOptions<E>,
     hit: (value: A) => B,
@@ -317,7 +322,7 @@ export class Engine {
    * when it does not decode), then the Redis entry (a fresh one is copied to the local tier).
    * Fresh or stale; the later stale-until of the two when both are expired.
    */
-  #readBehindLocal<A>(key: string, schema: Schema.Schema<A, unknown>): Effect.Effect<Found<A> | undefined> {
+  #readBehindLocal<A, I>(key: string, schema: Schema.Schema<A, I>): Effect.Effect<Found<A> | undefined> {
     const entry = this.#local?.get(key, this.#now())
     let local: Found<A> | undefined
     let mismatch: Effect.Effect<void> | undefined
@@ -326,10 +331,10 @@ export class Engine {
         local = entry as Found<A>
       } else {
         const retyped = encoderOf(entry.schema as AnySchema)(entry.value).pipe(
-          Either.flatMap((encoded) => decoderOf(schema as AnySchema)(encoded))
+          Either.flatMap((encoded) => decoderOf(schema)(encoded))
         )
         if (Either.isRight(retyped)) {
-          local = { ...entry, value: retyped.right as A }
+          local = { ...entry, value: retyped.right }
         } else {
           this.#local?.delete(key)
           mismatch = this.#corrupt(key, "memory", "does not decode with the Schema asked for")
@@ -373,15 +378,15 @@ export class Engine {
   }
 
   /** A Redis reply as an entry (`undefined`: none, or past its stale-until), or why it is corrupt. Plain code. */
-  #classify<A>(schema: Schema.Schema<A, unknown>, text: string | null): Found<A> | Corrupt | undefined {
+  #classify<A, I>(schema: Schema.Schema<A, I>, text: string | null): Found<A> | Corrupt | undefined {
     if (text === null) return undefined
     const stored = decodeEnvelope(text)
     if (stored === undefined) return new Corrupt("is not a cache entry")
-    const decoded = decoderOf(schema as AnySchema)(stored.encoded)
+    const decoded = decoderOf(schema)(stored.encoded)
     if (Either.isLeft(decoded)) return new Corrupt("does not decode with its Schema")
     if (stored.staleUntil <= this.#now()) return undefined
     return {
-      value: decoded.right as A,
+      value: decoded.right,
       freshUntil: stored.freshUntil,
       staleUntil: stored.staleUntil,
       etag: stored.etag,
@@ -390,7 +395,7 @@ export class Engine {
   }
 
   /** Reads a Redis entry; a failure is a miss (fail open), a corrupt entry is dropped. */
-  #readShared<A>(key: string, schema: Schema.Schema<A, unknown>): Effect.Effect<Found<A> | undefined> {
+  #readShared<A, I>(key: string, schema: Schema.Schema<A, I>): Effect.Effect<Found<A> | undefined> {
     const shared = this.#shared
     if (shared === undefined || !shared.usable) return Effect.succeed(undefined)
     return Effect.flatMap(
@@ -405,12 +410,12 @@ export class Engine {
     )
   }
 
-  #parseShared<A>(key: string, schema: Schema.Schema<A, unknown>, text: string): Effect.Effect<Found<A> | undefined> {
+  #parseShared<A, I>(key: string, schema: Schema.Schema<A, I>, text: string): Effect.Effect<Found<A> | undefined> {
     const held = this.#classify(schema, text)
     return held instanceof Corrupt ? Effect.as(this.#dropCorrupt(key, held.reason), undefined) : Effect.succeed(held)
   }
 
-  #fillLocal<A>(key: string, schema: Schema.Schema<A, unknown>, found: Found<A>): void {
+  #fillLocal<A, I>(key: string, schema: Schema.Schema<A, I>, found: Found<A>): void {
     const cap = this.#options.localMaxTtlMillis
     this.#local?.set(key, {
       value: found.value,
@@ -426,7 +431,7 @@ export class Engine {
   // fetching: one per key per process, one per cluster with Redis
   // -------------------------------------------------------------------------------------------
 
-  #singleFlight<A, E, R>(job: Job<A, E, R>, candidate: Found<A> | undefined): Effect.Effect<Cached<A>, E, R> {
+  #singleFlight<A, I, E, R>(job: Job<A, I, E, R>, candidate: Found<A> | undefined): Effect.Effect<Cached<A>, E, R> {
     const { key, schema } = job
     return Effect.suspend(() => {
       const existing = this.#inflight.get(key)
@@ -456,7 +461,11 @@ export class Engine {
     })
   }
 
-  #lead<A, E, R>(job: Job<A, E, R>, candidate: Found<A> | undefined, flight: Flight): Effect.Effect<Cached<A>, E, R> {
+  #lead<A, I, E, R>(
+    job: Job<A, I, E, R>,
+    candidate: Found<A> | undefined,
+    flight: Flight
+  ): Effect.Effect<Cached<A>, E, R> {
     const { key, options, schema } = job
     return Effect.gen(this, function*() {
       let previous = candidate
@@ -506,7 +515,11 @@ export class Engine {
     })
   }
 
-  #fetch<A, E, R>(job: Job<A, E, R>, previous: Found<A> | undefined, flight: Flight): Effect.Effect<Cached<A>, E, R> {
+  #fetch<A, I, E, R>(
+    job: Job<A, I, E, R>,
+    previous: Found<A> | undefined,
+    flight: Flight
+  ): Effect.Effect<Cached<A>, E, R> {
     const { key, loader, options, schema } = job
     return Effect.suspend(() => {
       this.#fetches++
@@ -535,7 +548,7 @@ export class Engine {
    * Takes the key's Redis lock, or waits for its holder's value: polls (5 ms doubling to 50 ms)
    * until the value is fresh, the lock is free again (then tries to take it), or `lockWait` passes.
    */
-  #acquire<A>(key: string, schema: Schema.Schema<A, unknown>): Effect.Effect<Acquired> {
+  #acquire<A, I>(key: string, schema: Schema.Schema<A, I>): Effect.Effect<Acquired> {
     const shared = this.#shared
     if (shared === undefined) return Effect.succeed(unlocked)
     const token = randomUUID()
@@ -563,9 +576,9 @@ export class Engine {
     })
   }
 
-  #refreshAhead<A, E, R>(
+  #refreshAhead<A, I, E, R>(
     key: string,
-    schema: Schema.Schema<A, unknown>,
+    schema: Schema.Schema<A, I>,
     loader: Source<A, E, R>,
     options: CallOptions<E>,
     current: Found<A>
@@ -583,9 +596,9 @@ export class Engine {
   // writing
   // -------------------------------------------------------------------------------------------
 
-  #store<A>(
+  #store<A, I>(
     key: string,
-    schema: Schema.Schema<A, unknown>,
+    schema: Schema.Schema<A, I>,
     loaded: Loaded<A>,
     options: EntryOptions,
     announce: boolean
@@ -597,7 +610,7 @@ export class Engine {
         this.#local?.delete(key)
         return shared === undefined ? Effect.void : Effect.ignore(shared.unlink([key]))
       }
-      const encoded = encoderOf(schema as AnySchema)(loaded.value)
+      const encoded = encoderOf(schema)(loaded.value)
       if (Either.isLeft(encoded)) {
         this.#errors++
         return Effect.logWarning(`cache: value for ${JSON.stringify(key)} does not encode with its Schema; not cached`)
@@ -633,7 +646,7 @@ export class Engine {
   }
 
   /** Writes a value (write-through): this instance's copy is replaced, the others' dropped. */
-  set<A>(key: string, schema: Schema.Schema<A, unknown>, value: A, options: CallOptions<never>): Effect.Effect<void> {
+  set<A, I>(key: string, schema: Schema.Schema<A, I>, value: A, options: CallOptions<never>): Effect.Effect<void> {
     return Effect.suspend(() => {
       this.#markInflight({ _tag: "Keys", keys: [key] })
       return this.#store(key, schema, { value }, this.#resolve(options), true)

@@ -1,5 +1,5 @@
 /**
- * The Redis tier of a cache, on the shared ioredis client:
+ * The Redis tier of a cache, on the shared `Redis.Redis` connection:
  *
  * - values as JSON envelopes under `<prefix>v:<key>`, each with a `PX` expiry (its stale-until);
  * - tags as sets under `<prefix>t:<tag>` written atomically with the value (Lua), expiring with
@@ -19,13 +19,23 @@
  */
 import * as Effect from "effect/Effect"
 import type { Redis as IORedis } from "ioredis"
+import type * as Redis from "../Redis.js"
 import { escapeGlob } from "./glob.js"
 import { redisScript } from "./redisScript.js"
 
-/** A Redis command failed, timed out, or Redis was skipped by the gate. @internal */
+/**
+ * A Redis command failed, timed out, or Redis was skipped by the gate; `message` is the reason
+ * (what a `StorageError` built from it says).
+ *
+ * @internal
+ */
 export class TierFailure {
   readonly _tag = "TierFailure"
   constructor(readonly operation: string, readonly reason: string) {}
+
+  get message(): string {
+    return this.reason
+  }
 }
 
 /** What a value key holds, decoded from its JSON envelope. @internal */
@@ -94,7 +104,7 @@ if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) 
 return 0
 `)
 
-/** @internal */
+/** The settings of a Redis tier, resolved. @internal */
 export interface RedisTierOptions {
   readonly prefix: string
   readonly timeoutMillis: number
@@ -114,7 +124,12 @@ interface Pending {
 /** What the gate saw last, for logs and stats. @internal */
 export type TierState = "up" | "down"
 
-/** @internal */
+/**
+ * The Redis tier of one cache: keys under a prefix, the L2 breaker (the gate), and one timer for
+ * every command in flight.
+ *
+ * @internal
+ */
 export class RedisTier {
   readonly #client: IORedis
   readonly #options: RedisTierOptions
@@ -126,8 +141,8 @@ export class RedisTier {
 
   readonly channel: string
 
-  constructor(client: IORedis, options: RedisTierOptions, now: () => number) {
-    this.#client = client
+  constructor(redis: Redis.Service, options: RedisTierOptions, now: () => number) {
+    this.#client = redis.client
     this.#options = options
     this.#now = now
     this.channel = `${options.prefix}invalidate`

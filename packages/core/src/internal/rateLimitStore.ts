@@ -2,42 +2,28 @@
  * Rate-limit stores: the counting, atomic per key. Memory (the `Clock`, so `TestClock` drives it)
  * and Redis (Lua scripts on the shared client, Redis `TIME` as the clock, every key expiring,
  * the keys of one limit hash-tagged into one slot).
+ *
+ * The stores and their types are not marked `@internal`: `test/properties/rateLimit.test.ts`
+ * type-checks against the emitted declarations (`./internal/*` is not exported by the package).
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import type { RedisError } from "../Redis.js"
-import * as Redis from "../Redis.js"
+import { StorageError } from "../LiaisonError.js"
+import type * as RateLimit from "../RateLimit.js"
+import type * as Redis from "../Redis.js"
 import { redisScript } from "./redisScript.js"
 
-export type Rule =
-  | {
-    readonly _tag: "TokenBucket"
-    /** The most tokens the bucket holds (the burst). */
-    readonly capacity: number
-    /** Tokens added per millisecond. */
-    readonly refillPerMilli: number
-  }
-  | {
-    readonly _tag: "SlidingWindow"
-    readonly limit: number
-    readonly windowMillis: number
-  }
+export type Rule = RateLimit.Rule
 
-export interface Decision {
-  readonly allowed: boolean
-  /** Permits left after this one. */
-  readonly remaining: number
-  /** When asking again may succeed; 0 when allowed. */
-  readonly retryAfterMillis: number
-  /** The store's clock when it decided. */
-  readonly nowMillis: number
-}
+export type Decision = RateLimit.Decision
 
-export interface Store {
-  readonly take: (key: string, rule: Rule) => Effect.Effect<Decision, RedisError>
-  readonly remaining: (key: string, rule: Rule) => Effect.Effect<number, RedisError>
-}
+export type Store = RateLimit.StoreService
 
+/**
+ * The most permits a rule holds at once.
+ *
+ * @internal
+ */
 export const limitOf = (rule: Rule): number => rule._tag === "TokenBucket" ? rule.capacity : rule.limit
 
 // ---------------------------------------------------------------------------------------------
@@ -60,6 +46,9 @@ const prune = (log: Array<number>, windowMillis: number, now: number) => {
   if (drop > 0) log.splice(0, drop)
 }
 
+/**
+ * Counts in this process, on the `Clock`.
+ */
 export const makeMemory = (): Store => {
   const buckets = new Map<string, BucketState>()
   const logs = new Map<string, Array<number>>()
@@ -178,22 +167,28 @@ const toDecision = ([allowed, remaining, retry, now]: Reply): Decision => ({
   nowMillis: now
 })
 
+/**
+ * Counts in Redis under `prefix`: atomic scripts, Redis `TIME` as the clock.
+ */
 export const makeRedis = (redis: Redis.Service, prefix: string): Store => {
   // `{key}` is the hash tag: a limit's keys live in one Redis Cluster slot.
   const keyOf = (key: string) => `${prefix}{${key}}`
   const run = (key: string, rule: Rule, take: boolean) =>
-    Effect.provideService(
-      Redis.use("rate limit", (client) =>
+    Effect.tryPromise({
+      try: () =>
         (rule._tag === "TokenBucket"
-          ? tokenBucket.run(client, [`${keyOf(key)}:bucket`], [rule.capacity, rule.refillPerMilli, take ? "1" : "0"])
+          ? tokenBucket.run(redis.client, [`${keyOf(key)}:bucket`], [
+            rule.capacity,
+            rule.refillPerMilli,
+            take ? "1" : "0"
+          ])
           : slidingWindow.run(
-            client,
+            redis.client,
             [`${keyOf(key)}:log`, `${keyOf(key)}:seq`],
             [rule.limit, rule.windowMillis, take ? "1" : "0"]
-          )) as Promise<Reply>),
-      Redis.Redis,
-      redis
-    )
+          )) as Promise<Reply>,
+      catch: (cause) => new StorageError({ store: "rate-limit", operation: take ? "take" : "remaining", cause })
+    })
   return {
     take: (key, rule) => Effect.map(run(key, rule, true), toDecision),
     remaining: (key, rule) => Effect.map(run(key, rule, false), ([, remaining]) => remaining)

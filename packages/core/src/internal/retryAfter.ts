@@ -2,6 +2,9 @@
  * How long a server asks the client to wait, from `Retry-After` (RFC 9110 §10.2.3: delay seconds
  * or an HTTP-date), `RateLimit-Reset` (IETF draft: delta seconds) or `X-RateLimit-Reset` (delta
  * seconds or, as GitHub and others send it, a Unix time in seconds).
+ *
+ * Not marked `@internal`: `test/core/Retry.test.ts` type-checks against the emitted declarations
+ * (`./internal/*` is not exported by the package).
  */
 
 /** Values above this are Unix times, not deltas (about 2001-09-09 in seconds). */

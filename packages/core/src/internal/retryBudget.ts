@@ -4,6 +4,7 @@
  * still goes out, but retries stop multiplying the load.
  */
 
+/** @internal */
 export interface BudgetSettings {
   readonly ratio: number
   /** Retries always allowed per window, so a quiet host can still retry. */
@@ -20,6 +21,11 @@ interface Counts {
   readonly retries: Array<number>
 }
 
+/**
+ * Counts per host; every call is synchronous (no effect, no allocation once a host is known).
+ *
+ * @internal
+ */
 export interface RetryBudget {
   /** Counts a first attempt. */
   readonly request: (host: string, now: number) => void
@@ -27,6 +33,7 @@ export interface RetryBudget {
   readonly tryRetry: (host: string, now: number) => boolean
 }
 
+/** @internal */
 export const make = (settings: BudgetSettings): RetryBudget => {
   const hosts = new Map<string, Counts>()
   const bucketMillis = settings.windowMillis / buckets

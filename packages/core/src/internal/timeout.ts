@@ -13,6 +13,11 @@ import * as FiberId from "effect/FiberId"
 /** The default services' clock: the only one whose time is the wall clock's. */
 const liveClock: Clock.Clock = Effect.runSync(Effect.clock)
 
+/**
+ * Fails with `onTimeout()` when `effect` takes longer than `millis`, interrupting it.
+ *
+ * @internal
+ */
 export const timeoutFail = <A, E, R, E2>(
   effect: Effect.Effect<A, E, R>,
   millis: number,

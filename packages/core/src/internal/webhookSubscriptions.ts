@@ -2,10 +2,11 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type { Redis as IORedis } from "ioredis"
+import { StorageError } from "../LiaisonError.js"
+import type * as Redis from "../Redis.js"
+import type { StoredSubscription, SubscriptionStoreService } from "../WebhookDelivery.js"
 
-/** A subscription as stored (the secret in clear: it signs every delivery). @internal */
-export const StoredSubscription = Schema.Struct({
+const Stored: Schema.Schema<StoredSubscription> = Schema.Struct({
   id: Schema.String,
   url: Schema.String,
   events: Schema.Array(Schema.String),
@@ -15,29 +16,30 @@ export const StoredSubscription = Schema.Struct({
   disabledReason: Schema.optional(Schema.String)
 })
 
-/** @internal */
-export type StoredSubscription = typeof StoredSubscription.Type
-
-const Json = Schema.parseJson(StoredSubscription)
+const Json = Schema.parseJson(Stored)
 const encode = Schema.encodeSync(Json)
 const decode = Schema.decodeEither(Json)
 
-/** @internal */
-export interface SubscriptionStore {
-  readonly put: (subscription: StoredSubscription) => Effect.Effect<void, unknown>
-  readonly get: (id: string) => Effect.Effect<Option.Option<StoredSubscription>, unknown>
-  readonly list: Effect.Effect<ReadonlyArray<StoredSubscription>, unknown>
-  readonly remove: (id: string) => Effect.Effect<boolean, unknown>
-}
+const storageError = (operation: string) => (cause: unknown) =>
+  new StorageError({ store: "webhooks", operation, cause })
 
-/** @internal */
-export const makeMemorySubscriptions = (): SubscriptionStore => {
-  const subscriptions = new Map<string, StoredSubscription>()
+/**
+ * Subscriptions in this process' memory, one map per delivery service name.
+ *
+ * @internal
+ */
+export const makeMemory = (): SubscriptionStoreService => {
+  const byName = new Map<string, Map<string, StoredSubscription>>()
+  const of = (name: string) => {
+    let subscriptions = byName.get(name)
+    if (subscriptions === undefined) byName.set(name, subscriptions = new Map())
+    return subscriptions
+  }
   return {
-    put: (subscription) => Effect.sync(() => void subscriptions.set(subscription.id, subscription)),
-    get: (id) => Effect.sync(() => Option.fromNullable(subscriptions.get(id))),
-    list: Effect.sync(() => [...subscriptions.values()]),
-    remove: (id) => Effect.sync(() => subscriptions.delete(id))
+    put: (name, subscription) => Effect.sync(() => void of(name).set(subscription.id, subscription)),
+    get: (name, id) => Effect.sync(() => Option.fromNullable(of(name).get(id))),
+    list: (name) => Effect.sync(() => [...of(name).values()]),
+    remove: (name, id) => Effect.sync(() => of(name).delete(id))
   }
 }
 
@@ -45,28 +47,36 @@ const parsed = (raw: string | null | undefined): Option.Option<StoredSubscriptio
   raw === null || raw === undefined ? Option.none() : Either.getRight(decode(raw))
 
 /**
- * Subscriptions in one Redis hash, `liaison:{wh:<name>}:subscriptions`, its expiry pushed back to
- * `retentionMillis` on every write and every listing: it lapses only after that long unused.
+ * Subscriptions in one Redis hash per name, `liaison:{wh:<name>}:subscriptions`, its expiry pushed
+ * back to `retentionMillis` on every write and every listing: it lapses only after that long unused.
  *
  * @internal
  */
-export const makeRedisSubscriptions = (client: IORedis, name: string, retentionMillis: number): SubscriptionStore => {
-  const key = `liaison:{wh:${name}}:subscriptions`
-  const run = <A>(f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: (cause) => cause })
+export const makeRedis = (redis: Redis.Service, retentionMillis: number): SubscriptionStoreService => {
+  const { client } = redis
+  const keyOf = (name: string) => `liaison:{wh:${name}}:subscriptions`
+  const run = <A>(operation: string, f: () => Promise<A>) =>
+    Effect.tryPromise({ try: f, catch: storageError(operation) })
   return {
-    put: (subscription) =>
+    put: (name, subscription) =>
       Effect.asVoid(
-        run(() => client.multi().hset(key, subscription.id, encode(subscription)).pexpire(key, retentionMillis).exec())
+        run("subscribe", () =>
+          client.multi().hset(keyOf(name), subscription.id, encode(subscription)).pexpire(keyOf(name), retentionMillis)
+            .exec())
       ),
-    get: (id) => Effect.map(run(() => client.hget(key, id)), parsed),
-    list: Effect.map(
-      run(() => client.multi().hgetall(key).pexpire(key, retentionMillis).exec()),
-      (replies) => {
-        const all = replies?.[0]?.[1]
-        if (typeof all !== "object" || all === null) return []
-        return Object.values(all as Record<string, string>).flatMap((raw) => Option.toArray(parsed(raw)))
-      }
-    ),
-    remove: (id) => Effect.map(run(() => client.hdel(key, id)), (removed) => removed > 0)
+    get: (name, id) => Effect.map(run("get subscription", () => client.hget(keyOf(name), id)), parsed),
+    list: (name) =>
+      Effect.map(
+        run(
+          "list subscriptions",
+          () => client.multi().hgetall(keyOf(name)).pexpire(keyOf(name), retentionMillis).exec()
+        ),
+        (replies) => {
+          const all: unknown = replies?.[0]?.[1]
+          if (typeof all !== "object" || all === null) return []
+          return Object.values(all).flatMap((raw) => typeof raw === "string" ? Option.toArray(parsed(raw)) : [])
+        }
+      ),
+    remove: (name, id) => Effect.map(run("unsubscribe", () => client.hdel(keyOf(name), id)), (removed) => removed > 0)
   }
 }

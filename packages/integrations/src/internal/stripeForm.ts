@@ -1,22 +1,6 @@
 import * as DateTime from "effect/DateTime"
 import * as Either from "effect/Either"
 
-/**
- * A value Stripe's form encoding can carry: scalars, dates, and arrays and objects of them,
- * nested to any depth.
- */
-export type FormValue =
-  | string
-  | number
-  | bigint
-  | boolean
-  | Date
-  | DateTime.DateTime
-  | null
-  | undefined
-  | ReadonlyArray<FormValue>
-  | { readonly [key: string]: FormValue }
-
 const isPlainObject = (u: unknown): u is Readonly<Record<string, unknown>> => {
   if (typeof u !== "object" || u === null) return false
   const proto: unknown = Object.getPrototypeOf(u)
@@ -41,6 +25,8 @@ const describe = (u: unknown): string =>
  *
  * Keys must be non-empty and free of `[` and `]` (they would be read as nesting); keys and
  * strings must be well-formed Unicode (no lone surrogates: they cannot be percent-encoded).
+ *
+ * @internal
  */
 export const encodeForm = (params: unknown): Either.Either<Array<[string, string]>, string> => {
   if (!isPlainObject(params)) return Either.left(`expected an object of parameters, got ${describe(params)}`)
@@ -147,6 +133,8 @@ const escapeKey = (key: string): string => key.replace(/[^[\]]+/g, escape)
 /**
  * The pairs as an `application/x-www-form-urlencoded` body or query string, brackets literal
  * as Stripe's own libraries send them (`metadata[order_id]=6735&payment_method_types[0]=card`).
+ *
+ * @internal
  */
 export const formString = (pairs: ReadonlyArray<readonly [string, string]>): string =>
   pairs.map(([key, value]) => `${escapeKey(key)}=${escape(value)}`).join("&")

@@ -1,0 +1,319 @@
+/**
+ * The retry engine: options resolved once into `Settings`, then a loop of judged attempts.
+ * `executeWithin` is the entry for an attempt that bounds itself (`Policy` folds the deadline
+ * into its attempt timeout: one timer per attempt).
+ */
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type * as Http from "../Http.js"
+import * as HttpError from "../HttpError.js"
+import type { InvalidOptions } from "../LiaisonError.js"
+import type * as Retry from "../Retry.js"
+import { millis } from "./duration.js"
+import * as Invalid from "./invalidOptions.js"
+import { retryAfterMillis } from "./retryAfter.js"
+import * as Budget from "./retryBudget.js"
+import { timeoutFail } from "./timeout.js"
+
+/** @internal */
+export interface Settings {
+  readonly maxAttempts: number
+  readonly backoff: Schedule.Schedule<Duration.Duration>
+  readonly statuses: ReadonlySet<number>
+  readonly idempotentMethods: ReadonlySet<string>
+  readonly retryNonIdempotent: boolean
+  readonly maxRetryAfterMillis: number
+  /** The deadline in milliseconds, if there is one. */
+  readonly deadlineMillis: number | undefined
+  readonly budget: Budget.RetryBudget | undefined
+  readonly isRetryable: ((outcome: Retry.Outcome) => boolean | undefined) | undefined
+}
+
+/** @internal */
+export type RetryError = HttpError.RetryAfterTooLong | HttpError.RetryBudgetExhausted | HttpError.TimeoutError
+
+/**
+ * An attempt that bounds itself by what is left of the deadline (`undefined`: no deadline).
+ *
+ * @internal
+ */
+export type Attempt = (
+  request: HttpClientRequest.HttpClientRequest,
+  remainingMillis: number | undefined
+) => Effect.Effect<Http.Response, HttpError.HttpError, Scope.Scope>
+
+/** @internal */
+export const backoff = (
+  options: Retry.Options,
+  defaults: typeof Retry.defaults
+): Schedule.Schedule<Duration.Duration> => {
+  const cap = Duration.decode(options.cap ?? defaults.cap)
+  const jitter = options.jitter ?? defaults.jitter
+  const exponential = Schedule.exponential(options.base ?? defaults.base, options.factor ?? defaults.factor)
+  return (jitter === false ? exponential : Schedule.jitteredWith(exponential, jitter)).pipe(
+    Schedule.modifyDelay((_, delay) => Duration.min(delay, cap)),
+    Schedule.intersect(Schedule.recurs((options.maxAttempts ?? defaults.maxAttempts) - 1)),
+    Schedule.map(([delay]) => delay)
+  )
+}
+
+/** @internal */
+export const resolve = (
+  options: Retry.Options,
+  defaults: typeof Retry.defaults
+): Effect.Effect<Settings, InvalidOptions> => {
+  const maxAttempts = options.maxAttempts ?? defaults.maxAttempts
+  const jitter = options.jitter ?? defaults.jitter
+  const budget = options.budget === false ? undefined : options.budget ?? {}
+  const ratio = budget?.ratio ?? defaults.budget.ratio
+  const windowMillis = millis(budget?.window ?? defaults.budget.window)
+  const minRetriesPerSecond = budget?.minRetriesPerSecond ?? defaults.budget.minRetriesPerSecond
+  const baseMillis = millis(options.base ?? defaults.base)
+  const invalid = Invalid.check([
+    [Number.isInteger(maxAttempts) && maxAttempts >= 1, "maxAttempts", "must be an integer ≥ 1"],
+    [baseMillis > 0, "base", "must be positive"],
+    [(options.factor ?? defaults.factor) >= 1, "factor", "must be ≥ 1"],
+    [millis(options.cap ?? defaults.cap) >= baseMillis, "cap", "must be at least base"],
+    [jitter === false || (jitter.min >= 0 && jitter.min <= jitter.max), "jitter", "needs 0 ≤ min ≤ max"],
+    [ratio >= 0, "budget.ratio", "must be ≥ 0"],
+    [windowMillis > 0, "budget.window", "must be positive"],
+    [options.deadline === undefined || millis(options.deadline) > 0, "deadline", "must be positive"]
+  ])
+  if (invalid !== undefined) return Effect.fail(invalid)
+  return Effect.succeed({
+    maxAttempts,
+    backoff: backoff(options, defaults),
+    statuses: new Set(options.statuses ?? defaults.statuses),
+    idempotentMethods: new Set(
+      [...(options.idempotentMethods ?? defaults.idempotentMethods)].map((m) => m.toUpperCase())
+    ),
+    retryNonIdempotent: options.retryNonIdempotent ?? defaults.retryNonIdempotent,
+    maxRetryAfterMillis: millis(options.maxRetryAfter ?? defaults.maxRetryAfter),
+    deadlineMillis: options.deadline === undefined ? undefined : millis(options.deadline),
+    budget: budget === undefined
+      ? undefined
+      : Budget.make({ ratio, windowMillis, minRetries: (minRetriesPerSecond * windowMillis) / 1000 }),
+    isRetryable: options.isRetryable
+  })
+}
+
+/** One attempt's result, judged. */
+interface Step<A, E> {
+  readonly exit: Exit.Exit<A, E>
+  readonly retryable: boolean
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly describe: string
+  /** Frees what the attempt holds (its response body) before the next one. */
+  readonly release: Effect.Effect<void>
+}
+
+/**
+ * The default rule for a failed attempt, from `HttpError.transience`: a status by the policy's
+ * own list; a transport error or an attempt's timeout unless permanent (the method was checked
+ * to be safe to repeat); nothing else. A refusal on this side (`CircuitOpen`, `RateLimited`, …)
+ * would meet the same gate again, and a `total` timeout means the deadline is spent.
+ */
+const isRetryableError = (error: HttpError.HttpError, statuses: ReadonlySet<number>): boolean => {
+  if (error._tag === "StatusError") return statuses.has(error.status)
+  if (error._tag === "TransportError" || (error._tag === "TimeoutError" && error.phase !== "total")) {
+    return HttpError.transience(error) !== "permanent"
+  }
+  return false
+}
+
+/** Judges a failed attempt (an error, not a response). */
+const judgeError = <A, E>(exit: Exit.Exit<A, E>, settings: Settings): Step<A, E> => {
+  // A failure's cause is not always a bare `Fail` (e.g. `Sequential(Fail, Empty)` after a finalizer).
+  const error = exit._tag === "Failure" ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+  if (error === undefined || !HttpError.isHttpError(error)) {
+    return { exit, retryable: false, status: 0, headers: {}, describe: "failed", release: Effect.void }
+  }
+  const decided = settings.isRetryable?.({ _tag: "Error", error })
+  const status = error._tag === "StatusError" ? error.status : 0
+  return {
+    exit,
+    retryable: decided ?? isRetryableError(error, settings.statuses),
+    status,
+    headers: error._tag === "StatusError" ? error.headers : {},
+    describe: status === 0 ? error._tag : `answered ${status}`,
+    release: Effect.void
+  }
+}
+
+/** A retried answer's body is read this many chunks at most, then cancelled. */
+const drainedChunks = 4
+
+/** Judges a finished attempt: a response by its status, a failure by its error. */
+const judgeResponse = (
+  exit: Exit.Exit<Http.Response, HttpError.HttpError>,
+  settings: Settings
+): Step<Http.Response, HttpError.HttpError> => {
+  if (exit._tag === "Failure") return judgeError(exit, settings)
+  const { headers, status } = exit.value
+  const decided = settings.isRetryable?.({ _tag: "Response", status, headers })
+  return {
+    exit,
+    retryable: decided ?? settings.statuses.has(status),
+    status,
+    headers,
+    describe: `answered ${status}`,
+    release: Effect.ignore(Stream.runDrain(Stream.take(exit.value.stream, drainedChunks)))
+  }
+}
+
+const hostOf = (url: string, baseUrl: string | undefined): string => {
+  try {
+    return new URL(url, baseUrl).host
+  } catch {
+    return "unknown"
+  }
+}
+
+interface Target {
+  readonly method: string
+  readonly url: string
+  readonly host: string
+  readonly safe: boolean
+}
+
+/**
+ * Sleeps the schedule's next delay, at least the server's ask; `true` when the schedule is done.
+ */
+const wait = (
+  driver: Schedule.ScheduleDriver<Duration.Duration, unknown>,
+  asked: number | undefined
+): Effect.Effect<boolean> =>
+  Effect.gen(function*() {
+    const before = yield* Clock.currentTimeMillis
+    const stopped = yield* Effect.isFailure(driver.next(undefined))
+    const slept = (yield* Clock.currentTimeMillis) - before
+    if (!stopped && asked !== undefined && asked > slept) yield* Effect.sleep(Duration.millis(asked - slept))
+    return stopped
+  })
+
+/**
+ * The retry loop: `attempt` until its step is not retryable, attempts run out, the server asks
+ * for too long, the budget is spent or the deadline would pass.
+ */
+const loop = <A, E, R>(
+  settings: Settings,
+  target: Target,
+  attempt: (remainingMillis: number | undefined) => Effect.Effect<Step<A, E>, never, R>
+): Effect.Effect<A, E | RetryError, R> => {
+  const { deadlineMillis } = settings
+  const timedOut = () => HttpError.timeout(target, "total", deadlineMillis ?? 0)
+  return Effect.gen(function*() {
+    const start = yield* Clock.currentTimeMillis
+    const remaining = (now: number) => deadlineMillis === undefined ? undefined : deadlineMillis - (now - start)
+    settings.budget?.request(target.host, start)
+    // The deadline bounds each attempt (one timer per attempt, not one more around them all) and each wait.
+    let step = yield* attempt(deadlineMillis)
+    if (!target.safe || !step.retryable || settings.maxAttempts === 1) return yield* step.exit
+    const driver = yield* Schedule.driver(settings.backoff)
+    for (let n = 1; step.retryable && n < settings.maxAttempts; n++) {
+      const now = yield* Clock.currentTimeMillis
+      const asked = retryAfterMillis(step.headers, now)
+      if (asked !== undefined && asked > settings.maxRetryAfterMillis) {
+        yield* step.release
+        return yield* HttpError.retryAfterTooLong(target, {
+          status: step.status,
+          retryAfterMillis: asked,
+          maxRetryAfterMillis: settings.maxRetryAfterMillis
+        })
+      }
+      // Waiting past the deadline would only end in a timeout: the last answer is better.
+      const left = remaining(now)
+      if (left !== undefined && asked !== undefined && asked >= left) break
+      if (settings.budget !== undefined && !settings.budget.tryRetry(target.host, now)) {
+        yield* step.release
+        return yield* HttpError.retryBudgetExhausted(target, { host: target.host, lastOutcome: step.describe })
+      }
+      yield* step.release
+      // The schedule sleeps the backoff delay; the server's ask is the floor.
+      const stopped = left === undefined
+        ? yield* wait(driver, asked)
+        : yield* Effect.timeoutFail(wait(driver, asked), {
+          duration: Duration.millis(Math.max(0, left)),
+          onTimeout: timedOut
+        })
+      if (stopped) return yield* step.exit
+      const stillLeft = remaining(yield* Clock.currentTimeMillis)
+      if (stillLeft !== undefined && stillLeft <= 0) return yield* timedOut()
+      step = yield* attempt(stillLeft)
+    }
+    return yield* step.exit
+  })
+}
+
+/** Bounds an attempt by what is left of the deadline, if there is one. */
+const within = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  remainingMillis: number | undefined,
+  settings: Settings,
+  target: HttpError.Target
+): Effect.Effect<A, E | HttpError.TimeoutError, R> =>
+  remainingMillis === undefined
+    ? effect
+    : timeoutFail(
+      effect,
+      Math.max(0, remainingMillis),
+      () => HttpError.timeout(target, "total", settings.deadlineMillis ?? 0)
+    )
+
+const isSafe = (settings: Settings, method: string, headers: Readonly<Record<string, string>>): boolean =>
+  settings.retryNonIdempotent || settings.idempotentMethods.has(method) || headers["idempotency-key"] !== undefined
+
+/**
+ * Retries an attempt that bounds itself. Each attempt runs in the caller's scope: a response
+ * that is retried has its body drained (a few chunks: an error page) or cancelled, which frees
+ * its connection before the next attempt; a failed attempt holds nothing.
+ *
+ * @internal
+ */
+export const executeWithin = (
+  settings: Settings,
+  attempt: Attempt,
+  baseUrl: string | undefined
+): Http.Service["execute"] =>
+(request) =>
+  loop(
+    settings,
+    {
+      method: request.method,
+      url: request.url,
+      host: hostOf(request.url, baseUrl),
+      safe: isSafe(settings, request.method, request.headers)
+    },
+    (remainingMillis) =>
+      Effect.map(Effect.exit(attempt(request, remainingMillis)), (exit) => judgeResponse(exit, settings))
+  )
+
+/** @internal */
+export const makePolicy = (settings: Settings): Retry.Policy => ({
+  execute: (execute, baseUrl) =>
+    executeWithin(
+      settings,
+      (request, remainingMillis) => within(execute(request), remainingMillis, settings, request),
+      baseUrl
+    ),
+  retry: (effect, target) =>
+    loop(settings, {
+      method: target.method,
+      url: target.url,
+      host: hostOf(target.url, undefined),
+      safe: target.idempotent ?? isSafe(settings, target.method.toUpperCase(), {})
+    }, (remainingMillis) =>
+      Effect.map(
+        Effect.exit(within(effect, remainingMillis, settings, target)),
+        (exit) => judgeError(exit, settings)
+      ))
+})

@@ -1,0 +1,202 @@
+/**
+ * Background email: the `emails` queue (a `DurableQueue` on the server's store: Redis with
+ * `REDIS_URL`, memory without),
+ * its workers sending through SendGrid (the real one when `SENDGRID_API_KEY` is set, else the
+ * built-in sandbox, said at startup).
+ *
+ * What a worker does with a failed send:
+ *
+ * - SendGrid did not take it and may later (5xx, 429, a connection that never opened, a connect
+ *   timeout, the retry budget or the rate limiter): retried after a growing delay
+ *   (`EMAIL_RETRY_DELAY` × 1, 5, 30, 120, 600, 1800), then `failed`;
+ * - SendGrid refused it (other 4xx) or it breaks a rule: `failed`;
+ * - the outcome is unknown (the connection broke or timed out after the request was sent): `failed`
+ *   with that said, not retried — mail send has no idempotency key, and a retry could deliver it
+ *   twice.
+ *
+ * | variable | default | |
+ * |---|---|---|
+ * | `SENDGRID_API_KEY` | (unset) | redacted; unset → the built-in sandbox SendGrid |
+ * | `SENDGRID_API_BASE` | `https://api.sendgrid.com` | `https://api.eu.sendgrid.com` for EU subusers |
+ * | `EMAIL_WORKERS` | `2` | emails sent at once |
+ * | `EMAIL_RETRY_DELAY` | `1 second` | the first retry's delay; later ones are 5, 30, 120, 600 and 1800 times it |
+ * | `EMAIL_QUEUE` | `emails` | the queue's name (instances sharing a Redis share the queue) |
+ *
+ * @since 0.1.0
+ */
+import { DurableQueue, HttpError } from "@liaison/core"
+import type { LiaisonError, RateLimit } from "@liaison/core"
+import type { SendGridError } from "@liaison/integrations"
+import { SendGrid } from "@liaison/integrations"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import { positiveInt } from "../Config.js"
+import * as SendGridSandbox from "../sandbox/SendGrid.js"
+import type { EmailStatus } from "./Api.js"
+import { EmailRequest } from "./Api.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Settings {
+  readonly apiKey: Option.Option<Redacted.Redacted<string>>
+  readonly apiBase: string
+  readonly workers: number
+  readonly retryDelay: Duration.Duration
+  readonly queue: string
+}
+
+/**
+ * Every email setting, from the environment.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const settings: Config.Config<Settings> = Config.all({
+  apiKey: Config.option(Config.redacted("SENDGRID_API_KEY")),
+  apiBase: Config.string("SENDGRID_API_BASE").pipe(Config.withDefault(SendGrid.defaults.apiBase)),
+  workers: positiveInt("EMAIL_WORKERS", 2),
+  retryDelay: Config.duration("EMAIL_RETRY_DELAY").pipe(Config.withDefault(Duration.seconds(1))),
+  queue: Config.string("EMAIL_QUEUE").pipe(Config.withDefault("emails"))
+})
+
+/** Multiples of `EMAIL_RETRY_DELAY` before each retry: 1 s, 5 s, 30 s, 2 min, 10 min, 30 min by default. */
+const retrySteps = [1, 5, 30, 120, 600, 1800] as const
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** Validates and queues; the id is the email's. */
+  readonly send: (
+    request: EmailRequest
+  ) => Effect.Effect<string, SendGridError.InvalidMessage | SendGridError.LimitExceeded | LiaisonError.StorageError>
+  readonly status: (id: string) => Effect.Effect<Option.Option<EmailStatus>, LiaisonError.StorageError>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export class Emails extends Context.Tag("@liaison/server/Emails")<Emails, Service>() {}
+
+/** Whether a failed send may be retried (no sooner than a `Retry-After`), must not be, or may have been delivered. */
+const classify = (error: SendGrid.Error): DurableQueue.Verdict => {
+  if (error._tag === "SendGridError") return HttpError.isTransientStatus(error.status) ? "retry" : "fail"
+  if (!HttpError.isHttpError(error)) return "fail"
+  if (error._tag === "RetryAfterTooLong") return { retryAfterMillis: error.retryAfterMillis }
+  const transience = HttpError.transience(error)
+  return transience === "transient" ? "retry" : transience === "permanent" ? "fail" : "unknown"
+}
+
+/** Sends one email; a failure is settled by {@link classify} and the delays (no jitter: they are the user's). */
+const deliver = (sendgrid: SendGrid.Service, retryDelay: Duration.Duration) =>
+  DurableQueue.retrying(
+    (item: DurableQueue.Item<EmailRequest>) =>
+      Effect.map(sendgrid.send(item.value), (accepted) =>
+        DurableQueue.done({
+          detail: accepted.messageId === undefined
+            ? { sandbox: accepted.sandbox }
+            : { messageId: accepted.messageId, sandbox: accepted.sandbox }
+        })),
+    {
+      delays: retrySteps.map((step) => Duration.times(retryDelay, step)),
+      jitter: { min: 1, max: 1 },
+      classify,
+      // Mail send has no idempotency key: a retry could deliver it twice.
+      onUnknown: "fail"
+    }
+  )
+
+const publicState = {
+  queued: "queued",
+  processing: "sending",
+  done: "sent",
+  failed: "failed"
+} as const
+
+const toStatus = (status: DurableQueue.Status<EmailRequest>): EmailStatus => {
+  const settled = [...status.history].reverse().find((attempt) => attempt.outcome === "done")?.detail
+  const messageId = settled?.messageId
+  const sandbox = settled?.sandbox
+  return {
+    id: status.id,
+    status: publicState[status.state],
+    attempts: status.attempts,
+    ...(typeof messageId === "string" ? { messageId } : {}),
+    ...(typeof sandbox === "boolean" ? { sandbox } : {}),
+    ...(status.state !== "done" && status.lastError !== undefined ? { error: status.lastError } : {})
+  }
+}
+
+const sendGridLayer = (config: Settings) =>
+  Layer.unwrapScoped(Effect.gen(function*() {
+    if (Option.isSome(config.apiKey)) {
+      yield* Effect.logInfo(`emails: SendGrid at ${new URL(config.apiBase).origin}`)
+      return SendGrid.layerStandalone({ apiKey: config.apiKey.value, apiBase: config.apiBase })
+    }
+    const sandbox = yield* SendGridSandbox.make()
+    yield* Effect.logInfo(
+      `emails: no SENDGRID_API_KEY, using the built-in sandbox SendGrid at ${sandbox.url} (nothing is delivered)`
+    )
+    return SendGrid.layerStandalone({ apiKey: Redacted.make(SendGridSandbox.sandboxApiKey), apiBase: sandbox.url })
+  }))
+
+/**
+ * The service over the `emails` queue, its workers started in the scope and sending through the
+ * SendGrid client in context.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  config: Settings
+): Effect.Effect<Service, LiaisonError.InvalidOptions, DurableQueue.Store | SendGrid.SendGrid | Scope.Scope> =>
+  Effect.gen(function*() {
+    const queue = yield* DurableQueue.make(config.queue, EmailRequest, {
+      pollInterval: Duration.min(DurableQueue.defaults.pollInterval, config.retryDelay)
+    })
+    const sendgrid = yield* SendGrid.SendGrid
+    yield* queue.worker(deliver(sendgrid, config.retryDelay), { concurrency: config.workers })
+    return Emails.of({
+      send: (request) =>
+        Effect.gen(function*() {
+          yield* SendGrid.validate(request)
+          const { id } = yield* queue.enqueue(request, { id: `email_${globalThis.crypto.randomUUID()}` }).pipe(
+            // The request was decoded with the queue's own Schema: it encodes.
+            Effect.catchTag("ParseError", Effect.die)
+          )
+          return id
+        }),
+      status: (id) =>
+        queue.status(id).pipe(
+          // A record that no longer decodes is as good as gone.
+          Effect.catchTag("ParseError", () => Effect.succeedNone),
+          Effect.map(Option.map(toStatus))
+        )
+    })
+  })
+
+/**
+ * The emails service and its workers from {@link settings}: the queue on the `DurableQueue.Store`
+ * in context, and SendGrid (sharing the server's `RateLimit`) or its sandbox.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<
+  Emails,
+  ConfigError.ConfigError | LiaisonError.InvalidOptions,
+  DurableQueue.Store | RateLimit.RateLimit
+> = Layer.unwrapEffect(
+  Effect.map(settings, (config) => Layer.scoped(Emails, make(config)).pipe(Layer.provide(sendGridLayer(config))))
+)
