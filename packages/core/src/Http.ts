@@ -368,7 +368,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         client,
         internal.slotsPerOrigin(resolved.baseUrl, resolved.pool.maxConnections),
         resolved,
-        { defaults: defaultHeaders, secret: secretHeaders }
+        { defaults: defaultHeaders, secret: secretHeaders, empty: Object.keys(defaultHeaders).length === 0 }
       )
     }
   })

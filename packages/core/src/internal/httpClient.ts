@@ -6,6 +6,8 @@ import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -14,7 +16,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type * as Tracer from "effect/Tracer"
+import * as Tracer from "effect/Tracer"
 import type { ResolvedOptions, Response } from "../Http.js"
 import type { HttpError, Target, TimeoutError, TimeoutPhase, TransportError, TransportReason } from "../HttpError.js"
 import {
@@ -403,8 +405,11 @@ export const makeExecute = (
  * The client span of a call, in place of the platform's (which records the query string):
  * OpenTelemetry's HTTP client attributes with the URL redacted, `traceparent` propagated
  * when propagation is on, the span ended when the headers arrive (or the call fails with its
- * `HttpError`). Nothing is done when tracing is off.
+ * `HttpError`). Nothing is done when tracing is off or no tracer is installed (Effect's built-in
+ * tracer records nothing anyone reads: a span there is pure cost on every call).
  */
+const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
 const tracedSend = (
   send: (
     request: HttpClientRequest.HttpClientRequest
@@ -414,12 +419,14 @@ const tracedSend = (
   headers: SpanHeaders
 ): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpError> =>
   Effect.withFiberRuntime((fiber) => {
-    if (!fiber.getFiberRef(FiberRef.currentTracerEnabled)) return send(request)
+    if (fiber.currentTracer === nativeTracer || !fiber.getFiberRef(FiberRef.currentTracerEnabled)) return send(request)
     return Effect.useSpan(`http.client ${request.method}`, { kind: "client", captureStackTrace: false }, (span) => {
       annotateRequest(span, request, baseUrl)
       const redacted = Headers.redact(
-        { ...headers.defaults, ...request.headers },
-        [...fiber.getFiberRef(Headers.currentRedactedNames), ...headers.secret]
+        headers.empty ? request.headers : { ...headers.defaults, ...request.headers },
+        headers.secret.length === 0
+          ? fiber.getFiberRef(Headers.currentRedactedNames)
+          : [...fiber.getFiberRef(Headers.currentRedactedNames), ...headers.secret]
       )
       for (const name in redacted) span.attribute(`http.request.header.${name}`, String(redacted[name]))
       const outgoing = fiber.getFiberRef(HttpClient.currentTracerPropagation)
@@ -441,9 +448,11 @@ const tracedSend = (
 export interface SpanHeaders {
   readonly defaults: Readonly<Record<string, string>>
   readonly secret: ReadonlyArray<string>
+  /** No default headers: the request's own are shown as they are. */
+  readonly empty: boolean
 }
 
-const noSpanHeaders: SpanHeaders = { defaults: {}, secret: [] }
+const noSpanHeaders: SpanHeaders = { defaults: {}, secret: [], empty: true }
 
 const annotateRequest = (
   span: Tracer.Span,
@@ -453,15 +462,17 @@ const annotateRequest = (
   span.attribute("http.request.method", request.method)
   const full = redactUrl(baseUrl === undefined || isAbsoluteUrl(request.url) ? request.url : baseUrl + request.url)
   span.attribute("url.full", full)
-  try {
-    const url = new URL(full)
-    span.attribute("server.address", url.hostname)
-    if (url.port !== "") span.attribute("server.port", Number(url.port))
-    span.attribute("url.path", url.pathname)
-    span.attribute("url.scheme", url.protocol.slice(0, -1))
-  } catch {
-    // Not a URL: the call fails as an InvalidRequest; the method and the redacted text stay.
-  }
+  // Split by hand, not with `new URL`: this runs per call, and the platform parses the URL anyway.
+  const scheme = full.indexOf("://")
+  if (scheme === -1) return // not a URL: the call fails as an InvalidRequest
+  const pathStart = full.indexOf("/", scheme + 3)
+  const authority = full.slice(scheme + 3, pathStart === -1 ? full.length : pathStart)
+  const portAt = authority.lastIndexOf(":")
+  const hasPort = portAt !== -1 && authority.indexOf("]", portAt) === -1
+  span.attribute("server.address", hasPort ? authority.slice(0, portAt) : authority)
+  if (hasPort) span.attribute("server.port", Number(authority.slice(portAt + 1)))
+  span.attribute("url.path", pathStart === -1 ? "/" : full.slice(pathStart))
+  span.attribute("url.scheme", full.slice(0, scheme).toLowerCase())
 }
 
 /**
