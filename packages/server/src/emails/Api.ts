@@ -67,7 +67,8 @@ export const EmailQueued = Schema.Struct({
  */
 export const EmailStatus = Schema.Struct({
   id: Schema.String,
-  status: Schema.Literal("queued", "sending", "sent", "failed"),
+  /** `unknown`: a send began and its outcome is unknown; it is not resent (it may or may not have arrived). */
+  status: Schema.Literal("queued", "sending", "sent", "failed", "unknown"),
   attempts: Schema.Int,
   messageId: Schema.optional(Schema.String),
   /** SendGrid's sandbox mode: accepted, not delivered. */

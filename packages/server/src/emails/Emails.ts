@@ -10,9 +10,12 @@
  *   timeout, the retry budget or the rate limiter): retried after a growing delay
  *   (`EMAIL_RETRY_DELAY` × 1, 5, 30, 120, 600, 1800), then `failed`;
  * - SendGrid refused it (other 4xx) or it breaks a rule: `failed`;
- * - the outcome is unknown (the connection broke or timed out after the request was sent): `failed`
- *   with that said, not retried — mail send has no idempotency key, and a retry could deliver it
- *   twice.
+ * - the outcome is unknown — the connection broke or timed out after the request was sent, or a
+ *   worker took the email and stopped before it finished (a crash, a lease lost while Redis was
+ *   down): `unknown`, never resent — mail send has no idempotency key, and a resend could deliver
+ *   it twice. `EMAIL_AT_LEAST_ONCE=true` opts into resending instead (at least once, maybe twice).
+ *
+ * Every accepted email ends `sent`, `failed` or `unknown`.
  *
  * | variable | default | |
  * |---|---|---|
@@ -21,6 +24,8 @@
  * | `EMAIL_WORKERS` | `2` | emails sent at once |
  * | `EMAIL_RETRY_DELAY` | `1 second` | the first retry's delay; later ones are 5, 30, 120, 600 and 1800 times it |
  * | `EMAIL_QUEUE` | `emails` | the queue's name (instances sharing a Redis share the queue) |
+ * | `EMAIL_AT_LEAST_ONCE` | `false` | resend an email whose outcome is unknown (it may arrive twice) |
+ * | `EMAIL_LEASE` | `30 seconds` | how long a worker holds an email it sends (extended while it runs): after a crash, its emails end `unknown` this long later |
  *
  * @since 0.1.0
  */
@@ -52,6 +57,9 @@ export interface Settings {
   readonly workers: number
   readonly retryDelay: Duration.Duration
   readonly queue: string
+  /** Resend an email whose outcome is unknown (at least once) instead of ending it `unknown`. */
+  readonly atLeastOnce: boolean
+  readonly lease: Duration.Duration
 }
 
 /**
@@ -65,7 +73,9 @@ export const settings: Config.Config<Settings> = Config.all({
   apiBase: Config.string("SENDGRID_API_BASE").pipe(Config.withDefault(SendGrid.defaults.apiBase)),
   workers: positiveInt("EMAIL_WORKERS", 2),
   retryDelay: Config.duration("EMAIL_RETRY_DELAY").pipe(Config.withDefault(Duration.seconds(1))),
-  queue: Config.string("EMAIL_QUEUE").pipe(Config.withDefault("emails"))
+  queue: Config.string("EMAIL_QUEUE").pipe(Config.withDefault("emails")),
+  atLeastOnce: Config.boolean("EMAIL_AT_LEAST_ONCE").pipe(Config.withDefault(false)),
+  lease: Config.duration("EMAIL_LEASE").pipe(Config.withDefault(Duration.decode(DurableQueue.defaults.lease)))
 })
 
 /** Multiples of `EMAIL_RETRY_DELAY` before each retry: 1 s, 5 s, 30 s, 2 min, 10 min, 30 min by default. */
@@ -98,22 +108,44 @@ const classify = (error: SendGrid.Error): DurableQueue.Verdict => {
   return transience === "transient" ? "retry" : transience === "permanent" ? "fail" : "unknown"
 }
 
+/** The detail that marks an email whose outcome is unknown. */
+const unknownDetail = { unknown: true } as const
+
+/**
+ * Whether the attempt before this one was taken and never finished: its lease ran out (the worker
+ * crashed, or lost its lease while the store was down), so the email may have been sent.
+ */
+const previousAttemptLost = (item: DurableQueue.Item<EmailRequest>): boolean => {
+  const last = item.history[item.history.length - 1]
+  return last !== undefined && last.outcome === "lost" && last.attempt === item.attempt - 1
+}
+
+const sendOnce = (sendgrid: SendGrid.Service, item: DurableQueue.Item<EmailRequest>) =>
+  Effect.map(sendgrid.send(item.value), (accepted) =>
+    DurableQueue.done({
+      detail: accepted.messageId === undefined
+        ? { sandbox: accepted.sandbox }
+        : { messageId: accepted.messageId, sandbox: accepted.sandbox }
+    }))
+
 /** Sends one email; a failure is settled by {@link classify} and the delays (no jitter: they are the user's). */
-const deliver = (sendgrid: SendGrid.Service, retryDelay: Duration.Duration) =>
+const deliver = (sendgrid: SendGrid.Service, config: Settings) =>
   DurableQueue.retrying(
     (item: DurableQueue.Item<EmailRequest>) =>
-      Effect.map(sendgrid.send(item.value), (accepted) =>
-        DurableQueue.done({
-          detail: accepted.messageId === undefined
-            ? { sandbox: accepted.sandbox }
-            : { messageId: accepted.messageId, sandbox: accepted.sandbox }
-        })),
+      !config.atLeastOnce && previousAttemptLost(item)
+        ? Effect.succeed(DurableQueue.failed({
+          error: "the outcome is unknown: a worker began sending it and stopped before it finished; " +
+            "not resent, so that it is not delivered twice",
+          detail: unknownDetail
+        }))
+        : sendOnce(sendgrid, item),
     {
-      delays: retrySteps.map((step) => Duration.times(retryDelay, step)),
+      delays: retrySteps.map((step) => Duration.times(config.retryDelay, step)),
       jitter: { min: 1, max: 1 },
       classify,
       // Mail send has no idempotency key: a retry could deliver it twice.
-      onUnknown: "fail"
+      onUnknown: config.atLeastOnce ? "retry" : "fail",
+      detail: (error) => classify(error) === "unknown" ? unknownDetail : undefined
     }
   )
 
@@ -128,9 +160,10 @@ const toStatus = (status: DurableQueue.Status<EmailRequest>): EmailStatus => {
   const settled = [...status.history].reverse().find((attempt) => attempt.outcome === "done")?.detail
   const messageId = settled?.messageId
   const sandbox = settled?.sandbox
+  const unknown = status.state === "failed" && status.history[status.history.length - 1]?.detail?.unknown === true
   return {
     id: status.id,
-    status: publicState[status.state],
+    status: unknown ? "unknown" : publicState[status.state],
     attempts: status.attempts,
     ...(typeof messageId === "string" ? { messageId } : {}),
     ...(typeof sandbox === "boolean" ? { sandbox } : {}),
@@ -163,10 +196,11 @@ export const make = (
 ): Effect.Effect<Service, LiaisonError.InvalidOptions, DurableQueue.Store | SendGrid.SendGrid | Scope.Scope> =>
   Effect.gen(function*() {
     const queue = yield* DurableQueue.make(config.queue, EmailRequest, {
-      pollInterval: Duration.min(DurableQueue.defaults.pollInterval, config.retryDelay)
+      pollInterval: Duration.min(DurableQueue.defaults.pollInterval, config.retryDelay),
+      lease: config.lease
     })
     const sendgrid = yield* SendGrid.SendGrid
-    yield* queue.worker(deliver(sendgrid, config.retryDelay), { concurrency: config.workers })
+    yield* queue.worker(deliver(sendgrid, config), { concurrency: config.workers })
     return Emails.of({
       send: (request) =>
         Effect.gen(function*() {
