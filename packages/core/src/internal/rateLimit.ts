@@ -11,6 +11,8 @@ import type { InvalidOptions } from "../LiaisonError.js"
 import type * as RateLimit from "../RateLimit.js"
 import { withoutStack } from "./fastError.js"
 import * as Invalid from "./invalidOptions.js"
+import type { OutageLog } from "./outageLog.js"
+import { makeOutageLog } from "./outageLog.js"
 import { limitOf } from "./rateLimitStore.js"
 import { retryAfterMillis } from "./retryAfter.js"
 
@@ -21,6 +23,8 @@ interface Limiter {
   readonly deny: boolean
   readonly turnstiles: Map<string, Effect.Semaphore>
   readonly rules: Map<string, Rule>
+  /** A store that stops answering is logged once, then summed up, then its recovery. */
+  readonly outage: OutageLog
 }
 
 const turnstile = (limiter: Limiter, key: string): Effect.Semaphore => {
@@ -35,9 +39,10 @@ const turnstile = (limiter: Limiter, key: string): Effect.Semaphore => {
 /** A failed store lets the call through or refuses it, as configured, and says so in the log. */
 const take = (limiter: Limiter, key: string, rule: Rule): Effect.Effect<RateLimit.Decision> =>
   limiter.store.take(key, rule).pipe(
+    Effect.tap(limiter.outage.recovered),
     Effect.catchAll((error) =>
       Effect.as(
-        Effect.logWarning(`rate limiter store failed; ${limiter.deny ? "denying" : "allowing"}`, error.message),
+        limiter.outage.failed(`store failed, ${limiter.deny ? "denying" : "allowing"} calls: ${error.message}`),
         { allowed: !limiter.deny, remaining: 0, retryAfterMillis: 1000, nowMillis: 0 }
       )
     )
@@ -82,7 +87,13 @@ export const make = (
   onStoreFailure: "allow" | "deny",
   defaultMode: RateLimit.Mode
 ): RateLimit.Service => {
-  const limiter: Limiter = { store, deny: onStoreFailure === "deny", turnstiles: new Map(), rules: new Map() }
+  const limiter: Limiter = {
+    store,
+    deny: onStoreFailure === "deny",
+    turnstiles: new Map(),
+    rules: new Map(),
+    outage: makeOutageLog("rate limiter")
+  }
   return {
     acquire: (key, rule, mode = defaultMode) => acquire(limiter, key, rule, mode),
     snapshots: snapshots(limiter)

@@ -12,14 +12,17 @@ import * as DurableQueue from "../../DurableQueue.js"
 import type { Item, Outcome, RetryingOptions, WorkerOptions } from "../../DurableQueue.js"
 import type { StorageError } from "../../LiaisonError.js"
 import { delayAt } from "../duration.js"
+import type { OutageLog } from "../outageLog.js"
+import { makeOutageLog } from "../outageLog.js"
 import type { QueueContext } from "./queue.js"
 import { apply, extend, fail, release, retryLater, takeOrNext } from "./queue.js"
 
 type Handler<A, R> = (item: Item<A>) => Effect.Effect<Outcome, never, R>
 
-/** What a worker fiber is running, for its heartbeat. */
+/** What a worker fiber is running, for its heartbeat; the store's outage log, shared by the worker's fibers. */
 interface Running<A> {
   item: Item<A> | undefined
+  readonly outage: OutageLog
 }
 
 type Restore = <X, E, R>(effect: Effect.Effect<X, E, R>) => Effect.Effect<X, E, R>
@@ -84,7 +87,7 @@ const heartbeat = <A>(q: QueueContext<A>, running: Running<A>): Effect.Effect<ne
         Effect.catchAll((error) =>
           error._tag === "LeaseLost"
             ? Effect.void
-            : Effect.logWarning(`durable queue ${q.name}: could not extend a lease: ${error.message}`)
+            : running.outage.failed(`could not extend a lease: ${error.message}`)
         )
       )
     })
@@ -105,13 +108,14 @@ const loop = <A, R>(q: QueueContext<A>, handler: Handler<A, R>, running: Running
     Effect.uninterruptibleMask((restore) =>
       // Not interruptible: an item taken is then either handled or released, never left leased.
       takeOrNext(q, undefined).pipe(
+        Effect.tap(running.outage.recovered),
         Effect.flatMap(Either.match({
           onLeft: (next) => restore(idle(q, next)),
           onRight: (item) => handle(q, item, handler, restore, running)
         })),
         Effect.catchAll((error) =>
           Effect.zipRight(
-            Effect.logWarning(`durable queue ${q.name}: take failed, retrying: ${error.message}`),
+            running.outage.failed(`take failed, retrying: ${error.message}`),
             restore(Effect.sleep(q.config.pollMillis))
           )
         )
@@ -120,9 +124,13 @@ const loop = <A, R>(q: QueueContext<A>, handler: Handler<A, R>, running: Running
   )
 
 /** One worker fiber: its loop and the heartbeat of the item it runs. */
-const fiber = <A, R>(q: QueueContext<A>, handler: Handler<A, R>): Effect.Effect<never, never, Scope.Scope | R> =>
+const fiber = <A, R>(
+  q: QueueContext<A>,
+  handler: Handler<A, R>,
+  outage: OutageLog
+): Effect.Effect<never, never, Scope.Scope | R> =>
   Effect.suspend(() => {
-    const running: Running<A> = { item: undefined }
+    const running: Running<A> = { item: undefined, outage }
     return Effect.zipRight(Effect.forkScoped(heartbeat(q, running)), loop(q, handler, running))
   })
 
@@ -136,10 +144,14 @@ export const worker = <A, R>(
   handler: Handler<A, R>,
   options: WorkerOptions = {}
 ): Effect.Effect<void, never, Scope.Scope | R> =>
-  Effect.asVoid(Effect.forkScoped(Effect.scoped(Effect.all(
-    Array.from({ length: Math.max(1, options.concurrency ?? 1) }, () => fiber(q, handler)),
-    { concurrency: "unbounded", discard: true }
-  ))))
+  Effect.suspend(() => {
+    // One outage log for the worker: its fibers failing together are one outage, not N.
+    const outage = makeOutageLog(`durable queue ${q.name}`)
+    return Effect.asVoid(Effect.forkScoped(Effect.scoped(Effect.all(
+      Array.from({ length: Math.max(1, options.concurrency ?? 1) }, () => fiber(q, handler, outage)),
+      { concurrency: "unbounded", discard: true }
+    ))))
+  })
 
 // ---------------------------------------------------------------------------------------------------------------
 // retrying: a handler that fails, settled by a verdict and a table of delays
