@@ -4,7 +4,7 @@
  * | variable | default | |
  * |---|---|---|
  * | `PORT` | `3000` | `0` picks a free port |
- * | `HOST` | `0.0.0.0` | |
+ * | `HOST` | `127.0.0.1` | loopback by default; anything else needs real secrets (see `Safety`) |
  * | `UPSTREAM_URL` | none | the users API to proxy; without it the built-in `Sandbox` is started |
  * | `REDIS_URL` | none | redacted; the state of every instance in one Redis (see `Stores`); without it memory, and `/health` reports `redis: "disabled"` |
  * | `SHUTDOWN_TIMEOUT` | `30 seconds` | how long in-flight requests may finish after SIGTERM |
@@ -59,7 +59,8 @@ export const defaults: {
   readonly shutdownTimeout: Duration.Duration
 } = {
   port: 3000,
-  host: "0.0.0.0",
+  // Loopback unless the operator says otherwise: see `Safety` for what a public bind needs.
+  host: "127.0.0.1",
   shutdownTimeout: Duration.seconds(30)
 }
 
@@ -75,7 +76,7 @@ export const port: Config.Config<number> = Config.integer("PORT").pipe(
 )
 
 /**
- * `HOST`. Default `0.0.0.0`.
+ * `HOST`. Default `127.0.0.1`.
  *
  * @since 0.1.0
  * @category config

@@ -23,6 +23,13 @@ export * as ApiLive from "./ApiLive.js"
 export * as Config from "./Config.js"
 
 /**
+ * Safe by default: beyond loopback, no published or missing secrets (`LIAISON_SANDBOX` aside).
+ *
+ * @since 0.1.0
+ */
+export * as Safety from "./Safety.js"
+
+/**
  * @since 0.1.0
  */
 export * as Server from "./Server.js"
