@@ -13,7 +13,7 @@
  *   `fail` fails fast with `RateLimited { retryAfterMillis }`.
  * - {@link makeAdaptive}: an AIMD limiter that halves its rate on a 429, grows it additively on
  *   success, and learns from `RateLimit-*` / `X-RateLimit-*` headers.
- * - Concurrency (how many calls run at once) is `FanOut.makeLimiter`, a `Semaphore`.
+ * - Concurrency (how many calls run at once) is `FanOut.make`, a `Semaphore`.
  *
  * The counting is a {@link Store} (a Tag of its own): {@link layerStoreMemory} or
  * {@link layerStoreRedis}. The Redis store is atomic Lua on the shared ioredis client with Redis `TIME` as the clock (no
