@@ -1,6 +1,6 @@
 /**
- * The README's example, verbatim, kept compiling by `npm run check`: list active users from an
- * upstream (the demo server by default), then fetch each at most 5 at a time.
+ * Shown in docs/Http.md, kept compiling by `npm run check`: list active users from an upstream
+ * (the demo server by default), then fetch each at most 5 at a time.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
