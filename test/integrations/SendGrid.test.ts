@@ -339,3 +339,166 @@ describe("the SendGrid sandbox checks requests as SendGrid does", () => {
       })
     }))
 })
+
+describe("SendGrid templates and the other mail send fields", () => {
+  const templateId = "d-0123456789abcdef0123456789abcdef"
+
+  it.effect("a template-only message (no subject, no content) is sent: template_id and each envelope's data", () =>
+    Effect.gen(function*() {
+      const accepted = yield* send({
+        from: { email: "shop@example.com" },
+        template_id: templateId,
+        personalizations: [
+          { to: [{ email: "ann@example.com" }], dynamic_template_data: { name: "Ann", items: [{ sku: "A1" }] } },
+          { to: [{ email: "bob@example.com" }], dynamic_template_data: { name: "Bob" } }
+        ],
+        asm: { group_id: 42, groups_to_display: [42, 43] },
+        ip_pool_name: "transactional",
+        tracking_settings: { open_tracking: { enable: true } }
+      })
+      const payload = fake.outbox().find((delivered) => delivered.messageId === accepted.messageId)?.payload
+      expect(payload).toEqual({
+        personalizations: [
+          { to: [{ email: "ann@example.com" }], dynamic_template_data: { name: "Ann", items: [{ sku: "A1" }] } },
+          { to: [{ email: "bob@example.com" }], dynamic_template_data: { name: "Bob" } }
+        ],
+        from: { email: "shop@example.com" },
+        template_id: templateId,
+        asm: { group_id: 42, groups_to_display: [42, 43] },
+        ip_pool_name: "transactional",
+        tracking_settings: { open_tracking: { enable: true } }
+      })
+    }).pipe(run))
+
+  it.effect("sandbox: true joins the caller's mail_settings", () =>
+    Effect.gen(function*() {
+      const wire = since()
+      const accepted = yield* send({ ...message, sandbox: true, mail_settings: { footer: { enable: false } } })
+      expect(accepted.sandbox).toBe(true)
+      expect(JSON.parse(wire()[0]?.body ?? "").mail_settings).toEqual({
+        footer: { enable: false },
+        sandbox_mode: { enable: true }
+      })
+    }).pipe(run))
+})
+
+describe("SendGrid drops nothing silently: an unknown field is an error naming it", () => {
+  const refusedWith = (input: unknown) =>
+    Effect.gen(function*() {
+      const wire = since()
+      const error = yield* failure(send(input as SendGridSchema.Message))
+      expect(wire()).toHaveLength(0)
+      expect(error._tag).toBe("SendGridInvalidMessage")
+      return error
+    })
+
+  it.effect("unknown fields, at the top and nested, are refused before sending", () =>
+    Effect.gen(function*() {
+      const camel = yield* refusedWith({ ...message, templateId: "d-0123456789abcdef0123456789abcdef" })
+      expect(camel).toMatchObject({ field: "templateId" })
+      expect(camel.message).toContain("templateId is not a field of a SendGrid message")
+      expect(yield* refusedWith({ ...message, asm: { group_id: 1, groupsToDisplay: [1] } })).toMatchObject({
+        field: "asm.groupsToDisplay"
+      })
+      expect(
+        yield* refusedWith({
+          ...message,
+          to: undefined,
+          personalizations: [{ to: [{ email: "ann@example.com" }], dynamicTemplateData: { name: "Ann" } }]
+        })
+      ).toMatchObject({ field: "personalizations.0.dynamicTemplateData" })
+      expect(yield* refusedWith({ ...message, mail_settings: { spam_check: { enable: true } } })).toMatchObject({
+        field: "mail_settings.spam_check"
+      })
+      expect(yield* refusedWith({ ...message, from: { email: "shop@example.com", nmae: "Shop" } })).toMatchObject({
+        field: "from.nmae"
+      })
+    }).pipe(run))
+
+  it.effect("dynamic_template_data without a dynamic template, and the other field rules", () =>
+    Effect.gen(function*() {
+      const withoutTemplate = yield* refusedWith({ ...message, dynamic_template_data: { name: "Ann" } })
+      expect(withoutTemplate).toMatchObject({ field: "dynamic_template_data" })
+      expect(withoutTemplate.message).toContain("dynamic template_id")
+      const legacy = "0a1b2c3d-0a1b-0a1b-0a1b-0a1b2c3d4e5f"
+      expect(
+        yield* refusedWith({
+          from: message.from,
+          template_id: legacy,
+          personalizations: [{ to: [{ email: "ann@example.com" }], dynamic_template_data: { a: 1 } }]
+        })
+      ).toMatchObject({ field: "personalizations.0.dynamic_template_data" })
+      expect(
+        yield* refusedWith({
+          from: message.from,
+          template_id: "d-0123456789abcdef0123456789abcdef",
+          dynamic_template_data: { a: 1 },
+          personalizations: [{ to: [{ email: "ann@example.com" }] }]
+        })
+      ).toMatchObject({ field: "dynamic_template_data" })
+      expect(yield* refusedWith({ ...message, template_id: "welcome" })).toMatchObject({ field: "template_id" })
+      expect(yield* refusedWith({ ...message, asm: { group_id: 0 } })).toMatchObject({ field: "asm.group_id" })
+      expect(yield* refusedWith({ ...message, ip_pool_name: "x" })).toMatchObject({ field: "ip_pool_name" })
+      expect(yield* refusedWith({ ...message, batch_id: "not a batch" })).toMatchObject({ field: "batch_id" })
+      expect(
+        yield* refusedWith({
+          ...message,
+          mail_settings: { bypass_list_management: { enable: true }, bypass_spam_management: { enable: true } }
+        })
+      ).toMatchObject({ field: "mail_settings.bypass_list_management" })
+      expect(yield* refusedWith({ ...message, sandbox: true, mail_settings: { sandbox_mode: { enable: false } } }))
+        .toMatchObject({ field: "sandbox" })
+      expect(yield* refusedWith({ ...message, text: undefined, html: undefined, subject: undefined })).toMatchObject({
+        field: "text"
+      })
+    }).pipe(run))
+})
+
+describe("SendGrid batches: scheduled sends paused, cancelled and resumed together", () => {
+  it.effect("create a batch id, schedule with it, cancel, resume, pause", () =>
+    Effect.gen(function*() {
+      const sendgrid = yield* SendGrid.SendGrid
+      const wire = since()
+      const batchId = yield* sendgrid.batches.create
+      expect(fake.batches().get(batchId)).toBe("scheduled")
+      const now = Date.now()
+      yield* TestClock.setTime(now)
+      const accepted = yield* sendgrid.send({ ...message, batch_id: batchId, send_at: new Date(now + 3_600_000) })
+      const payload = fake.outbox().find((delivered) => delivered.messageId === accepted.messageId)?.payload
+      expect(payload).toMatchObject({ batch_id: batchId, send_at: Math.floor((now + 3_600_000) / 1000) })
+      yield* sendgrid.batches.cancel(batchId)
+      expect(fake.batches().get(batchId)).toBe("cancel")
+      yield* sendgrid.batches.resume(batchId)
+      expect(fake.batches().get(batchId)).toBe("scheduled")
+      yield* sendgrid.batches.pause(batchId)
+      expect(fake.batches().get(batchId)).toBe("pause")
+      const requests = wire().map((request) => ({ method: request.method, path: request.path, body: request.body }))
+      expect(requests.filter((request) => request.path !== "/v3/mail/send")).toEqual([
+        { method: "POST", path: "/v3/mail/batch", body: "" },
+        {
+          method: "POST",
+          path: "/v3/user/scheduled_sends",
+          body: JSON.stringify({ batch_id: batchId, status: "cancel" })
+        },
+        { method: "DELETE", path: `/v3/user/scheduled_sends/${batchId}`, body: "" },
+        {
+          method: "POST",
+          path: "/v3/user/scheduled_sends",
+          body: JSON.stringify({ batch_id: batchId, status: "pause" })
+        }
+      ])
+    }).pipe(run))
+
+  it.effect("an unknown batch id is SendGrid's 400; a malformed one is refused before sending", () =>
+    Effect.gen(function*() {
+      const sendgrid = yield* SendGrid.SendGrid
+      const unknown = yield* failure(sendgrid.batches.cancel("NoSuchBatch"))
+      expect(unknown).toMatchObject({ _tag: "SendGridError", status: 400, errors: [{ field: "batch_id" }] })
+      const wire = since()
+      expect(yield* failure(sendgrid.batches.pause("two words"))).toMatchObject({
+        _tag: "SendGridInvalidMessage",
+        field: "batch_id"
+      })
+      expect(wire()).toHaveLength(0)
+    }).pipe(run))
+})

@@ -147,6 +147,9 @@ layer(withFakeSendGrid(), { excludeTestServices: true })("the server's emails (m
         const many = Array.from({ length: 1001 }, (_, n) => ({ email: `user${n}@example.com` }))
         expect((yield* queue({ ...email("x"), to: many })).json).toMatchObject({ field: "recipients" })
         expect(blamedFields(yield* queue({ ...email("x"), from: { email: "nope" } }))).toEqual(["from"])
+        const unknownField = yield* queue({ ...email("x"), template_id: "d-0123456789abcdef0123456789abcdef" })
+        expect(unknownField.status).toBe(400)
+        expect(JSON.stringify(unknownField.json)).toContain("template_id")
         expect(fake.requests().length).toBe(before)
       }))
 

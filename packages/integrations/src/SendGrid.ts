@@ -7,10 +7,15 @@
  * `SendGridSchema`, the errors in `SendGridError`, the Event Webhook verifier in `SendGridWebhook`.
  *
  * - A `SendGridSchema.Message` is validated with a Schema (addresses, non-empty subject and
- *   content, attachments in base64, at most 10 categories of up to 255 characters, …), then
- *   SendGrid's limits are checked before anything is sent: at most 1000 personalizations, 1000
- *   recipients in all (to + cc + bcc), 30 MiB of payload, 10,000 bytes of `custom_args`, `send_at`
- *   at most 72 hours ahead. Content goes out `text/plain` first, then `text/html`, as SendGrid requires.
+ *   content unless a `template_id` gives them, `dynamic_template_data` only with a dynamic
+ *   template, attachments in base64, at most 10 categories of up to 255 characters, `asm`,
+ *   `mail_settings`, `tracking_settings`, …); a field the Schema does not know is an
+ *   `InvalidMessage` naming it, never silently dropped. Then SendGrid's limits are checked before
+ *   anything is sent: at most 1000 personalizations, 1000 recipients in all (to + cc + bcc),
+ *   30 MiB of payload, 10,000 bytes of `custom_args`, `send_at` at most 72 hours ahead. Content
+ *   goes out `text/plain` first, then `text/html`, as SendGrid requires. The JSON body is the one
+ *   `@sendgrid/mail` sends for the same message (a test compares them on the wire).
+ * - `batches` creates batch ids and pauses, cancels or resumes the scheduled sends that carry one.
  * - 202 → `Accepted` with the `X-Message-Id`; in sandbox mode SendGrid validates the message,
  *   answers 200 and sends nothing (`sandbox: true`).
  * - Errors → `SendGridError.SendGridError` with SendGrid's `errors: [{ message, field, help }]`.
@@ -37,6 +42,18 @@
  *   })
  *   return messageId
  * }).pipe(Effect.provide(SendGrid.layerConfig().pipe(Layer.provide(Http.layer()))))
+ *
+ * // A dynamic template: its subject and content, each envelope's data rendered into it.
+ * const welcome = Effect.flatMap(SendGrid.SendGrid, (sendgrid) =>
+ *   sendgrid.send({
+ *     from: { email: "shop@example.com" },
+ *     template_id: "d-0123456789abcdef0123456789abcdef",
+ *     personalizations: [
+ *       { to: [{ email: "ann@example.com" }], dynamic_template_data: { name: "Ann" } },
+ *       { to: [{ email: "bob@example.com" }], dynamic_template_data: { name: "Bob" } }
+ *     ],
+ *     asm: { group_id: 42 }
+ *   }))
  * ```
  *
  * @since 0.1.0
@@ -105,14 +122,48 @@ export type Error =
   | HttpError.HttpError
 
 /**
+ * Every way a batch call can fail: a malformed batch id (`InvalidMessage` on `batch_id`),
+ * SendGrid's answer, or the call itself.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type BatchError = SendGridError.InvalidMessage | SendGridError.SendGridError | HttpError.HttpError
+
+/**
+ * Scheduled sends grouped by a batch id
+ * (https://www.twilio.com/docs/sendgrid/api-reference/cancel-scheduled-sends): create an id, send
+ * messages with it as `batch_id` and a `send_at`, then pause or cancel them together (up to 10
+ * minutes before their `send_at`; at most 10 batches paused or cancelled at a time), or resume.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Batches {
+  /** `POST /v3/mail/batch`: a new batch id. */
+  readonly create: Effect.Effect<string, BatchError>
+  /** `POST /v3/user/scheduled_sends` `{ batch_id, status: "cancel" }`: discarded at their `send_at`. */
+  readonly cancel: (batchId: string) => Effect.Effect<void, BatchError>
+  /** `POST /v3/user/scheduled_sends` `{ batch_id, status: "pause" }`: held until resumed (72 hours at most). */
+  readonly pause: (batchId: string) => Effect.Effect<void, BatchError>
+  /** `DELETE /v3/user/scheduled_sends/{batch_id}`: the pause or cancellation taken back. */
+  readonly resume: (batchId: string) => Effect.Effect<void, BatchError>
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
 export interface Service {
   /** The `Http` underneath with this client's decoration: the API base, the key and the retries. */
   readonly http: Http.Service
-  /** Validates, checks the limits, waits for a rate-limit permit and sends. */
+  /**
+   * Validates (an unknown field is an `InvalidMessage` naming it, never dropped), checks the
+   * limits, waits for a rate-limit permit and sends.
+   */
   readonly send: (message: SendGridSchema.Message) => Effect.Effect<SendGridSchema.Accepted, Error>
+  /** Batch ids for scheduled sends: pause, cancel or resume them together. */
+  readonly batches: Batches
 }
 
 /**
@@ -194,7 +245,11 @@ export const make = (options: Options): Effect.Effect<Service, LiaisonError.Inva
     const key = options.rateLimitKey ?? defaults.rateLimitKey
     const http = Http.withMiddleware(
       Http.withMiddleware(yield* Http.Http, yield* Retry.middleware(retryOptions(options))),
-      Provider.decorateRequests({ apiBase: options.apiBase ?? defaults.apiBase, apiKey: options.apiKey })
+      Provider.decorateRequests({
+        apiBase: options.apiBase ?? defaults.apiBase,
+        apiKey: options.apiKey,
+        headers: { accept: "application/json" }
+      })
     )
     const send = Effect.fn("SendGrid.send")(function*(input: SendGridSchema.Message) {
       const { json } = yield* internal.checked(input)
@@ -204,7 +259,7 @@ export const make = (options: Options): Effect.Effect<Service, LiaisonError.Inva
         Effect.flatMap(http.execute(request), internal.readAnswer(defaults.maxErrorBodyBytes))
       )
     })
-    return SendGrid.of({ http, send })
+    return SendGrid.of({ http, send, batches: internal.makeBatches(http, defaults.maxErrorBodyBytes) })
   })
 
 /**

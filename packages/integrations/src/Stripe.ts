@@ -68,6 +68,11 @@ import type * as StripeSchema from "./StripeSchema.js"
  * receives), 2 retries from 500 ms doubling up to 5 s, a `Retry-After` honoured up to 60 s; and
  * how much of an error answer is read (Stripe's errors may embed the PaymentIntent).
  *
+ * `apiVersion` is `2026-09-30.endive`, the current version on Stripe's API versioning page
+ * (https://docs.stripe.com/api-versions) when it was pinned. Another version is one option away:
+ * `Stripe.layer({ apiKey, apiVersion: "2025-07-30.basil" })` (or `Options.apiVersion` in `make`,
+ * `layerStandalone`, `layerConfig`); every request of that client then carries it.
+ *
  * @since 0.1.0
  * @category constants
  */
@@ -81,7 +86,7 @@ export const defaults: {
   readonly maxErrorBodyBytes: number
 } = {
   apiBase: "https://api.stripe.com",
-  apiVersion: "2025-07-30.basil",
+  apiVersion: "2026-09-30.endive",
   maxNetworkRetries: 2,
   initialNetworkRetryDelay: Duration.millis(500),
   maxNetworkRetryDelay: Duration.seconds(5),
@@ -208,7 +213,14 @@ export interface Options {
   readonly apiKey: Redacted.Redacted<string>
   /** Default `defaults.apiBase`. */
   readonly apiBase?: string | undefined
-  /** Default `defaults.apiVersion`. */
+  /**
+   * The `Stripe-Version` every request carries (`YYYY-MM-DD.name`, see
+   * https://docs.stripe.com/api-versions). Default `defaults.apiVersion` (`2026-09-30.endive`);
+   * set it to stay on the version your integration was written for, e.g. `"2025-07-30.basil"`.
+   * Stripe answers with the objects of that version; `StripeSchema.PaymentIntent` requires only
+   * `id`, `object`, `amount`, `amount_received`, `currency`, `status`, `created`, `livemode` and
+   * `metadata`, the rest being optional.
+   */
   readonly apiVersion?: string | undefined
   /** Retries after the first attempt. Default 2. */
   readonly maxNetworkRetries?: number | undefined

@@ -41,7 +41,8 @@ export const EmailRequest = Schema.Struct({
   send_at: Schema.optionalWith(Schema.Date, { exact: true }),
   /** SendGrid's sandbox mode: validated, answered, not delivered. */
   sandbox: Schema.optionalWith(Schema.Boolean, { exact: true })
-}).annotations({ identifier: "EmailRequest" })
+  // An unknown field is refused, not dropped: a caller's `template_id` must not vanish silently.
+}).annotations({ identifier: "EmailRequest", parseOptions: { onExcessProperty: "error" } })
 
 /**
  * @since 0.1.0

@@ -1,6 +1,6 @@
 /**
- * A local fake SendGrid mail send (`POST /v3/mail/send`), for tests and for the demo server when
- * no `SENDGRID_API_KEY` is configured. It checks requests as https://api.sendgrid.com does
+ * A local fake SendGrid mail send (`POST /v3/mail/send`, and the batch ids of the Cancel Scheduled
+ * Sends API), for tests and for the demo server when no `SENDGRID_API_KEY` is configured. It checks requests as https://api.sendgrid.com does
  * (bearer key format, content type, size, SendGrid's payload rules with its error messages and
  * fields) and answers 202 with an `X-Message-Id` (the message lands in `outbox()`), 200 in
  * sandbox mode (nothing sent), or `{ errors: [{ message, field, help }] }`.
@@ -51,6 +51,11 @@ export interface Delivered {
 export interface FakeSendGrid extends FakeControls {
   /** Messages accepted with 202, oldest first (sandbox-mode ones are not: nothing was sent). */
   readonly outbox: () => ReadonlyArray<Delivered>
+  /**
+   * The batch ids created with `POST /v3/mail/batch`, each with its scheduled-send status:
+   * `scheduled` (none set, or resumed), `pause` or `cancel`.
+   */
+  readonly batches: () => ReadonlyMap<string, "scheduled" | "pause" | "cancel">
 }
 
 /**
@@ -101,7 +106,7 @@ export const faults = {
  */
 export const start = async (options: FakeSendGridOptions = {}): Promise<FakeSendGrid> => {
   const { state, ...controls } = await startServed(serveSendGrid(options))
-  return { ...controls, outbox: state }
+  return { ...controls, outbox: () => state().outbox, batches: () => state().batches }
 }
 
 /**

@@ -13,7 +13,11 @@
  *   a filename (`content_id` when inline); at most 10 unique categories of up to 255 characters;
  *   `custom_args` under 10,000 bytes; `send_at` at most 72 hours ahead; no reserved headers;
  * - 202 with an `X-Message-Id` (the message goes to the outbox), or, in sandbox mode
- *   (`mail_settings.sandbox_mode.enable`), 200 and nothing sent.
+ *   (`mail_settings.sandbox_mode.enable`), 200 and nothing sent;
+ * - the Cancel Scheduled Sends API (…/cancel-scheduled-sends): `POST /v3/mail/batch` (201
+ *   `{ batch_id }`), `GET /v3/mail/batch/{id}`, `POST /v3/user/scheduled_sends`
+ *   `{ batch_id, status: pause | cancel }` (201; at most 10 at a time), `GET` the list,
+ *   `DELETE /v3/user/scheduled_sends/{id}` (204, resumed).
  */
 import type * as HttpServerError from "@effect/platform/HttpServerError"
 import type * as Effect from "effect/Effect"
@@ -288,8 +292,14 @@ const isSandbox = (payload: Json): boolean => {
   return settings.sandbox_mode.enable === true
 }
 
-/** The fake's state: the messages accepted with 202, oldest first. @internal */
-export type State = ReadonlyArray<Delivered>
+/** A batch's scheduled-send status: none yet, paused or cancelled. @internal */
+export type BatchStatus = "scheduled" | "pause" | "cancel"
+
+/** The fake's state: the messages accepted with 202 (oldest first) and the batch ids. @internal */
+export interface State {
+  readonly outbox: ReadonlyArray<Delivered>
+  readonly batches: ReadonlyMap<string, BatchStatus>
+}
 
 /** What a transition needs from outside. @internal */
 export interface Env {
@@ -298,23 +308,23 @@ export interface Env {
   readonly randomId: (length: number) => string
 }
 
-/** The bearer key and the content type, checked before the body is read. */
-const refuse = (request: RecordedRequest, expectedKey: string | undefined): Answer | undefined => {
-  if (request.path !== "/v3/mail/send") return errors(404, entry("not found", null))
-  if (request.method !== "POST") return errors(405, entry("method not allowed", null))
+/** The bearer key, checked before anything else. */
+const unauthorized = (request: RecordedRequest, expectedKey: string | undefined): Answer | undefined => {
   const authorization = request.headers.authorization
   if (authorization === undefined || authorization === "") {
     return errors(401, entry("authorization required", null))
   }
   const key = /^Bearer (.+)$/i.exec(authorization)?.[1]?.trim() ?? ""
-  if (!keyShape.test(key) || (expectedKey !== undefined && key !== expectedKey)) {
-    return errors(401, entry("The provided authorization grant is invalid, expired, or revoked", null))
-  }
+  return !keyShape.test(key) || (expectedKey !== undefined && key !== expectedKey)
+    ? errors(401, entry("The provided authorization grant is invalid, expired, or revoked", null))
+    : undefined
+}
+
+const notJson = (request: RecordedRequest): Answer | undefined => {
   const contentType = (request.headers["content-type"] ?? "").split(";", 1)[0]?.trim().toLowerCase()
-  if (contentType !== "application/json") {
-    return errors(415, entry("Content-Type should be application/json.", null))
-  }
-  return undefined
+  return contentType === "application/json"
+    ? undefined
+    : errors(415, entry("Content-Type should be application/json.", null))
 }
 
 const parseJson = (text: string): Json | undefined => {
@@ -326,8 +336,81 @@ const parseJson = (text: string): Json | undefined => {
   }
 }
 
+type Transition = readonly [Answer, State]
+
+/** `POST /v3/mail/send`. */
+const mailSend = (state: State, request: RecordedRequest, env: Env): Transition => {
+  const refused = notJson(request)
+  if (refused !== undefined) return [refused, state]
+  const payload = parseJson(request.body)
+  if (payload === undefined) return [errors(400, entry("Bad Request", null)), state]
+  const problem = checkPayload(payload, env.now())
+  if (problem !== undefined) return [errors(400, problem), state]
+  if (isSandbox(payload)) return [{ status: 200 }, state]
+  const messageId = env.randomId(22)
+  return [
+    { status: 202, headers: { "x-message-id": messageId } },
+    { ...state, outbox: [...state.outbox, { messageId, payload }] }
+  ]
+}
+
+const invalidBatch = (batchId: unknown): Answer =>
+  errors(400, entry(`invalid batch id: ${String(batchId)}`, "batch_id"))
+
+/** `POST /v3/user/scheduled_sends` `{ batch_id, status: "pause" | "cancel" }`. */
+const scheduleStatus = (state: State, request: RecordedRequest): Transition => {
+  const refused = notJson(request)
+  if (refused !== undefined) return [refused, state]
+  const body = parseJson(request.body)
+  if (body === undefined) return [errors(400, entry("Bad Request", null)), state]
+  const batchId = body.batch_id
+  if (typeof batchId !== "string" || !state.batches.has(batchId)) return [invalidBatch(batchId), state]
+  if (body.status !== "pause" && body.status !== "cancel") {
+    return [errors(400, entry("status must be either pause or cancel", "status")), state]
+  }
+  if (state.batches.get(batchId) !== "scheduled") {
+    return [errors(400, entry("batch id already has a status: update or delete it", "batch_id")), state]
+  }
+  const active = [...state.batches.values()].filter((status) => status !== "scheduled").length
+  if (active >= 10) {
+    return [errors(400, entry("max limit reached: at most 10 paused or cancelled batches", null)), state]
+  }
+  return [
+    { status: 201, body: { batch_id: batchId, status: body.status } },
+    { ...state, batches: new Map([...state.batches, [batchId, body.status]]) }
+  ]
+}
+
+/** The batch routes: create and validate an id; pause, cancel, list and resume scheduled sends. */
+const batchRoutes = (state: State, request: RecordedRequest, env: Env): Transition | undefined => {
+  const { method, path } = request
+  if (method === "POST" && path === "/v3/mail/batch") {
+    const batchId = env.randomId(32)
+    return [{ status: 201, body: { batch_id: batchId } }, {
+      ...state,
+      batches: new Map([...state.batches, [batchId, "scheduled"]])
+    }]
+  }
+  const id = decodeURIComponent(/^\/v3\/(?:mail\/batch|user\/scheduled_sends)\/([^/]+)$/.exec(path)?.[1] ?? "")
+  if (method === "GET" && path.startsWith("/v3/mail/batch/")) {
+    return [state.batches.has(id) ? { status: 200, body: { batch_id: id } } : invalidBatch(id), state]
+  }
+  if (method === "POST" && path === "/v3/user/scheduled_sends") return scheduleStatus(state, request)
+  if (method === "GET" && path === "/v3/user/scheduled_sends") {
+    const listed = [...state.batches].filter(([, status]) => status !== "scheduled")
+    return [{ status: 200, body: listed.map(([batchId, status]) => ({ batch_id: batchId, status })) }, state]
+  }
+  if (method === "DELETE" && path.startsWith("/v3/user/scheduled_sends/")) {
+    const status = state.batches.get(id)
+    return status === undefined || status === "scheduled"
+      ? [errors(404, entry("not found", null)), state]
+      : [{ status: 204 }, { ...state, batches: new Map([...state.batches, [id, "scheduled"]]) }]
+  }
+  return undefined
+}
+
 /**
- * One request: its answer and the next outbox.
+ * One request: its answer and the next state.
  *
  * @internal
  */
@@ -336,16 +419,15 @@ export const transition = (
   request: RecordedRequest,
   env: Env,
   expectedKey: string | undefined
-): readonly [Answer, State] => {
-  const refused = refuse(request, expectedKey)
-  if (refused !== undefined) return [refused, state]
-  const payload = parseJson(request.body)
-  if (payload === undefined) return [errors(400, entry("Bad Request", null)), state]
-  const problem = checkPayload(payload, env.now())
-  if (problem !== undefined) return [errors(400, problem), state]
-  if (isSandbox(payload)) return [{ status: 200 }, state]
-  const messageId = env.randomId(22)
-  return [{ status: 202, headers: { "x-message-id": messageId } }, [...state, { messageId, payload }]]
+): Transition => {
+  const denied = unauthorized(request, expectedKey)
+  if (denied !== undefined) return [denied, state]
+  if (request.path === "/v3/mail/send") {
+    return request.method === "POST"
+      ? mailSend(state, request, env)
+      : [errors(405, entry("method not allowed", null)), state]
+  }
+  return batchRoutes(state, request, env) ?? [errors(404, entry("not found", null)), state]
 }
 
 /**
@@ -363,7 +445,7 @@ export const serveSendGrid = (
     maxBodyBytes: 30 * 1024 * 1024,
     tooLarge: errors(413, entry("content too large", null)),
     commonHeaders: () => ({}),
-    initial: [],
+    initial: { outbox: [], batches: new Map() },
     transition: (state, request) => transition(state, request, env, options.apiKey)
   })
 }

@@ -14,7 +14,7 @@ import * as Intents from "./stripeIntents.js"
 import { decodeForm, Failure, invalid } from "./stripeParams.js"
 
 /** The pinned default when a request names no `Stripe-Version`. @internal */
-export const defaultVersion = "2025-07-30.basil"
+export const defaultVersion = "2026-09-30.endive"
 
 const mask = (key: string) =>
   key.length <= 12 ? "****" : `${key.slice(0, 8)}${"*".repeat(key.length - 12)}${key.slice(-4)}`
