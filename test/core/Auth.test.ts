@@ -16,6 +16,8 @@ import {
   Schema,
   TestClock
 } from "effect"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
 import type { ChaosUpstream } from "../fixtures/chaos.js"
 import { startChaosUpstream } from "../fixtures/chaos.js"
 import type { OAuth2Mock } from "../fixtures/oauth2.js"
@@ -562,5 +564,107 @@ describe("Auth keeps secrets out of logs and spans", () => {
       expect(text).toContain("[\"http.request.header.x-goog-api-key\",\"<redacted>\"]")
       expect(text).toContain("[\"http.request.header.authorization\",\"<redacted>\"]")
       expect(text).toContain("AuthError")
+    }))
+})
+
+/** A token endpoint that refuses every request, echoing its Authorization header and form into the error. */
+const echoingTokenEndpoint = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const server = http.createServer((request, response) => {
+      let form = ""
+      request.on("data", (chunk: Buffer) => (form += chunk.toString("utf8")))
+      request.on("end", () => {
+        const authorization = request.headers.authorization ?? "none"
+        const basic = authorization.replace(/^Basic /, "")
+        const description = `Client authentication failed. Authorization: ${authorization}; credentials ${basic} = ${
+          Buffer.from(basic, "base64").toString("utf8")
+        }; form: ${form}; decoded: ${new URLSearchParams(form).get("client_secret") ?? ""}`
+        response.writeHead(401, { "content-type": "application/json" })
+        response.end(JSON.stringify({ error: `invalid_client`, error_description: description }))
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+    return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/token?tenant=t1` }
+  }),
+  ({ server }) => Effect.promise(() => new Promise<void>((resolve) => server.close(() => resolve())))
+)
+
+describe("Auth keeps a token endpoint's echo of the credentials out of errors and logs", () => {
+  it.scoped("the secret shows in no log line and no error, in no encoding; the status and error code do", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* echoingTokenEndpoint
+      const { lines, logger } = logRecorder()
+      const secret = "S3cr3t/+ =echo-value"
+      const failures = yield* Effect.forEach(
+        ["client_secret_basic", "client_secret_post"] as const,
+        (clientAuthentication) =>
+          call().pipe(
+            Effect.provide(
+              apiLayer({ tokenUrl: endpoint.url, clientSecret: Redacted.make(secret), clientAuthentication })
+            ),
+            Effect.tapError((error) => Effect.logWarning("upstream call failed", error.message)),
+            Effect.tapErrorCause((cause) => Effect.logError("call failed", cause)),
+            Effect.flip
+          )
+      ).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+        Logger.withMinimumLogLevel(LogLevel.All)
+      )
+      const formEncoded = (value: string) => new URLSearchParams([["", value]]).toString().slice(1)
+      const forms = [
+        secret,
+        formEncoded(secret),
+        encodeURIComponent(secret),
+        Buffer.from(`${clientId}:${formEncoded(secret)}`).toString("base64"),
+        Buffer.from(`${clientId}:${secret}`).toString("base64"),
+        `${clientId}:${formEncoded(secret)}`
+      ]
+      for (const failure of failures) {
+        expect(failure).toMatchObject({
+          _tag: "AuthError",
+          reason: "token_endpoint",
+          status: 401,
+          error: "invalid_client"
+        })
+        const description = failure._tag === "AuthError" ? failure.description ?? "" : ""
+        expect(description).toContain("Client authentication failed")
+        expect(description).toContain("[redacted]")
+        expect(failure.message).not.toContain("tenant=t1")
+      }
+      const text = `${lines.join("\n")}\n${
+        failures.map((failure) => `${failure.message} ${JSON.stringify(failure)}`).join("\n")
+      }`
+      // The library's own line (debug) and the caller's: each names the status and the error code.
+      expect(lines.filter((line) => line.includes("auth: the token endpoint")).length).toBe(2)
+      expect(lines.filter((line) => line.includes("401") && line.includes("invalid_client")).length)
+        .toBeGreaterThanOrEqual(4)
+      for (const form of forms) expect([form, text.includes(form)]).toEqual([form, false])
+    }))
+})
+
+describe("Auth scrubs what a token endpoint says", () => {
+  it.effect("URLs lose query (to the next space) and user info; credentials in any shape are redacted; prose stays", () =>
+    Effect.gen(function*() {
+      yield* fresh
+      const other = Buffer.from("someone:else's-pa55").toString("base64")
+      yield* Effect.promise(() =>
+        oauth.script({
+          kind: "json",
+          status: 400,
+          body: {
+            error: "invalid_request",
+            error_description:
+              `see https://admin:pw@idp.example/help?key=k3y; Bearer eyJhbGciOi.J9x; Basic authentication failed; ${other}; password=hunter2`
+          }
+        })
+      )
+      const error = yield* Effect.flip(call().pipe(Effect.provide(apiLayer())))
+      expect(error).toMatchObject({
+        _tag: "AuthError",
+        status: 400,
+        error: "invalid_request",
+        description:
+          "see https://idp.example/help Bearer [redacted]; Basic authentication failed; [redacted]; password=[redacted]"
+      })
     }))
 })

@@ -326,6 +326,71 @@ const clip = (text: string, max: number): string => {
   return printable.length > max ? `${printable.slice(0, max)}…` : printable
 }
 
+const redactedText = "[redacted]"
+
+/**
+ * A credential after an authentication scheme's name, e.g. `Basic dXNlcjpwYXNz`; a lowercase
+ * word after it (`Basic authentication failed`) is prose, not a credential.
+ */
+const schemeCredential = /\b(Basic|Bearer|Digest|Negotiate|NTLM|DPoP)(\s+)([\w.~+/=-]+)/gi
+
+const redactSchemeCredential = (match: string, scheme: string, space: string, value: string): string =>
+  /^[a-z]{1,19}$/.test(value) ? match : `${scheme}${space}${redactedText}`
+
+/** A credential after its parameter's name, e.g. `client_secret=…` or `"password": "…"`. */
+const namedCredential =
+  /\b(client_secret|client_assertion|password|passwd|secret|access_token|refresh_token|id_token|assertion|api_key|apikey|token)(["']?\s*[=:]\s*["']?)[^\s"'&,;]+/gi
+
+const absoluteUrl = /\b[a-z][a-z\d+.-]*:\/\/[^\s"'<>]+/gi
+
+/** Base64 (or base64url) of 8 bytes or more. */
+const base64Run = /[A-Za-z\d+/_-]{12,}={0,2}/g
+
+/** Whether a base64 run decodes to printable `user:password`-like text: Basic credentials without their scheme name. */
+const encodesCredentials = (run: string): boolean => {
+  const decoded = Buffer.from(run, run.includes("-") || run.includes("_") ? "base64url" : "base64").toString("utf8")
+  return decoded.length >= 3 && /^[\x20-\x7e]+$/.test(decoded) && decoded.includes(":")
+}
+
+/**
+ * Text from upstream (an error body, an error message) as logs, spans and errors may show it:
+ * every URL through `HttpError.redactUrl`, and anything that looks like a credential — `Basic` /
+ * `Bearer` values, `client_secret=` or `"password":` values, base64 of `user:password` —
+ * replaced by `[redacted]`.
+ *
+ * @internal
+ */
+export const redactText = (text: string): string =>
+  text
+    .replace(absoluteUrl, (url) => HttpErrors.redactUrl(url))
+    .replace(schemeCredential, redactSchemeCredential)
+    .replace(namedCredential, `$1$2${redactedText}`)
+    .replace(base64Run, (run) => encodesCredentials(run) ? redactedText : run)
+
+/** The forms a client's credentials take on the wire: raw, form- and URL-encoded, and Basic's base64 of `id:secret`. */
+const credentialForms = (clientId: string, secret: string): ReadonlyArray<string> => {
+  const pairs = [`${clientId}:${secret}`, `${formEncode(clientId)}:${formEncode(secret)}`]
+  const encoded = [...pairs, secret].flatMap((text) => {
+    const bytes = Buffer.from(text, "utf8")
+    return [bytes.toString("base64"), bytes.toString("base64").replace(/=+$/, ""), bytes.toString("base64url")]
+  })
+  const forms = [secret, formEncode(secret), encodeURIComponent(secret), ...encoded]
+  // Longest first: a secret inside its own encodings is not replaced piecemeal.
+  return [...new Set(forms)].filter((form) => form.length > 0).sort((a, b) => b.length - a.length)
+}
+
+/**
+ * What a token endpoint's error text may show: {@link redactText}, and the client secret gone in
+ * every encoding it was sent in, then clipped to `max` printable characters.
+ */
+const scrubbed = (settings: TokenRequestSettings, text: string, max: number): string => {
+  let clean = text
+  for (const form of credentialForms(settings.clientId, Redacted.value(settings.clientSecret))) {
+    clean = clean.split(form).join(redactedText)
+  }
+  return clip(redactText(clean), max)
+}
+
 const parseJson = (text: string): unknown => {
   try {
     return JSON.parse(text)
@@ -359,10 +424,10 @@ export const tokenFromResponse = (
     const error = Schema.decodeUnknownOption(TokenError)(json)
     return error._tag === "Some"
       ? fail("token_endpoint", {
-        error: clip(error.value.error, 64),
+        error: scrubbed(settings, error.value.error, 64),
         ...(error.value.error_description === undefined
           ? {}
-          : { description: clip(error.value.error_description, 200) })
+          : { description: scrubbed(settings, error.value.error_description, 200) })
       })
       : fail("token_endpoint", {})
   }
@@ -403,6 +468,8 @@ export const fetchToken = (http: Http.Service, settings: TokenRequestSettings): 
     )
     return yield* tokenFromResponse(settings, request, status, body, sentAt)
   }).pipe(
+    // The body itself is never logged: its status, `error` and `error_description`, scrubbed.
+    Effect.tapError((error) => error._tag === "AuthError" ? Effect.logDebug(`auth: ${error.message}`) : Effect.void),
     (effect) => redacting(effect, ["authorization"]),
     Effect.withSpan("liaison.auth.token", {
       kind: "client",

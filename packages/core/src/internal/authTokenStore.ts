@@ -7,6 +7,7 @@ import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes, ra
 import { StorageError } from "../LiaisonError.js"
 import type * as Redis from "../Redis.js"
 import type { Token } from "./auth.js"
+import { redactText } from "./auth.js"
 import { redisScript } from "./redisScript.js"
 
 /**
@@ -93,7 +94,7 @@ export const makeRedisTokenStore = (redis: Redis.Service, options: RedisStoreOpt
   const run = <A>(operation: string, f: () => Promise<A>) =>
     Effect.tryPromise({ try: f, catch: (cause) => new StorageError({ store: "auth-tokens", operation, cause }) })
   const degraded = (error: StorageError) =>
-    Effect.logWarning("auth token store: Redis failed, the token is fetched without it", error.message)
+    Effect.logWarning("auth token store: Redis failed, the token is fetched without it", redactText(error.message))
   const lockMillis = Duration.toMillis(options.lockTtl)
 
   const getOrFetch = <E>(key: StoreKey, fetch: Effect.Effect<Token, E>): Effect.Effect<Token, E> => {

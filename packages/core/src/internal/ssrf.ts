@@ -1,108 +1,181 @@
+/**
+ * The SSRF guard: which addresses a connection may reach. Addresses are classified by ipaddr.js;
+ * an IPv6 address that carries an IPv4 address (IPv4-mapped, IPv4-compatible, IPv4-translated,
+ * NAT64, 6to4, Teredo) is judged by that IPv4 address.
+ *
+ * The policy, the classification and the checks are not marked `@internal`: `test/core/ssrf.test.ts`
+ * type-checks against the emitted declarations (`./internal/*` is not exported by the package).
+ */
 import * as Undici from "@effect/platform-node/Undici"
+import type * as IpAddr from "ipaddr.js"
 import type { LookupAddress, LookupOptions } from "node:dns"
 import * as dns from "node:dns"
+import { createRequire } from "node:module"
 import * as net from "node:net"
 
-/**
- * What kind of address a webhook target resolved to. `public` is always allowed, `reserved`
- * (unspecified, multicast, broadcast, documentation ranges) never; the others only when allowed.
- *
- * @internal
- */
-export type AddressKind = "public" | "loopback" | "private" | "link-local" | "reserved"
+// ipaddr.js is CommonJS assigning `module.exports`: Node's ESM loader sees no named exports in it,
+// and this project type-checks without synthetic default imports, so it is loaded with `require`.
+const ipaddr: typeof IpAddr = createRequire(import.meta.url)("ipaddr.js")
 
-/** @internal */
+/**
+ * What kind of address a target resolved to. `public` (global unicast) is always allowed;
+ * `metadata` (the cloud metadata services) and `reserved` (unspecified, broadcast, multicast,
+ * documentation, site-local, deprecated and other special-purpose ranges, anything that does not
+ * parse) never; the others only when the policy allows them.
+ */
+export type AddressKind = "public" | "loopback" | "private" | "link-local" | "metadata" | "reserved"
+
+/** Which non-public kinds of address are allowed (public ones always are, metadata and reserved never). */
 export interface Policy {
   readonly loopback: boolean
   readonly private: boolean
   readonly linkLocal: boolean
 }
 
-const list = (ranges: ReadonlyArray<readonly [string, number, "ipv4" | "ipv6"]>): net.BlockList => {
-  const blockList = new net.BlockList()
-  for (const [network, prefix, family] of ranges) blockList.addSubnet(network, prefix, family)
-  return blockList
+type Address = IpAddr.IPv4 | IpAddr.IPv6
+
+// The ranges are ipaddr.js's (`range()`); the few below are those it names differently, and the
+// prefixes whose embedded IPv4 address decides.
+const cidr4 = (text: string): [IpAddr.IPv4, number] => ipaddr.IPv4.parseCIDR(text)
+const cidr6 = (text: string): [IpAddr.IPv6, number] => ipaddr.IPv6.parseCIDR(text)
+
+/** ipaddr.js's range names, as kinds; any other name (multicast, reserved, amt, …) is `reserved`. */
+const rangeKinds: ReadonlyMap<string, AddressKind> = new Map<string, AddressKind>([
+  ["unicast", "public"],
+  ["loopback", "loopback"],
+  ["private", "private"],
+  ["carrierGradeNat", "private"],
+  ["benchmarking", "private"],
+  ["uniqueLocal", "private"],
+  ["linkLocal", "link-local"]
+])
+
+/** Benchmarking networks (RFC 2544, RFC 5180) count as private (ipaddr.js calls 198.18.0.0/15 reserved). */
+const benchmarking4 = cidr4("198.18.0.0/15")
+const benchmarking6 = cidr6("2001:2::/48")
+
+/**
+ * The cloud metadata services: AWS, GCP, Azure, OpenStack, DigitalOcean (169.254.169.254), AWS ECS
+ * and EKS (169.254.170.2, 169.254.170.23, fd00:ec2::23), AWS over IPv6 (fd00:ec2::254), Alibaba
+ * (100.100.100.200), Azure's wire server (168.63.129.16), Oracle (192.0.0.192).
+ */
+const metadataServices = new Set(
+  [
+    "169.254.169.254",
+    "169.254.170.2",
+    "169.254.170.23",
+    "fd00:ec2::254",
+    "fd00:ec2::23",
+    "100.100.100.200",
+    "168.63.129.16",
+    "192.0.0.192"
+  ].map((address) => ipaddr.parse(address).toByteArray().join("."))
+)
+
+const isMetadata = (address: Address): boolean => metadataServices.has(address.toByteArray().join("."))
+
+const v4 = (high: number, low: number): IpAddr.IPv4 => new ipaddr.IPv4([high >> 8, high & 255, low >> 8, low & 255])
+
+const classifyV4 = (address: IpAddr.IPv4): AddressKind => {
+  if (isMetadata(address)) return "metadata"
+  if (address.match(benchmarking4)) return "private"
+  return rangeKinds.get(address.range()) ?? "reserved"
 }
 
-// BlockList also matches IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) against the IPv4 ranges.
-const loopback = list([["127.0.0.0", 8, "ipv4"], ["::1", 128, "ipv6"]])
-const privateNetworks = list([
-  ["10.0.0.0", 8, "ipv4"],
-  ["172.16.0.0", 12, "ipv4"],
-  ["192.168.0.0", 16, "ipv4"],
-  // Carrier-grade NAT; Alibaba Cloud's metadata service is 100.100.100.200.
-  ["100.64.0.0", 10, "ipv4"],
-  ["198.18.0.0", 15, "ipv4"],
-  // Unique local addresses; AWS's IPv6 metadata service is fd00:ec2::254.
-  ["fc00::", 7, "ipv6"]
-])
-// The cloud metadata services at 169.254.169.254 are link-local.
-const linkLocal = list([["169.254.0.0", 16, "ipv4"], ["fe80::", 10, "ipv6"]])
-const reserved = list([
-  ["0.0.0.0", 8, "ipv4"],
-  ["192.0.0.0", 24, "ipv4"],
-  ["192.0.2.0", 24, "ipv4"],
-  ["198.51.100.0", 24, "ipv4"],
-  ["203.0.113.0", 24, "ipv4"],
-  ["224.0.0.0", 4, "ipv4"],
-  ["240.0.0.0", 4, "ipv4"],
-  ["::", 128, "ipv6"],
-  ["100::", 64, "ipv6"],
-  ["2001:db8::", 32, "ipv6"],
-  ["ff00::", 8, "ipv6"]
-])
+/**
+ * An address that stands for an IPv4 address is judged as that address. When the prefix itself
+ * is not globally routable (local-use NAT64, IPv4-compatible, IPv4-translated), a public IPv4
+ * inside it is still `reserved`.
+ */
+const asIpv4 = (inner: IpAddr.IPv4, globalPrefix: boolean): AddressKind => {
+  const kind = classifyV4(inner)
+  return kind === "public" && !globalPrefix ? "reserved" : kind
+}
 
-const nat64 = list([["64:ff9b::", 96, "ipv6"]])
-const sixToFour = list([["2002::", 16, "ipv6"]])
+const nat64 = cidr6("64:ff9b::/96")
+const nat64Local = cidr6("64:ff9b:1::/48")
+const sixToFour = cidr6("2002::/16")
+const teredo = cidr6("2001::/32")
+const ipv4Mapped = cidr6("::ffff:0:0/96")
+const ipv4Translated = cidr6("::ffff:0:0:0/96")
+const ipv4Compatible = cidr6("::/96")
 
-/** The IPv4 address inside a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address, if it is one. */
-const embeddedIpv4 = (address: string): string | undefined => {
-  if (!nat64.check(address, "ipv6") && !sixToFour.check(address, "ipv6")) return undefined
-  const words = expandIpv6(address)
-  if (words === undefined) return undefined
-  const v4 = (high: number, low: number) => `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`
-  if (nat64.check(address, "ipv6")) return v4(words[6]!, words[7]!)
-  if (sixToFour.check(address, "ipv6")) return v4(words[1]!, words[2]!)
+/** The kind of an IPv6 address that embeds an IPv4 address; undefined for any other. */
+const embeddedKind = (address: IpAddr.IPv6): AddressKind | undefined => {
+  const [, p1 = 0, p2 = 0, p3 = 0, , , p6 = 0, p7 = 0] = address.parts
+  const last = v4(p6, p7)
+  if (address.match(ipv4Mapped)) return classifyV4(last)
+  if (address.match(nat64)) return asIpv4(last, true)
+  // RFC 8215's local-use prefix: read with the /96 layout (the usual one); refused either way.
+  if (address.match(nat64Local)) return asIpv4(last, false)
+  if (address.match(sixToFour)) return asIpv4(v4(p1, p2), true)
+  if (address.match(teredo)) {
+    // The Teredo server's address, then the client's (its bits inverted).
+    const server = classifyV4(v4(p2, p3))
+    return server !== "public" ? server : classifyV4(v4(p6 ^ 0xffff, p7 ^ 0xffff))
+  }
+  if (address.match(ipv4Translated)) return asIpv4(last, false)
+  // ::a.b.c.d (deprecated IPv4-compatible), but not :: (unspecified) or ::1 (loopback).
+  if (address.match(ipv4Compatible) && (p6 !== 0 || p7 > 1)) return asIpv4(last, false)
   return undefined
 }
 
-/** The eight 16-bit words of an IPv6 address. */
-const expandIpv6 = (address: string): Array<number> | undefined => {
-  let text = address
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)
-  if (dotted !== null) {
-    const parts = dotted[1]!.split(".").map(Number)
-    text = `${text.slice(0, dotted.index)}${((parts[0]! << 8) | parts[1]!).toString(16)}:${
-      ((parts[2]! << 8) | parts[3]!).toString(16)
-    }`
-  }
-  const [head = "", tail] = text.split("::")
-  const left = head === "" ? [] : head.split(":")
-  const right = tail === undefined || tail === "" ? [] : tail.split(":")
-  const missing = 8 - left.length - right.length
-  if (tail === undefined ? missing !== 0 : missing < 0) return undefined
-  const words = [...left, ...Array<string>(tail === undefined ? 0 : missing).fill("0"), ...right].map((word) =>
-    parseInt(word, 16)
-  )
-  return words.length === 8 && words.every((word) => word >= 0 && word <= 0xffff) ? words : undefined
+/** Only 2000::/3 is global unicast; in it, 2001::/23 (IETF protocol assignments) and the documentation prefixes are not. */
+const globalUnicast = cidr6("2000::/3")
+const notGlobal = [cidr6("2001::/23"), cidr6("2001:db8::/32"), cidr6("3fff::/20")]
+
+const classifyV6 = (address: IpAddr.IPv6): AddressKind => {
+  if (isMetadata(address)) return "metadata"
+  const embedded = embeddedKind(address)
+  if (embedded !== undefined) return embedded
+  if (address.match(benchmarking6)) return "private"
+  const kind = rangeKinds.get(address.range()) ?? "reserved"
+  if (kind !== "public") return kind
+  return address.match(globalUnicast) && !notGlobal.some((range) => address.match(range)) ? "public" : "reserved"
 }
 
-/** @internal */
+/**
+ * Whether a host is an IPv4 literal by the URL standard's rule (its last label is a number), so
+ * that `0x7f.1`, `017700000001` or `2130706433` are read as addresses, not names.
+ */
+const endsInNumber = (host: string): boolean => {
+  const labels = host.replace(/\.$/, "").split(".")
+  return /^(\d+|0x[\da-f]*)$/i.test(labels[labels.length - 1] ?? "")
+}
+
+/**
+ * The address a literal host stands for, canonical (`0x7f.1` → `127.0.0.1`, read as URLs and so
+ * undici read it); the host itself when it is a malformed literal; undefined for a name.
+ */
+const literal = (host: string): string | undefined => {
+  const bare = host.replace(/^\[(.*)\]$/, "$1")
+  if (net.isIP(bare) !== 0) return bare
+  if (!endsInNumber(bare)) return undefined
+  const url = `http://${bare}/`
+  return URL.canParse(url) ? new URL(url).hostname : bare
+}
+
+const parse = (address: string): Address | undefined => {
+  if (!ipaddr.isValid(address)) return undefined
+  try {
+    // `process` reads an IPv4-mapped IPv6 address as its IPv4 address.
+    return ipaddr.process(address)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The kind of an address (an IP literal in any form URLs accept); `reserved` for anything that
+ * is not an address.
+ */
 export const classify = (address: string): AddressKind => {
-  const family = net.isIPv4(address) ? "ipv4" : net.isIPv6(address) ? "ipv6" : undefined
-  if (family === undefined) return "reserved"
-  if (family === "ipv6") {
-    const inner = embeddedIpv4(address)
-    if (inner !== undefined) return classify(inner)
-  }
-  if (reserved.check(address, family)) return "reserved"
-  if (loopback.check(address, family)) return "loopback"
-  if (linkLocal.check(address, family)) return "link-local"
-  if (privateNetworks.check(address, family)) return "private"
-  return "public"
+  const parsed = parse(literal(address) ?? address)
+  if (parsed === undefined) return "reserved"
+  return parsed instanceof ipaddr.IPv4 ? classifyV4(parsed) : classifyV6(parsed)
 }
 
-/** @internal */
+/** Whether the policy allows an address of this kind. */
 export const allowed = (policy: Policy, kind: AddressKind): boolean => {
   switch (kind) {
     case "public":
@@ -113,41 +186,45 @@ export const allowed = (policy: Policy, kind: AddressKind): boolean => {
       return policy.private
     case "link-local":
       return policy.linkLocal
+    case "metadata":
     case "reserved":
       return false
   }
 }
 
+const labels: Record<AddressKind, string> = {
+  public: "a public",
+  loopback: "a loopback",
+  private: "a private",
+  "link-local": "a link-local",
+  metadata: "a cloud metadata",
+  reserved: "a reserved"
+}
+
 /**
  * Why an address is refused, e.g. `127.0.0.1 is a loopback address`; undefined when it is allowed.
- *
- * @internal
  */
 export const refusal = (policy: Policy, address: string): string | undefined => {
   const kind = classify(address)
-  return allowed(policy, kind) ? undefined : `${address} is a ${kind} address`
+  return allowed(policy, kind) ? undefined : `${address} is ${labels[kind]} address`
 }
 
 /**
  * Why a host that is a literal address is refused; undefined for names (the guarded lookup checks
  * those) and for allowed addresses.
- *
- * @internal
  */
 export const literalRefusal = (policy: Policy, host: string): string | undefined =>
-  net.isIP(host) === 0 ? undefined : refusal(policy, host)
+  literal(host) === undefined ? undefined : refusal(policy, host)
 
-/** The host of a URL without IPv6 brackets. @internal */
+/** The host of a URL without IPv6 brackets. */
 export const hostOf = (url: URL): string => url.hostname.replace(/^\[(.*)\]$/, "$1")
 
 /**
  * Resolves a host (a literal address resolves to itself) and refuses it when any of its addresses
  * is refused: a name pointing both outside and inside is not trusted.
- *
- * @internal
  */
 export const checkHost = async (policy: Policy, host: string): Promise<string | undefined> => {
-  if (net.isIP(host) !== 0) return refusal(policy, host)
+  if (literal(host) !== undefined) return refusal(policy, host)
   const addresses = await dns.promises.lookup(host, { all: true, verbatim: true })
   if (addresses.length === 0) return `${host} does not resolve`
   for (const { address } of addresses) {
