@@ -62,7 +62,7 @@ const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, ms = 10_000) =>
 const onPrivateRedis = (options: Cache.RedisOptions) =>
   Effect.gen(function*() {
     const server = yield* Effect.acquireRelease(
-      Effect.promise(privateRedis),
+      Effect.promise(() => privateRedis()),
       (redis) => Effect.promise(() => redis.dispose())
     )
     const redis = yield* connect(server.url)

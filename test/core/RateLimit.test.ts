@@ -200,7 +200,7 @@ describe("RateLimit, Redis store", () => {
 
   it.live("Redis down: onStoreFailure allow lets calls through, deny refuses them", () =>
     Effect.gen(function*() {
-      const server = yield* Effect.acquireRelease(Effect.promise(privateRedis), (s) => Effect.promise(s.dispose))
+      const server = yield* Effect.acquireRelease(Effect.promise(() => privateRedis()), (s) => Effect.promise(s.dispose))
       const rule = RateLimit.slidingWindow({ limit: 1, window: "1 minute" })
       const redis = yield* Layer.build(redisLayer(server.url, { retryStrategy: (times) => Math.min(times * 20, 100) }))
       const limiter = (onStoreFailure: "allow" | "deny") =>
