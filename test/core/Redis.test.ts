@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Redis } from "@liaison/core"
 import { Config, ConfigProvider, Effect, Exit, Redacted, Scope } from "effect"
 import { freePort } from "../fixtures/ports.js"
-import { redisUrl } from "../setup/redisUrl.js"
+import { redisUrl, testPrefix } from "../setup/redisUrl.js"
 
 describe("Redis", () => {
   it.scoped("connects to the test's private redis-server and answers commands", () =>
@@ -10,13 +10,29 @@ describe("Redis", () => {
       const url = Redacted.make(redisUrl())
       const redis = yield* Redis.make({ url })
       yield* Redis.ping.pipe(Effect.provideService(Redis.Redis, redis))
-      const key = `liaison:test:${Math.random()}`
+      const key = `${testPrefix("redis")}k`
       yield* Redis.use("SET", (client) => client.set(key, "v", "EX", 10)).pipe(
         Effect.provideService(Redis.Redis, redis)
       )
       expect(yield* Redis.use("GET", (client) => client.get(key)).pipe(Effect.provideService(Redis.Redis, redis))).toBe(
         "v"
       )
+    }))
+
+  it.scoped("the client answers the commands the stores use, a transaction, and any other through call", () =>
+    Effect.gen(function*() {
+      const redis = yield* Redis.make({ url: Redacted.make(redisUrl()) })
+      const run = <A>(f: (client: Redis.Client) => Promise<A>) =>
+        Redis.use("test", f).pipe(Effect.provideService(Redis.Redis, redis))
+      const key = `${testPrefix("redis")}k`
+      const replies = yield* run((client) => client.multi().set(key, "v", "PX", 10_000).pexpire(key, 20_000).exec())
+      expect(replies?.map(([error]) => error)).toEqual([null, null])
+      const ttl = yield* run((client) => client.call("PTTL", key))
+      expect(typeof ttl === "number" && ttl > 10_000 && ttl <= 20_000).toBe(true)
+      expect(yield* run((client) => client.mget([key, `${key}:missing`]))).toEqual(["v", null])
+      expect(yield* run((client) => client.set(key, "w", "PX", 1_000, "NX"))).toBeNull()
+      expect(yield* run((client) => client.unlink(key))).toBe(1)
+      expect(yield* run((client) => client.exists(key))).toBe(0)
     }))
 
   it.effect("closing the scope disconnects the client", () =>

@@ -12,8 +12,8 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { Redis as IORedis } from "ioredis"
-import type { RedisOptions } from "ioredis"
+// Types only: ioredis itself is loaded by `make`, and no public declaration names it.
+import type { Redis as IORedis } from "ioredis"
 
 /**
  * A Redis command or connection failed. The message names the operation and the cause's own
@@ -33,12 +33,104 @@ export class RedisError extends Schema.TaggedError<RedisError>("@liaison/core/Re
 }
 
 /**
+ * The part of an ioredis client Liaison's stores use, written out so that no public
+ * declaration names an ioredis type: a program that never uses Redis needs no `ioredis`
+ * installed, not even to type-check. The value is a real ioredis `Redis` instance; `call`
+ * runs any other command.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Client {
+  /** ioredis' connection status: `"wait"`, `"connecting"`, `"ready"`, `"reconnecting"`, `"end"`, ... */
+  readonly status: string
+  connect(): Promise<void>
+  /** Closes the connection at once; pending replies are dropped (see {@link Client.quit}). */
+  disconnect(): void
+  /** Sends `QUIT`: pending replies arrive first. */
+  quit(): Promise<string>
+  on(event: string, listener: (...args: Array<never>) => void): this
+  once(event: string, listener: (...args: Array<never>) => void): this
+  /** A new connection with this one's options, `overrides` on top. */
+  duplicate(overrides?: ClientOptions): Client
+  /** Any command, e.g. `call("CLIENT", "PAUSE", "1500", "ALL")`. */
+  call(command: string, ...args: Array<string | number>): Promise<unknown>
+  ping(): Promise<"PONG">
+  get(key: string): Promise<string | null>
+  mget(keys: Array<string>): Promise<Array<string | null>>
+  set(key: string, value: string | number): Promise<"OK">
+  set(key: string, value: string | number, secondsToken: "EX", seconds: number | string): Promise<"OK">
+  set(key: string, value: string | number, millisecondsToken: "PX", milliseconds: number | string): Promise<"OK">
+  set(
+    key: string,
+    value: string | number,
+    millisecondsToken: "PX",
+    milliseconds: number | string,
+    nx: "NX"
+  ): Promise<"OK" | null>
+  unlink(...keys: Array<string>): Promise<number>
+  exists(...keys: Array<string>): Promise<number>
+  pttl(key: string): Promise<number>
+  scan(
+    cursor: number | string,
+    patternToken: "MATCH",
+    pattern: string,
+    countToken: "COUNT",
+    count: number | string
+  ): Promise<[cursor: string, elements: Array<string>]>
+  srandmember(key: string, count: number | string): Promise<Array<string>>
+  hget(key: string, field: string): Promise<string | null>
+  hdel(key: string, ...fields: Array<string>): Promise<number>
+  publish(channel: string, message: string): Promise<number>
+  subscribe(...channels: Array<string>): Promise<unknown>
+  eval(script: string, numkeys: number, ...args: Array<string | number>): Promise<unknown>
+  evalsha(sha1: string, numkeys: number, ...args: Array<string | number>): Promise<unknown>
+  /** A `MULTI … EXEC` transaction. */
+  multi(): Pipeline
+}
+
+/**
+ * The commands Liaison queues in a `MULTI` transaction; `exec` answers `[error, reply]` per command.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Pipeline {
+  set(key: string, value: string | number, millisecondsToken: "PX", milliseconds: number | string): Pipeline
+  unlink(...keys: Array<string>): Pipeline
+  srem(key: string, ...members: Array<string>): Pipeline
+  hset(key: string, field: string, value: string): Pipeline
+  hgetall(key: string): Pipeline
+  pexpire(key: string, milliseconds: number | string): Pipeline
+  exec(): Promise<Array<[error: Error | null, result: unknown]> | null>
+}
+
+/**
+ * Connection options passed to ioredis (its `RedisOptions`); the common ones are typed here,
+ * any other ioredis option is passed through as given.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientOptions {
+  /** Delay before reconnection attempt `times`; `null` stops reconnecting. */
+  readonly retryStrategy?: ((times: number) => number | null | void) | undefined
+  /** Retries of one command while reconnecting before it fails; `null`: wait for ever. */
+  readonly maxRetriesPerRequest?: number | null | undefined
+  /** Queue commands while not connected (ioredis' default `true`). */
+  readonly enableOfflineQueue?: boolean | undefined
+  readonly connectTimeout?: number | undefined
+  readonly commandTimeout?: number | undefined
+  readonly [option: string]: unknown
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
 export interface Service {
   /** The ioredis client; use {@link use} to run a command as an Effect. */
-  readonly client: IORedis
+  readonly client: Client
 }
 
 /**
@@ -58,7 +150,7 @@ export interface Options {
   /** `redis://[:password@]host:port[/db]`; redacted because it may carry a password. */
   readonly url: Redacted.Redacted<string>
   /** Extra ioredis options. */
-  readonly redisOptions?: RedisOptions | undefined
+  readonly redisOptions?: ClientOptions | undefined
   /**
    * `"await"` (default): `make` fails when the first connection fails. `"background"`: `make`
    * succeeds at once and the client keeps (re)connecting; commands meanwhile fail with
@@ -79,7 +171,7 @@ export const defaults = {
 } as const
 
 /** Sends QUIT (pending replies arrive first), then waits for the socket to end. */
-const close = async (client: IORedis): Promise<void> => {
+const close = async (client: Client): Promise<void> => {
   if (client.status === "end") return
   if (client.status !== "ready") {
     // Not connected (yet): QUIT would wait in the offline queue for a connection that may never come.
@@ -91,43 +183,65 @@ const close = async (client: IORedis): Promise<void> => {
   await ended
 }
 
+/** What `npm install` line a missing `ioredis` needs; kept in step with the package's peer range. */
+const missingIoredis = "the Redis backends need the optional peer dependency ioredis: npm install ioredis@^5.9.2"
+
+const isModuleNotFound = (cause: unknown): boolean =>
+  typeof cause === "object" && cause !== null && "code" in cause &&
+  (cause.code === "ERR_MODULE_NOT_FOUND" || cause.code === "MODULE_NOT_FOUND")
+
+/** Loads ioredis on first use, so that a program that never connects to Redis runs without it. */
+const loadIoredis: Effect.Effect<typeof IORedis, RedisError> = Effect.tryPromise({
+  try: () => import("ioredis"),
+  catch: (cause) =>
+    new RedisError({
+      operation: "load ioredis",
+      cause: isModuleNotFound(cause) ? new Error(missingIoredis, { cause }) : cause
+    })
+}).pipe(Effect.map((module) => module.Redis))
+
+/** Creates the client and connects it as `options.connect` says. */
+const connect = async (Constructor: typeof IORedis, options: Options): Promise<Client> => {
+  const client = new Constructor(Redacted.value(options.url), {
+    lazyConnect: true,
+    maxRetriesPerRequest: defaults.maxRetriesPerRequest,
+    enableOfflineQueue: true,
+    ...options.redisOptions
+  })
+  // Failures surface as rejected commands (RedisError); without a listener ioredis
+  // would also print every reconnection error to stderr.
+  client.on("error", () => {})
+  if ((options.connect ?? defaults.connect) === "background") {
+    // ioredis keeps reconnecting on its own after a failed first attempt.
+    client.connect().catch(() => {})
+    return client
+  }
+  try {
+    await client.connect()
+  } catch (cause) {
+    client.disconnect()
+    throw cause
+  }
+  return client
+}
+
 /**
- * Connects (failing with `RedisError` when Redis cannot be reached) and disconnects
+ * Loads `ioredis` (an optional peer dependency: a `RedisError` says to install it when it is
+ * missing), connects (failing with `RedisError` when Redis cannot be reached) and disconnects
  * gracefully when the scope closes.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (options: Options): Effect.Effect<Service, RedisError, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async () => {
-        const client = new IORedis(Redacted.value(options.url), {
-          lazyConnect: true,
-          maxRetriesPerRequest: defaults.maxRetriesPerRequest,
-          enableOfflineQueue: true,
-          ...options.redisOptions
-        })
-        // Failures surface as rejected commands (RedisError); without a listener ioredis
-        // would also print every reconnection error to stderr.
-        client.on("error", () => {})
-        if ((options.connect ?? defaults.connect) === "background") {
-          // ioredis keeps reconnecting on its own after a failed first attempt.
-          client.connect().catch(() => {})
-          return client
-        }
-        try {
-          await client.connect()
-        } catch (cause) {
-          client.disconnect()
-          throw cause
-        }
-        return client
-      },
-      catch: (cause) => new RedisError({ operation: "connect", cause })
-    }),
-    (client) => Effect.promise(() => close(client))
-  ).pipe(Effect.map((client) => Redis.of({ client })))
+  Effect.flatMap(loadIoredis, (Constructor) =>
+    Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => connect(Constructor, options),
+        catch: (cause) => new RedisError({ operation: "connect", cause })
+      }),
+      (client) => Effect.promise(() => close(client))
+    )).pipe(Effect.map((client) => Redis.of({ client })))
 
 /**
  * @since 0.1.0
@@ -160,7 +274,7 @@ export const layerConfig = (
  * @since 0.1.0
  * @category combinators
  */
-export const use = <A>(operation: string, f: (client: IORedis) => Promise<A>): Effect.Effect<A, RedisError, Redis> =>
+export const use = <A>(operation: string, f: (client: Client) => Promise<A>): Effect.Effect<A, RedisError, Redis> =>
   Effect.flatMap(
     Redis,
     ({ client }) => Effect.tryPromise({ try: () => f(client), catch: (cause) => new RedisError({ operation, cause }) })

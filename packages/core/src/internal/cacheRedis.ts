@@ -18,7 +18,7 @@
  * @internal
  */
 import * as Effect from "effect/Effect"
-import type { Redis as IORedis } from "ioredis"
+import type { Client as IORedis } from "../Redis.js"
 import type * as Redis from "../Redis.js"
 import { escapeGlob } from "./glob.js"
 import { redisScript } from "./redisScript.js"

@@ -1,5 +1,5 @@
-import type { Redis as IORedis } from "ioredis"
 import { createHash } from "node:crypto"
+import type { Client as IORedis } from "../Redis.js"
 
 /**
  * A Lua script run with `EVALSHA` (the script body is sent only once per Redis server, on `NOSCRIPT`),

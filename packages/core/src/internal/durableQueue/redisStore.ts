@@ -1,9 +1,9 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import type { Redis as IORedis } from "ioredis"
 import type { State, StoredRecord, StoreService } from "../../DurableQueue.js"
 import type { StorageError } from "../../LiaisonError.js"
+import type { Client as IORedis } from "../../Redis.js"
 import { redisScript } from "../redisScript.js"
 import { makeWakeups, storageError } from "./store.js"
 
