@@ -4,7 +4,7 @@ import { Cache, Http, HttpCache, Redis } from "@liaison/core"
 import { Effect, Layer, Option, Redacted, Schema, TestClock } from "effect"
 import type { RevalidatingUpstream } from "../fixtures/revalidatingUpstream.js"
 import { startRevalidatingUpstream } from "../fixtures/revalidatingUpstream.js"
-import { redisUrl } from "../setup/redisUrl.js"
+import { redisUrl, testPrefix } from "../setup/redisUrl.js"
 
 let upstream: RevalidatingUpstream
 beforeAll(async () => {
@@ -124,7 +124,7 @@ describe("HttpCache.json", () => {
 
   it.effect("private answers stay out of Redis: kept in the local tier only", () =>
     Effect.gen(function*() {
-      const prefix = `liaison:{cache-http-${crypto.randomUUID()}}:`
+      const prefix = testPrefix("{cache-http}")
       const name = fresh()
       const twoTier = Cache.layerTwoTier({ prefix }).pipe(Layer.provide(redis))
       const [first, second] = yield* Effect.all([

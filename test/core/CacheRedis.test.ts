@@ -2,7 +2,7 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { Cache, Redis } from "@liaison/core"
 import { Deferred, Effect, Fiber, Layer, Option, Redacted, Ref, Schema, TestClock } from "effect"
 import { privateRedis } from "../fixtures/redisServer.js"
-import { redisUrl } from "../setup/redisUrl.js"
+import { redisUrl, testPrefix } from "../setup/redisUrl.js"
 
 const User = Schema.Struct({
   id: Schema.Int,
@@ -25,7 +25,7 @@ const user = (id: number) =>
   })
 
 /** A prefix of its own per test (its hash tag included), so tests never see each other's keys. */
-const uniquePrefix = () => `liaison:{cache-test-${crypto.randomUUID()}}:`
+const uniquePrefix = () => testPrefix("{cache-test}")
 
 /** A client to the tests' private Redis (or to `url`), closed with the scope. */
 const connect = (url = redisUrl()) => Redis.make({ url: Redacted.make(url) })

@@ -15,6 +15,7 @@ import {
   MetricState,
   Ref,
   Runtime,
+  Schema,
   Stream,
   TestClock
 } from "effect"
@@ -688,4 +689,82 @@ describe("CircuitBreaker options", () => {
       )
       expect(layerError._tag).toBe("InvalidOptions")
     }))
+})
+
+describe("CircuitOpen.openedBy: the failure that opened the breaker", () => {
+  const rejection = (breaker: CircuitBreaker.Breaker) => Effect.flip(breaker.protect(succeed))
+
+  it.effect("an HttpError's tag and message (URL already redacted), shown in the message", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.makeBreaker("api.example.com", { failureThreshold: 2 })
+      const first = HttpError.transportError({ method: "GET", url: "https://api.example.com/a?key=1" }, "refused")
+      const last = HttpError.statusError({ method: "POST", url: "https://user:pw@api.example.com/x?token=s3cret" }, {
+        status: 503,
+        headers: {},
+        body: ""
+      })
+      yield* Effect.exit(breaker.protect(Effect.fail(first)))
+      yield* Effect.exit(breaker.protect(Effect.fail(last)))
+      const open = yield* rejection(breaker)
+      expect(open).toBeInstanceOf(CircuitBreaker.CircuitOpen)
+      expect(open.openedBy).toEqual({ _tag: "StatusError", message: "POST https://api.example.com/x answered 503" })
+      expect(open.message).toBe(
+        "circuit breaker for api.example.com is open (after: POST https://api.example.com/x answered 503); " +
+          "next probe in 60000 ms"
+      )
+      expect(open.message).not.toMatch(/s3cret|pw/)
+      // The same summary on every rejection (stored once, when the breaker opened).
+      expect((yield* rejection(breaker)).openedBy).toBe(open.openedBy)
+    }))
+
+  it.effect("an error that is not an HttpError: its tag only, never its message", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.makeBreaker("k", { failureThreshold: 1 })
+      yield* Effect.exit(breaker.protect(Effect.fail({ _tag: "DbError", message: "password=hunter2" })))
+      const open = yield* rejection(breaker)
+      expect(open.openedBy).toEqual({ _tag: "DbError", message: "a DbError failure" })
+      expect(open.message).not.toContain("hunter2")
+    }))
+
+  it.effect("a slow call, and a failed probe re-opening the breaker, each say so", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.makeBreaker("k", {
+        failureThreshold: 1,
+        slowCall: "1 second",
+        openDuration: "10 seconds",
+        halfOpenProbes: 1
+      })
+      const slow = yield* Effect.fork(breaker.protect(Effect.sleep("2 seconds")))
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(slow)
+      expect((yield* rejection(breaker)).openedBy?._tag).toBe("SlowCall")
+      yield* TestClock.adjust("10 seconds")
+      yield* Effect.exit(breaker.protect(fail)) // the probe fails: Open again
+      expect((yield* rejection(breaker)).openedBy).toEqual({ _tag: "StatusError", message: "GET /model answered 500" })
+    }))
+
+  it.effect("none when isolated by hand; cleared when the breaker closes", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.makeBreaker("k", { failureThreshold: 1 })
+      yield* Effect.exit(breaker.protect(fail))
+      expect((yield* rejection(breaker)).openedBy).toBeDefined()
+      yield* breaker.reset
+      yield* breaker.isolate
+      const isolated = yield* rejection(breaker)
+      expect(isolated.openedBy).toBeUndefined()
+      expect(isolated.message).toBe("circuit breaker for k is isolated until reset")
+      expect(Object.keys(isolated)).not.toContain("openedBy")
+    }))
+
+  it("the field survives the HttpError Schema (a wire round trip)", () => {
+    const open = new CircuitBreaker.CircuitOpen({
+      key: "k",
+      remainingMillis: 5,
+      openedBy: { _tag: "TimeoutError", message: "GET https://x/y timed out in the attempt phase after 10 ms" }
+    })
+    const encoded = Schema.encodeSync(HttpError.HttpError)(open)
+    const decoded = Schema.decodeUnknownSync(HttpError.HttpError)(JSON.parse(JSON.stringify(encoded)))
+    expect(decoded).toEqual(open)
+    expect(decoded.message).toContain("(after: GET https://x/y timed out")
+  })
 })

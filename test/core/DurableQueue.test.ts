@@ -3,14 +3,14 @@ import { DurableQueue, Redis } from "@liaison/core"
 import { Deferred, Duration, Effect, Exit, Layer, Option, pipe, Redacted, Ref, Schema, Scope, TestClock } from "effect"
 import { randomUUID } from "node:crypto"
 import { drive } from "../fixtures/drive.js"
-import { redisUrl } from "../setup/redisUrl.js"
+import { redisUrl, testStorePrefix } from "../setup/redisUrl.js"
 
 const Job = Schema.Struct({ n: Schema.Number })
 
 const redisLayer = () => Redis.layer({ url: Redacted.make(redisUrl()) })
 const backends = [
   ["memory", () => DurableQueue.layerStoreMemory],
-  ["redis", () => DurableQueue.layerStoreRedis().pipe(Layer.provide(redisLayer()))]
+  ["redis", () => DurableQueue.layerStoreRedis({ prefix: testStorePrefix() }).pipe(Layer.provide(redisLayer()))]
 ] as const
 
 const fresh = () => `test-${randomUUID()}`
@@ -390,21 +390,24 @@ describe("DurableQueue on Redis", () => {
       const { id } = yield* queue.enqueue({ n: 1 })
       const item = yield* takeSome(queue)
       yield* queue.retryLater(item, "1 hour", { error: "later" })
-      const keys = ["due", "exp", "val", "st", "log"].map((part) => `liaison:{dq:${name}}:${part}`)
+      const keys = ["due", "exp", "val", "st", "log"].map((part) => `${testStorePrefix()}:{dq:${name}}:${part}`)
       const ttls = yield* Redis.use("PTTL", (client) => Promise.all(keys.map((key) => client.pttl(key))))
       for (const ttl of ttls) {
         expect(ttl).toBeGreaterThan(Duration.toMillis("1 day"))
         expect(ttl).toBeLessThanOrEqual(Duration.toMillis("25 hours"))
       }
       expect(Option.getOrThrow(yield* queue.status(id)).state).toBe("queued")
-    }).pipe(Effect.provide(DurableQueue.layerStoreRedis().pipe(Layer.provideMerge(redisLayer())))))
+    }).pipe(
+      Effect.provide(DurableQueue.layerStoreRedis({ prefix: testStorePrefix() }).pipe(Layer.provideMerge(redisLayer())))
+    ))
 
   it.live("restart mid-queue: closing one worker layer and opening another on the same Redis loses nothing", () =>
     Effect.gen(function*() {
       const name = fresh()
       const total = 200
       const completed = new Map<number, number>()
-      const instance = () => DurableQueue.layerStoreRedis().pipe(Layer.provide(redisLayer()))
+      const instance = () =>
+        DurableQueue.layerStoreRedis({ prefix: testStorePrefix() }).pipe(Layer.provide(redisLayer()))
       const handler = (item: DurableQueue.Item<typeof Job.Type>) =>
         Effect.sleep("2 millis").pipe(
           Effect.zipRight(Effect.sync(() => completed.set(item.value.n, (completed.get(item.value.n) ?? 0) + 1))),
@@ -449,5 +452,7 @@ describe("DurableQueue on Redis", () => {
       expect(error._tag).toBe("StorageError")
       expect(error._tag === "StorageError" && error.store).toBe("durable-queue")
       expect(error.message).toContain("enqueue")
-    }).pipe(Effect.provide(DurableQueue.layerStoreRedis().pipe(Layer.provideMerge(redisLayer())))))
+    }).pipe(
+      Effect.provide(DurableQueue.layerStoreRedis({ prefix: testStorePrefix() }).pipe(Layer.provideMerge(redisLayer())))
+    ))
 })

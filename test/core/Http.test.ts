@@ -588,3 +588,25 @@ describe("Http absolute URLs", () => {
       expect(echo.path).toBe("/echo/abs")
     }).pipe(Effect.provide(Http.layer({ baseUrl: "http://127.0.0.1:9/never" }))))
 })
+
+describe("invalid URLs", () => {
+  it.scoped("an InvalidRequest that names the URL, redacted (no user info, no query string)", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Http.text(HttpClientRequest.get("http://user:pw@exa mple.com/x?api_key=s3cret")).pipe(
+          Effect.provide(Http.layer())
+        )
+      )
+      expect(error._tag).toBe("InvalidRequest")
+      expect(error.message).toBe(`invalid request: invalid URL "http://exa mple.com/x" (GET)`)
+      expect(error.message).not.toMatch(/s3cret|pw/)
+    }))
+
+  it.scoped("a path without a base URL says which path", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Http.text(HttpClientRequest.del("/users/1")).pipe(Effect.provide(Http.layer()))
+      )
+      expect(error).toMatchObject({ _tag: "InvalidRequest", reason: `invalid URL "/users/1" (DELETE)` })
+    }))
+})

@@ -6,7 +6,7 @@
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { describe, expect, it } from "@effect/vitest"
 import { CircuitBreaker, Http, Policy, RateLimit } from "@liaison/core"
-import { Effect, Layer } from "effect"
+import { ConfigProvider, Effect, Layer } from "effect"
 import type * as NodeHttp from "node:http"
 import { stubUpstream } from "../server/support.js"
 
@@ -219,4 +219,77 @@ describe("Policy options", () => {
     }).pipe(
       Effect.provide(Layer.mergeAll(Http.layer(), CircuitBreaker.layer(), RateLimit.layerMemory()))
     ))
+})
+
+describe("Policy without a limiter, and from the environment", () => {
+  const bare = (baseUrl: string, options: Policy.Options) =>
+    Policy.layer(options).pipe(Layer.provide([Http.layer({ baseUrl }), CircuitBreaker.layer()]))
+
+  it.scopedLive("without a rateLimit, no RateLimit is needed", () =>
+    Effect.gen(function*() {
+      const upstream = yield* scriptedUpstream
+      const result = yield* get("/ok").pipe(Effect.provide(bare(upstream.url, { retry: false })))
+      expect(result._tag === "Right" && JSON.parse(result.right)).toEqual({ call: 1, status: 200 })
+    }))
+
+  it.scopedLive("a rateLimit without a RateLimit in context fails when the layer is built, naming the option", () =>
+    Effect.gen(function*() {
+      const upstream = yield* scriptedUpstream
+      // Typed as plain `Options` (as from Config): the check is at build time.
+      const options: Policy.Options = { rateLimit: { rule: RateLimit.tokenBucket({ limit: 5, interval: "1 second" }) } }
+      const error = yield* Effect.flip(get("/ok").pipe(Effect.provide(bare(upstream.url, options))))
+      expect(error).toMatchObject({ _tag: "InvalidOptions", option: "rateLimit" })
+      expect(error.message).toContain("RateLimit.layerMemory()")
+      expect(upstream.requests()).toBe(0)
+    }))
+
+  it.scopedLive("layerClientConfig: base URL, limit, retries and breaker from the environment", () =>
+    Effect.gen(function*() {
+      const upstream = yield* scriptedUpstream
+      const env = ConfigProvider.fromMap(
+        new Map([
+          ["HTTP_BASE_URL", upstream.url],
+          ["UPSTREAM_RATE_LIMIT", "1000"],
+          ["UPSTREAM_ATTEMPT_TIMEOUT", "2 seconds"],
+          ["RETRY_MAX_ATTEMPTS", "2"],
+          ["RETRY_BASE_DELAY", "1 millis"],
+          ["BREAKER_FAILURE_THRESHOLD", "2"]
+        ])
+      )
+      const client = Policy.layerClientConfig().pipe(Layer.provide(Layer.setConfigProvider(env)))
+      yield* Effect.gen(function*() {
+        // Two attempts (RETRY_MAX_ATTEMPTS), two failures: the breaker (threshold 2) opens.
+        const first = yield* get("/down?steps=503")
+        expect(first._tag === "Left" && first.left).toMatchObject({ _tag: "StatusError", status: 503 })
+        expect(upstream.requests("/down")).toBe(2)
+        const second = yield* get("/other")
+        expect(second._tag === "Left" && second.left._tag).toBe("CircuitOpen")
+        expect(upstream.requests("/other")).toBe(0)
+      }).pipe(Effect.provide(client))
+    }))
+
+  it.scopedLive("layerClientConfig: a malformed variable fails at start-up with its name", () =>
+    Effect.gen(function*() {
+      const env = ConfigProvider.fromMap(new Map([["UPSTREAM_RATE_LIMIT", "-3"]]))
+      const client = Policy.layerClientConfig().pipe(Layer.provide(Layer.setConfigProvider(env)))
+      const error = yield* Effect.flip(get("/ok").pipe(Effect.provide(client)))
+      expect(String(error)).toContain("UPSTREAM_RATE_LIMIT")
+    }))
+
+  it.scopedLive("CircuitOpen names the failure that opened the breaker, URL redacted", () =>
+    Effect.gen(function*() {
+      const upstream = yield* scriptedUpstream
+      yield* Effect.gen(function*() {
+        yield* get("/down?steps=503&token=s3cret")
+        const open = yield* get("/other")
+        expect(open._tag).toBe("Left")
+        if (open._tag !== "Left" || open.left._tag !== "CircuitOpen") return
+        expect(open.left.openedBy).toEqual({ _tag: "StatusError", message: `GET ${upstream.url}/down answered 503` })
+        const host = new URL(upstream.url).host
+        expect(open.left.message).toContain(
+          `circuit breaker for ${host} is open (after: GET ${upstream.url}/down answered 503); next probe in `
+        )
+        expect(open.left.message).not.toContain("s3cret")
+      }).pipe(Effect.provide(policyLayer(upstream.url, { retry: false }, { failureThreshold: 1 })))
+    }))
 })

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { HttpError, RateLimit, Redis } from "@liaison/core"
 import { Clock, Effect, Either, Fiber, Layer, Logger, LogLevel, Option, Redacted, Ref, TestClock } from "effect"
 import { privateRedis } from "../fixtures/redisServer.js"
-import { redisUrl } from "../setup/redisUrl.js"
+import { redisUrl, testPrefix } from "../setup/redisUrl.js"
 
 const memory = Effect.provide(RateLimit.layerMemory())
 
@@ -134,7 +134,7 @@ describe("RateLimit, memory store", () => {
 const redisLayer = (url: string, redisOptions?: Redis.Options["redisOptions"]) =>
   Redis.layer({ url: Redacted.make(url), redisOptions })
 
-const uniquePrefix = () => `liaison:test:${Math.random().toString(36).slice(2)}:`
+const uniquePrefix = () => testPrefix("ratelimit")
 
 /** Every key under `prefix`, by SCAN (never KEYS). */
 const scan = (prefix: string) =>
@@ -200,7 +200,10 @@ describe("RateLimit, Redis store", () => {
 
   it.live("Redis down: onStoreFailure allow lets calls through, deny refuses them", () =>
     Effect.gen(function*() {
-      const server = yield* Effect.acquireRelease(Effect.promise(() => privateRedis()), (s) => Effect.promise(s.dispose))
+      const server = yield* Effect.acquireRelease(
+        Effect.promise(() => privateRedis()),
+        (s) => Effect.promise(s.dispose)
+      )
       const rule = RateLimit.slidingWindow({ limit: 1, window: "1 minute" })
       const redis = yield* Layer.build(redisLayer(server.url, { retryStrategy: (times) => Math.min(times * 20, 100) }))
       const limiter = (onStoreFailure: "allow" | "deny") =>

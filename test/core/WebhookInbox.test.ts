@@ -16,7 +16,7 @@ import {
 } from "effect"
 import { randomUUID } from "node:crypto"
 import { drive } from "../fixtures/drive.js"
-import { redisUrl } from "../setup/redisUrl.js"
+import { redisUrl, testStorePrefix } from "../setup/redisUrl.js"
 
 const redisLayer = () => Redis.layer({ url: Redacted.make(redisUrl()) })
 const fresh = () => `inbox-${randomUUID()}`
@@ -36,7 +36,10 @@ const backends = [
   [
     "redis",
     (name: string) =>
-      WebhookInbox.layerRedis({ name, retryDelays: ["1 second", "2 seconds"] }).pipe(Layer.provide(redisLayer()))
+      WebhookInbox.layer({ name, retryDelays: ["1 second", "2 seconds"] }).pipe(
+        Layer.provide(DurableQueue.layerStoreRedis({ prefix: testStorePrefix() })),
+        Layer.provide(redisLayer())
+      )
   ]
 ] as const
 
@@ -168,7 +171,7 @@ describe.each(backends)("WebhookInbox (%s)", (backend, inboxLayer) => {
     }).pipe(Effect.provide(
       backend === "memory"
         ? DurableQueue.layerStoreMemory
-        : DurableQueue.layerStoreRedis().pipe(Layer.provide(redisLayer()))
+        : DurableQueue.layerStoreRedis({ prefix: testStorePrefix() }).pipe(Layer.provide(redisLayer()))
     ))
   })
 })
@@ -232,7 +235,10 @@ describe("WebhookInbox on Redis, several instances", () => {
         const instances = yield* Effect.forEach(Array.from({ length: 4 }), () =>
           Effect.gen(function*() {
             const context = yield* Layer.build(
-              WebhookInbox.layerRedis({ name, pollInterval: "10 millis" }).pipe(Layer.provide(redisLayer()))
+              WebhookInbox.layer({ name, pollInterval: "10 millis" }).pipe(
+                Layer.provide(DurableQueue.layerStoreRedis({ prefix: testStorePrefix() })),
+                Layer.provide(redisLayer())
+              )
             )
             const inbox = Context.get(context, WebhookInbox.WebhookInbox)
             yield* inbox.run(handlers, { concurrency: 2 })

@@ -2,7 +2,7 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { Cache, Redis } from "@liaison/core"
 import { Effect, FastCheck as fc, Layer, Redacted } from "effect"
 import { escapeGlob, matchGlob } from "../../packages/core/src/internal/glob.js"
-import { redisUrl } from "../setup/redisUrl.js"
+import { redisUrl, testPrefix } from "../setup/redisUrl.js"
 
 const redis = Layer.scoped(Redis.Redis, Effect.suspend(() => Redis.make({ url: Redacted.make(redisUrl()) })))
 
@@ -33,7 +33,7 @@ layer(redis)("cache keys (Redis)", (it) => {
     [fc.uniqueArray(key, { minLength: 1, maxLength: 12 }), pattern],
     ([keys, glob]) =>
       Effect.gen(function*() {
-        const prefix = `liaison:{glob-test}:${crypto.randomUUID()}:`
+        const prefix = testPrefix("{glob-test}")
         yield* Redis.use("SET", (client) => {
           const batch = client.multi()
           for (const k of keys) batch.set(prefix + k, "1", "PX", 60_000)

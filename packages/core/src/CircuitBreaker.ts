@@ -51,14 +51,20 @@ export type StateName = "Closed" | "Open" | "HalfOpen"
 
 /**
  * What a finished call tells the breaker. `retryAfter` (milliseconds) sets how long it opens, if
- * this failure trips it.
+ * this failure trips it. `openedBy` describes the failure for {@link CircuitOpen}'s `openedBy`
+ * when this failure trips it (by default the breaker describes the call's error itself; a judge
+ * that fails a successful value, e.g. a 503 response, says what it was).
  *
  * @since 0.1.0
  * @category models
  */
 export type Verdict =
   | { readonly _tag: "Success" }
-  | { readonly _tag: "Failure"; readonly retryAfterMillis: number | undefined }
+  | {
+    readonly _tag: "Failure"
+    readonly retryAfterMillis: number | undefined
+    readonly openedBy?: HttpError.OpenedBy | undefined
+  }
 
 /**
  * @since 0.1.0

@@ -154,7 +154,26 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("@liaison
 }
 
 /**
- * A circuit breaker (`CircuitBreaker`) is open for `key`: the call was not made.
+ * What made a circuit breaker open: the `_tag` and `message` of the failure that tripped it
+ * (an {@link HttpError}'s message names a redacted URL only), e.g.
+ * `{ _tag: "StatusError", message: "GET https://api.example.com/x answered 503" }`. For an error
+ * that is not an `HttpError` only its `_tag` is kept (its message could hold anything); a call
+ * slower than the breaker's `slowCall` is `_tag: "SlowCall"`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const OpenedBy = Schema.Struct({ _tag: Schema.String, message: Schema.String })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type OpenedBy = typeof OpenedBy.Type
+
+/**
+ * A circuit breaker (`CircuitBreaker`) is open for `key`: the call was not made. `openedBy` is
+ * the failure that opened it (absent when it was isolated by hand).
  *
  * @since 0.1.0
  * @category errors
@@ -164,12 +183,15 @@ export class CircuitOpen extends Schema.TaggedError<CircuitOpen>("@liaison/core/
   {
     key: Schema.String,
     /** Until the breaker lets a probe through; 0 when HalfOpen has admitted all its probes; `Infinity` when isolated. */
-    remainingMillis: Schema.Number
+    remainingMillis: Schema.Number,
+    /** The failure that opened the breaker. */
+    openedBy: Schema.optional(OpenedBy)
   }
 ) {
   override get message(): string {
+    const after = this.openedBy === undefined ? "" : ` (after: ${this.openedBy.message})`
     return Number.isFinite(this.remainingMillis)
-      ? `circuit breaker for ${this.key} is open; next probe in ${Math.ceil(this.remainingMillis)} ms`
+      ? `circuit breaker for ${this.key} is open${after}; next probe in ${Math.ceil(this.remainingMillis)} ms`
       : `circuit breaker for ${this.key} is isolated until reset`
   }
 }

@@ -17,6 +17,8 @@
  * const HttpLive = Policy.layer({ rateLimit: { rule: RateLimit.tokenBucket({ limit: 50, interval: "1 second" }) } }).pipe(
  *   Layer.provide([Http.layer({ baseUrl: "https://api.example.com" }), CircuitBreaker.layer(), RateLimit.layerMemory()])
  * )
+ * // without a limit, no limiter: Policy.layer().pipe(Layer.provide([Http.layer(...), CircuitBreaker.layer()]))
+ * // or all of it from the environment: Policy.layerClientConfig()
  * ```
  *
  * @since 0.1.0
@@ -27,7 +29,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type * as CircuitBreaker from "./CircuitBreaker.js"
+import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Http from "./Http.js"
 import * as internal from "./internal/policy.js"
 import type { InvalidOptions } from "./LiaisonError.js"
@@ -94,46 +96,76 @@ export const config: Config.Config<Options> = Config.all({
 })
 
 /**
- * The policy as an {@link Http.Http} middleware. Its breakers and limiter come from context;
- * contradictory options fail here, never at call time.
+ * Options that configure a rate limit: a policy built with them needs a {@link RateLimit.RateLimit}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type OptionsWithRateLimit = Options & { readonly rateLimit: NonNullable<Options["rateLimit"]> }
+
+/**
+ * The policy as an {@link Http.Http} middleware. Its breakers come from context, and so does
+ * its limiter when `rateLimit` is set (only then: a policy without a limit needs no
+ * `RateLimit`). Contradictory options fail here, never at call time, and so does a `rateLimit`
+ * with no `RateLimit` in context.
+ *
+ * The types follow the options: literal options with a `rateLimit` require
+ * `RateLimit.RateLimit`; any other `Options` value (e.g. read from `Config`) requires only
+ * `CircuitBreaker`, and a limit it turns out to carry is checked when the policy is built.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const middleware = (
-  options: Options = {}
-): Effect.Effect<Http.Middleware, InvalidOptions, CircuitBreaker.CircuitBreaker | RateLimit.RateLimit> =>
+export const middleware: {
+  (
+    options: OptionsWithRateLimit
+  ): Effect.Effect<Http.Middleware, InvalidOptions, CircuitBreaker.CircuitBreaker | RateLimit.RateLimit>
+  (options?: Options): Effect.Effect<Http.Middleware, InvalidOptions, CircuitBreaker.CircuitBreaker>
+} = (options: Options = {}): Effect.Effect<Http.Middleware, InvalidOptions, CircuitBreaker.CircuitBreaker> =>
   Effect.map(
     internal.make(options, defaults),
     (engine): Http.Middleware => (execute, http) => internal.wrap(engine, execute, http.options.baseUrl)
   )
 
 /**
- * Wraps an {@link Http.Service} in the policy.
+ * Wraps an {@link Http.Service} in the policy (requirements as for {@link middleware}).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
+export const make: {
+  (
+    http: Http.Service,
+    options: OptionsWithRateLimit
+  ): Effect.Effect<Http.Service, InvalidOptions, CircuitBreaker.CircuitBreaker | RateLimit.RateLimit>
+  (http: Http.Service, options?: Options): Effect.Effect<Http.Service, InvalidOptions, CircuitBreaker.CircuitBreaker>
+} = (
   http: Http.Service,
   options: Options = {}
-): Effect.Effect<Http.Service, InvalidOptions, CircuitBreaker.CircuitBreaker | RateLimit.RateLimit> =>
+): Effect.Effect<Http.Service, InvalidOptions, CircuitBreaker.CircuitBreaker> =>
   Effect.map(middleware(options), (m) => Http.withMiddleware(http, m))
 
 /**
- * Replaces the {@link Http.Http} service with one whose every call goes through the policy.
+ * Replaces the {@link Http.Http} service with one whose every call goes through the policy:
+ * over `Http | CircuitBreaker`, and `RateLimit` too when a `rateLimit` is configured (see
+ * {@link middleware}).
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (
-  options: Options = {}
-): Layer.Layer<Http.Http, InvalidOptions, Http.Http | CircuitBreaker.CircuitBreaker | RateLimit.RateLimit> =>
+export const layer: {
+  (
+    options: OptionsWithRateLimit
+  ): Layer.Layer<Http.Http, InvalidOptions, Http.Http | CircuitBreaker.CircuitBreaker | RateLimit.RateLimit>
+  (options?: Options): Layer.Layer<Http.Http, InvalidOptions, Http.Http | CircuitBreaker.CircuitBreaker>
+} = (options: Options = {}): Layer.Layer<Http.Http, InvalidOptions, Http.Http | CircuitBreaker.CircuitBreaker> =>
   Http.decorate(middleware(options))
 
 /**
  * {@link layer} with its options from `Config` (default {@link config}; the caller may name its
- * own variables).
+ * own variables). A configured limit (`UPSTREAM_RATE_LIMIT`) needs a `RateLimit` in context:
+ * without one the layer fails with `InvalidOptions` when it is built ({@link layerClientConfig}
+ * provides one).
  *
  * @since 0.1.0
  * @category layers
@@ -143,5 +175,59 @@ export const layerConfig = (
 ): Layer.Layer<
   Http.Http,
   InvalidOptions | ConfigError.ConfigError,
-  Http.Http | CircuitBreaker.CircuitBreaker | RateLimit.RateLimit
-> => Layer.unwrapEffect(Effect.map(Config.unwrap(options), layer))
+  Http.Http | CircuitBreaker.CircuitBreaker
+> => Layer.unwrapEffect(Effect.map(Config.unwrap(options), (resolved) => layer(resolved)))
+
+/**
+ * What {@link layerClientConfig} reads; each field defaults to its module's own `config`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientConfig {
+  /** Passed to `Http.layerConfig` (which reads `HTTP_BASE_URL`, `HTTP_*_TIMEOUT`, `HTTP_MAX_CONNECTIONS`). */
+  readonly http?: Omit<Http.Options, "timeouts" | "pool"> | undefined
+  /** Default {@link config} (`UPSTREAM_*`, `RETRY_*`). */
+  readonly policy?: Config.Config.Wrap<Options> | undefined
+  /** Default `CircuitBreaker.config` (`BREAKER_*`). */
+  readonly breaker?: Config.Config.Wrap<CircuitBreaker.Options> | undefined
+}
+
+/**
+ * A whole resilient client from the environment in one line: `Http.layerConfig` under
+ * {@link layerConfig}, with its own `CircuitBreaker.layerConfig` registry and, only when a limit
+ * is configured (`UPSTREAM_RATE_LIMIT`), a limiter: the `RateLimit` in context if there is one
+ * (e.g. `RateLimit.layerRedis()`, shared by every instance), else an in-memory one.
+ *
+ * ```ts
+ * // HTTP_BASE_URL=https://api.example.com UPSTREAM_RATE_LIMIT=50 BREAKER_FAILURE_THRESHOLD=3
+ * const program = Http.json(HttpClientRequest.get("/users/1"), User).pipe(
+ *   Effect.provide(Policy.layerClientConfig())
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClientConfig = (
+  options: ClientConfig = {}
+): Layer.Layer<Http.Http, InvalidOptions | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const policy = yield* Config.unwrap(options.policy ?? config)
+      const inContext = yield* Effect.serviceOption(RateLimit.RateLimit)
+      const limiter: Layer.Layer<never> | Layer.Layer<RateLimit.RateLimit> = policy.rateLimit === undefined
+        ? Layer.empty
+        : Option.match(inContext, {
+          onNone: () => RateLimit.layerMemory(),
+          onSome: (existing) => Layer.succeed(RateLimit.RateLimit, existing)
+        })
+      return layer(policy).pipe(
+        Layer.provide(Layer.mergeAll(
+          Http.layerConfig(options.http),
+          CircuitBreaker.layerConfig(options.breaker ?? CircuitBreaker.config),
+          limiter
+        ))
+      )
+    })
+  )

@@ -179,6 +179,25 @@ const upstream = <E, R>(
   })
 
 /**
+ * The parts that run on built-in sandboxes, for the start-up line: the users upstream without
+ * `UPSTREAM_URL`, Stripe without `STRIPE_SECRET_KEY`, SendGrid without `SENDGRID_API_KEY`, and
+ * the webhook secrets left on their sandbox defaults. (Each part also says so in its own log line.)
+ */
+const sandboxesOf = (config: ServerConfig): Effect.Effect<ReadonlyArray<string>> =>
+  Effect.map(
+    Effect.all([PaymentsLive.config, Emails.settings, WebhookSources.settings]),
+    ([stripe, emails, webhooks]) => [
+      ...(Option.isNone(config.upstreamUrl) ? ["users upstream (UPSTREAM_URL unset)"] : []),
+      ...(Option.isNone(stripe.secretKey) ? ["Stripe"] : []),
+      ...(Option.isNone(emails.apiKey) ? ["SendGrid"] : []),
+      ...(webhooks.sandboxDefaults.length === 0 ? [] : [`webhook secrets (${webhooks.sandboxDefaults.join(", ")})`])
+    ]
+  ).pipe(
+    // An unreadable setting fails the layer that reads it, with its own message.
+    Effect.orElseSucceed((): ReadonlyArray<string> => [])
+  )
+
+/**
  * The server's services, on the stores in context (see {@link storage}). Each feature adds
  * its layer here.
  */
@@ -224,7 +243,9 @@ const make = <E>(
     (baseUrl, authenticate) => resilient(http(baseUrl, authenticate), config.resilience.policy),
     auth
   )
-  const server = serve(config.shutdownTimeout).pipe(
+  const server = Layer.unwrapEffect(
+    Effect.map(sandboxesOf(config), (sandboxes) => serve(config.shutdownTimeout, sandboxes))
+  ).pipe(
     Layer.provide(ApiLive.layer),
     Layer.provide(Layer.merge(users, Layer.provide(CachedUsers.layer, users))),
     Layer.provide(Layer.provideMerge(services(config.resilience), storage(config.redisUrl))),

@@ -9,11 +9,13 @@ import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as PubSub from "effect/PubSub"
 import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
 import type * as CircuitBreaker from "../CircuitBreaker.js"
-import { CircuitOpen } from "../HttpError.js"
+import type { OpenedBy } from "../HttpError.js"
+import { CircuitOpen, isHttpError } from "../HttpError.js"
 import type { InvalidOptions } from "../LiaisonError.js"
 import * as State from "./breakerState.js"
 import { millis } from "./duration.js"
@@ -116,18 +118,40 @@ interface Cell {
    * `Ref.modify`, answers without a transition to make.
    */
   openUntil: number
+  /** The failure that opened the breaker, set once per transition to Open (never per rejection). */
+  openedBy: OpenedBy | undefined
   readonly transitioned: Metric.Metric.Counter<number>
   readonly publish: (transition: CircuitBreaker.Transition) => Effect.Effect<void>
 }
 
-/** Applies `f` atomically and publishes the change of state, if any. */
-const change = <B>(cell: Cell, f: (state: State.State, now: number) => readonly [B, State.State]): Effect.Effect<B> =>
+/** Keeps `openedBy` in step with the state: set when the breaker opens, cleared when it closes. */
+const noteOpenedBy = (
+  cell: Cell,
+  before: State.State,
+  after: State.State,
+  openedBy: (() => OpenedBy | undefined) | undefined
+): void => {
+  if (before._tag === after._tag && before.generation === after.generation) return
+  if (after._tag === "Open") cell.openedBy = openedBy?.()
+  else if (after._tag === "Closed") cell.openedBy = undefined
+}
+
+/**
+ * Applies `f` atomically and publishes the change of state, if any; `openedBy` describes the
+ * failure behind the event, asked for only when it opens the breaker.
+ */
+const change = <B>(
+  cell: Cell,
+  f: (state: State.State, now: number) => readonly [B, State.State],
+  openedBy?: () => OpenedBy | undefined
+): Effect.Effect<B> =>
   Effect.clockWith((clock) => {
     const now = clock.unsafeCurrentTimeMillis()
     return Effect.flatMap(
       Ref.modify(cell.ref, (state) => {
         const [result, next] = f(state, now)
         cell.openUntil = next._tag === "Open" ? next.until : -Infinity
+        noteOpenedBy(cell, state, next, openedBy)
         return [[result, state, next] as const, next]
       }),
       ([result, before, after]) =>
@@ -149,8 +173,45 @@ const change = <B>(cell: Cell, f: (state: State.State, now: number) => readonly 
     )
   })
 
-const rejectedFor = (key: string, remainingMillis: number) =>
-  Effect.fail(withoutStack(() => new CircuitOpen({ key, remainingMillis }, true)))
+const rejectedFor = (cell: Cell, remainingMillis: number) => {
+  const { key, openedBy } = cell
+  return Effect.fail(
+    withoutStack(() =>
+      openedBy === undefined
+        ? new CircuitOpen({ key, remainingMillis }, true)
+        : new CircuitOpen({ key, remainingMillis, openedBy }, true)
+    )
+  )
+}
+
+/**
+ * A failure as `CircuitOpen.openedBy` shows it: an `HttpError`'s tag and message (its URL is
+ * already redacted), only the tag of any other error (its message could hold anything).
+ */
+const summarize = (error: unknown): OpenedBy => {
+  if (isHttpError(error)) return { _tag: error._tag, message: error.message }
+  const tag = Predicate.hasProperty(error, "_tag") && typeof error._tag === "string" ? error._tag : "UnknownError"
+  return { _tag: tag, message: `a ${tag} failure` }
+}
+
+/** What opened the breaker, when `outcome` did: asked for once per transition to Open. */
+const openedByOf = <A, E>(
+  exit: Exit.Exit<A, E>,
+  outcome: State.Outcome | Verdict,
+  elapsedMillis: number,
+  slowCallMillis: number | undefined
+): OpenedBy | undefined => {
+  if (outcome._tag !== "Failure") return undefined
+  if (slowCallMillis !== undefined && elapsedMillis > slowCallMillis) {
+    return { _tag: "SlowCall", message: `a call took ${elapsedMillis} ms, more than slowCall (${slowCallMillis} ms)` }
+  }
+  if ("openedBy" in outcome && outcome.openedBy !== undefined) return outcome.openedBy
+  if (exit._tag === "Success") return { _tag: "Failure", message: "a result judged a failure" }
+  return Option.match(Cause.failureOption(exit.cause), {
+    onNone: () => ({ _tag: "Defect", message: "an unexpected error (a defect)" }),
+    onSome: summarize
+  })
+}
 
 // An interruption's cause is rarely a bare `Interrupt` (e.g. `Sequential(Empty, Interrupt)`).
 const isInterruptedOnly = <A, E>(exit: Exit.Exit<A, E>): boolean =>
@@ -162,7 +223,7 @@ const outcomeOf = <A, E>(
   exit: Exit.Exit<A, E>,
   elapsedMillis: number,
   judge: (exit: Exit.Exit<A, E>) => Verdict
-): State.Outcome =>
+): State.Outcome | Verdict =>
   exit._tag === "Failure" && isInterruptedOnly(exit)
     ? { _tag: "Abandoned" }
     : cell.resolved.slowCallMillis !== undefined && elapsedMillis > cell.resolved.slowCallMillis
@@ -182,14 +243,20 @@ const admitted = <A, E, R>(
       }),
       ([admission, start]): Effect.Effect<A, E | CircuitOpen, R> =>
         admission._tag === "Rejected"
-          ? rejectedFor(cell.key, admission.remainingMillis)
+          ? rejectedFor(cell, admission.remainingMillis)
           : restore(effect).pipe(
-            Effect.onExit((exit) =>
-              change(cell, (state, now) => [
-                undefined,
-                State.record(state, admission, outcomeOf(cell, exit, now - start, judge), now, cell.resolved.settings)
-              ])
-            )
+            Effect.onExit((exit) => {
+              let outcome: State.Outcome | Verdict | undefined
+              let elapsed = 0
+              return change(cell, (state, now) => {
+                elapsed = now - start
+                outcome = outcomeOf(cell, exit, elapsed, judge)
+                return [undefined, State.record(state, admission, outcome, now, cell.resolved.settings)]
+              }, () =>
+                outcome === undefined
+                  ? undefined
+                  : openedByOf(exit, outcome, elapsed, cell.resolved.slowCallMillis))
+            })
           )
     )
   )
@@ -201,7 +268,7 @@ const protectWith = <A, E, R>(
 ): Effect.Effect<A, E | CircuitOpen, R> =>
   Effect.clockWith((clock) => {
     const now = clock.unsafeCurrentTimeMillis()
-    return now < cell.openUntil ? rejectedFor(cell.key, cell.openUntil - now) : admitted(cell, effect, judge)
+    return now < cell.openUntil ? rejectedFor(cell, cell.openUntil - now) : admitted(cell, effect, judge)
   })
 
 const success: Verdict = { _tag: "Success" }
@@ -218,6 +285,7 @@ export const makeBreaker = (
     resolved,
     ref: Ref.unsafeMake(State.initial),
     openUntil: -Infinity,
+    openedBy: undefined,
     transitioned: Metric.tagged(transitions, "key", key),
     publish
   }

@@ -112,8 +112,12 @@ const fromRequestError = (
 ): HttpError => {
   // A transform of the client (e.g. `Auth`) failed with one of ours: pass it on as it is.
   if (error._tag === "RequestError" && isHttpError(error.cause)) return error.cause
+  if (error._tag === "RequestError" && error.reason === "InvalidUrl") {
+    // The URL as sent (base URL included), redacted: no query string, no user info.
+    return new InvalidRequest({ reason: `invalid URL ${JSON.stringify(safeUrl(error.request))} (${request.method})` })
+  }
   if (error._tag === "RequestError" && error.reason !== "Transport") {
-    return new InvalidRequest({ reason: `${error.reason === "InvalidUrl" ? "invalid URL" : "body did not encode"}` })
+    return new InvalidRequest({ reason: `${request.method} ${safeUrl(error.request)}: body did not encode` })
   }
   const invalid = errorCodes(error.cause).find((code) => invalidCodes.has(code))
   if (invalid !== undefined) {

@@ -4,6 +4,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as CircuitBreaker from "../CircuitBreaker.js"
 import type * as Http from "../Http.js"
 import * as HttpError from "../HttpError.js"
@@ -12,6 +13,7 @@ import type * as Policy from "../Policy.js"
 import * as RateLimit from "../RateLimit.js"
 import * as Retry from "../Retry.js"
 import { millis } from "./duration.js"
+import { isAbsoluteUrl } from "./httpClient.js"
 import * as Invalid from "./invalidOptions.js"
 import * as RetryEngine from "./retry.js"
 import { timeoutFail } from "./timeout.js"
@@ -24,7 +26,14 @@ import { timeoutFail } from "./timeout.js"
 export interface Engine {
   readonly options: Policy.Options
   readonly breakers: CircuitBreaker.Service
-  readonly limiter: RateLimit.Service
+  /** The limit per key and the limiter that counts it; `undefined` without `rateLimit`. */
+  readonly rateLimit:
+    | {
+      readonly limiter: RateLimit.Service
+      readonly rule: RateLimit.Rule
+      readonly mode: RateLimit.Mode | undefined
+    }
+    | undefined
   readonly retry: RetryEngine.Settings | undefined
   readonly attemptMillis: number
   readonly totalMillis: number
@@ -55,23 +64,46 @@ const check = (options: Policy.Options, totalMillis: number, attemptMillis: numb
   ])
 
 /**
- * Checks the options and takes the breakers and the limiter from context.
+ * The limit of `options.rateLimit`, checked, with the `RateLimit` in context: a limit without a
+ * limiter fails here, when the policy is built. Without a limit no limiter is needed.
+ */
+const rateLimitOf = (
+  options: Policy.Options
+): Effect.Effect<Engine["rateLimit"], InvalidOptions> => {
+  const rateLimit = options.rateLimit
+  if (rateLimit === undefined) return Effect.succeed(undefined)
+  return Effect.zipRight(
+    RateLimit.validate(rateLimit.rule),
+    Effect.flatMap(Effect.serviceOption(RateLimit.RateLimit), (limiter) =>
+      Option.isSome(limiter)
+        ? Effect.succeed({ limiter: limiter.value, rule: rateLimit.rule, mode: rateLimit.mode })
+        : Effect.fail(
+          new Invalid.InvalidOptions({
+            option: "rateLimit",
+            reason: "a limit needs a RateLimit service in context (e.g. RateLimit.layerMemory()); none was provided"
+          })
+        ))
+  )
+}
+
+/**
+ * Checks the options and takes the breakers (and, when a limit is configured, the limiter)
+ * from context.
  *
  * @internal
  */
 export const make = (
   options: Policy.Options,
   defaults: typeof Policy.defaults
-): Effect.Effect<Engine, InvalidOptions, CircuitBreaker.CircuitBreaker | RateLimit.RateLimit> =>
+): Effect.Effect<Engine, InvalidOptions, CircuitBreaker.CircuitBreaker> =>
   Effect.gen(function*() {
     const total = Duration.decode(options.totalTimeout ?? defaults.totalTimeout)
     const totalMillis = Duration.toMillis(total)
     const attemptMillis = millis(options.attemptTimeout ?? defaults.attemptTimeout)
     const invalid = check(options, totalMillis, attemptMillis)
     if (invalid !== undefined) return yield* invalid
-    if (options.rateLimit !== undefined) yield* RateLimit.validate(options.rateLimit.rule)
+    const rateLimit = yield* rateLimitOf(options)
     const breakers = yield* CircuitBreaker.CircuitBreaker
-    const limiter = yield* RateLimit.RateLimit
     const retry = options.retry === false
       ? undefined
       : yield* RetryEngine.resolve({ ...options.retry, deadline: total }, Retry.defaults)
@@ -80,7 +112,7 @@ export const make = (
     return {
       options,
       breakers,
-      limiter,
+      rateLimit,
       retry,
       attemptMillis,
       totalMillis,
@@ -115,6 +147,21 @@ const timed = (engine: Engine, execute: Http.Service["execute"]): Attempt => (re
 }
 
 /**
+ * The breaker's verdict on a response: a 5xx or 429 is a failure, described (URL redacted) for
+ * the `CircuitOpen` errors of the breaker it opens.
+ */
+const verdictOfResponse = (response: Http.Response, baseUrl: string | undefined): CircuitBreaker.Verdict => {
+  const verdict = CircuitBreaker.verdictOfResponse(response.status, response.headers, Date.now())
+  if (verdict._tag === "Success") return verdict
+  const { method, url } = response.request
+  const full = baseUrl === undefined || isAbsoluteUrl(url) ? url : baseUrl + url
+  return {
+    ...verdict,
+    openedBy: { _tag: "StatusError", message: `${method} ${HttpError.redactUrl(full)} answered ${response.status}` }
+  }
+}
+
+/**
  * The attempt of one key: timed, observed by its adaptive limiter, judged by its breaker (a 5xx
  * or 429 answer is a failure even though it is a response).
  */
@@ -122,7 +169,8 @@ const attemptFor = (
   engine: Engine,
   timedAttempt: Attempt,
   key: string,
-  adaptive: RateLimit.Adaptive | undefined
+  adaptive: RateLimit.Adaptive | undefined,
+  baseUrl: string | undefined
 ): Attempt => {
   const observed: Attempt = adaptive === undefined
     ? timedAttempt
@@ -135,7 +183,7 @@ const attemptFor = (
       (breaker) =>
         breaker.protectWith(observed(request, remaining), (exit) =>
           exit._tag === "Success"
-            ? CircuitBreaker.verdictOfResponse(exit.value.status, exit.value.headers, Date.now())
+            ? verdictOfResponse(exit.value, baseUrl)
             : exit.cause._tag === "Fail"
             ? CircuitBreaker.defaultVerdict(exit.cause.error)
             : { _tag: "Failure", retryAfterMillis: undefined })
@@ -151,14 +199,14 @@ const call = (
   key: string,
   adaptive: RateLimit.Adaptive | undefined
 ): ReturnType<Http.Service["execute"]> => {
-  const { options } = engine
-  const attempt = attemptFor(engine, timedAttempt, key, adaptive)
+  const { options, rateLimit } = engine
+  const attempt = attemptFor(engine, timedAttempt, key, adaptive, baseUrl)
   const retried = engine.retry === undefined
     ? attempt(request, engine.totalMillis)
     : RetryEngine.executeWithin(engine.retry, attempt, baseUrl)(request)
-  const limited = options.rateLimit === undefined
+  const limited = rateLimit === undefined
     ? retried
-    : Effect.zipRight(engine.limiter.acquire(key, options.rateLimit.rule, options.rateLimit.mode), retried)
+    : Effect.zipRight(rateLimit.limiter.acquire(key, rateLimit.rule, rateLimit.mode), retried)
   return adaptive === undefined ? limited : Effect.zipRight(adaptive.acquire(options.rateLimit?.mode), limited)
 }
 

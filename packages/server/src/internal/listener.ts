@@ -79,13 +79,30 @@ const drain = (node: NodeHttp.Server, draining: MutableRef.MutableRef<boolean>, 
     }
   })
 
+/** `GET /` answers 302 to the API docs: a browser pointed at the server lands on Swagger UI. */
+const rootToDocs = HttpApiBuilder.Router.use((router) => router.get("/", Effect.succeed(toDocs)))
+
+const toDocs = HttpServerResponse.redirect("/docs", { status: 302 })
+
 /**
- * Serves the `HttpApi` in context (with Swagger UI at `/docs` and the OpenAPI document at
- * `/openapi.json`) on the {@link listen}er; at shutdown, drains for up to `shutdownTimeout`.
+ * The start-up line: where the server listens, where its docs are (on `localhost` when it
+ * listens on every interface, an address a browser can open) and what runs on built-in sandboxes.
+ * (Exported for its test; `internal/` is not part of the package's exports.)
+ */
+export const startupLine = (url: string, sandboxes: ReadonlyArray<string>): string => {
+  const browsable = url.replace(/^http:\/\/(0\.0\.0\.0|::|\[::\]):/, "http://localhost:")
+  const parts = sandboxes.length === 0 ? "no built-in sandboxes" : `built-in sandboxes: ${sandboxes.join(", ")}`
+  return `Liaison demo server listening on ${url} — API docs at ${browsable}/docs; ${parts}`
+}
+
+/**
+ * Serves the `HttpApi` in context (with Swagger UI at `/docs`, `GET /` redirecting there, and
+ * the OpenAPI document at `/openapi.json`) on the {@link listen}er; at shutdown, drains for up to
+ * `shutdownTimeout`. `sandboxes` names the parts on built-in sandboxes, for the start-up line.
  *
  * @internal
  */
-export const serve = (shutdownTimeout: Duration.Duration) =>
+export const serve = (shutdownTimeout: Duration.Duration, sandboxes: ReadonlyArray<string> = []) =>
   Layer.scopedDiscard(
     Effect.gen(function*() {
       const { draining, node } = yield* Listener
@@ -94,11 +111,12 @@ export const serve = (shutdownTimeout: Duration.Duration) =>
       // Added after `serveEffect`'s own finalizer, so it runs first: the handler stays attached
       // until every request in flight is answered.
       yield* Effect.addFinalizer(() => drain(node, draining, shutdownTimeout))
-      yield* HttpServer.addressFormattedWith((url) => Effect.logInfo(`listening on ${url}`))
+      yield* HttpServer.addressFormattedWith((url) => Effect.logInfo(startupLine(url, sandboxes)))
     })
   ).pipe(
     Layer.provide([
       HttpApiSwagger.layer({ path: "/docs" }),
+      rootToDocs,
       HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })
     ]),
     Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer])
