@@ -5,6 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Safety, SandboxSecrets } from "@liaison/server"
 import { ConfigError, ConfigProvider, Effect } from "effect"
+import { startServer } from "../fixtures/serverProcess.js"
 
 const ownSecrets = {
   STRIPE_WEBHOOK_SECRET: "whsec_operator_own_stripe",
@@ -54,4 +55,18 @@ describe("Safety.check", () => {
       expect((yield* checkWith({ HOST: "0.0.0.0", LIAISON_SANDBOX: "true" }))._tag).toBe("Right")
       expect((yield* checkWith({ HOST: "10.0.0.5" }))._tag).toBe("Left")
     }))
+
+  it("the real entry point on 0.0.0.0 with the sandbox secrets exits at once, saying what is missing", async () => {
+    const server = startServer({ HOST: "0.0.0.0" })
+    try {
+      const code = await server.exited
+      expect(code).not.toBe(0)
+      const output = server.output()
+      expect(output).toContain("refusing to listen on 0.0.0.0")
+      for (const name of Object.keys(ownSecrets)) expect(output).toContain(name)
+      expect(output).not.toContain("listening on http")
+    } finally {
+      if (server.child.exitCode === null) server.child.kill("SIGKILL")
+    }
+  }, 30_000)
 })

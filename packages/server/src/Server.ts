@@ -31,6 +31,7 @@ import * as Health from "./health/Health.js"
 import { listen, serve } from "./internal/listener.js"
 import * as PaymentsLive from "./payments/Live.js"
 import * as ProtectedLive from "./protected/Live.js"
+import * as Safety from "./Safety.js"
 import type { SandboxCredentials } from "./sandbox/Auth.js"
 import { demoCredentials } from "./sandbox/secrets.js"
 import * as Sandbox from "./sandbox/Users.js"
@@ -46,7 +47,7 @@ import * as WebhookSources from "./webhooks/Sources.js"
 export interface Options {
   /** Default 3000; 0 picks a free port (read it back with {@link url}). */
   readonly port?: number | undefined
-  /** Default `0.0.0.0`. */
+  /** Default `127.0.0.1` (see `Safety` for what a non-loopback address needs). */
   readonly host?: string | undefined
   /** The users API to proxy; without it the built-in {@link Sandbox} is started. */
   readonly upstreamUrl?: string | undefined
@@ -89,6 +90,7 @@ export type StartError =
   | LiaisonError.InvalidOptions
   | ConfigError.ConfigError
   | Auth.InvalidCredentials
+  | Safety.UnsafeConfiguration
 
 /**
  * Builds the upstream's `Http` client at `baseUrl` with an authentication transform applied first.
@@ -287,7 +289,8 @@ export const layer = (
 
 /**
  * The server configured by {@link ServerConfig} (`PORT`, `HOST`, `UPSTREAM_URL`, `REDIS_URL`,
- * `SHUTDOWN_TIMEOUT`), its upstream client by `Http.layerConfig` (`HTTP_*_TIMEOUT`, …).
+ * `SHUTDOWN_TIMEOUT`), its upstream client by `Http.layerConfig` (`HTTP_*_TIMEOUT`, …). Before
+ * anything starts, `Safety.check` refuses a non-loopback `HOST` with missing or published secrets.
  *
  * @since 0.1.0
  * @category layers
@@ -297,7 +300,7 @@ export const layerConfig: Layer.Layer<
   StartError
 > = Layer.unwrapEffect(
   Effect.map(
-    Effect.all([ServerConfig, ProtectedLive.config]),
+    Effect.zipRight(Safety.check, Effect.all([ServerConfig, ProtectedLive.config])),
     ([config, auth]) =>
       make(config, auth, (baseUrl, authenticate) => Http.layerConfig({ baseUrl, transformClient: authenticate }))
   )
