@@ -26,7 +26,7 @@ import { freePort } from "../fixtures/ports.js"
 import type { ProtectedUpstream } from "../fixtures/protectedUpstream.js"
 import { startProtectedUpstream } from "../fixtures/protectedUpstream.js"
 import { recordingTracer } from "../fixtures/recordingTracer.js"
-import { redisUrl } from "../setup/redisUrl.js"
+import { redisUrl, testStorePrefix } from "../setup/redisUrl.js"
 
 const clientId = "liaison-test-client"
 const clientSecret = "cl1ent-s3cret-value"
@@ -425,7 +425,7 @@ describe("Auth OAuth2 token shared through Redis", () => {
   const redisLayer = () => Redis.layer({ url: Redacted.make(redisUrl()) })
   const sharedLayer = (storeKey: string) =>
     apiLayer({ storeKey }).pipe(
-      Layer.provide(Auth.layerTokenStoreRedis({ pollInterval: "20 millis" })),
+      Layer.provide(Auth.layerTokenStoreRedis({ pollInterval: "20 millis", prefix: testStorePrefix() })),
       Layer.provide(redisLayer())
     )
   const uniqueKey = () => `test-${Date.now()}-${Math.random().toString(36).slice(2)}`
@@ -447,9 +447,9 @@ describe("Auth OAuth2 token shared through Redis", () => {
       expect(new Set(answers.flat().map((answer) => answer.jti)).size).toBe(1)
       expect(yield* tokenRequests).toBe(1)
       const stored = yield* Effect.all([
-        Redis.use("GET", (client) => client.get(`liaison:{auth:${storeKey}}:token`)),
-        Redis.use("PTTL", (client) => client.pttl(`liaison:{auth:${storeKey}}:token`)),
-        Redis.use("EXISTS", (client) => client.exists(`liaison:{auth:${storeKey}}:lock`))
+        Redis.use("GET", (client) => client.get(`${testStorePrefix()}:{auth:${storeKey}}:token`)),
+        Redis.use("PTTL", (client) => client.pttl(`${testStorePrefix()}:{auth:${storeKey}}:token`)),
+        Redis.use("EXISTS", (client) => client.exists(`${testStorePrefix()}:{auth:${storeKey}}:lock`))
       ]).pipe(Effect.provide(redisLayer()))
       const [value, ttl, locked] = stored
       expect(value).not.toBeNull()

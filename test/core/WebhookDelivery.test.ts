@@ -7,7 +7,7 @@ import { freePort } from "../fixtures/ports.js"
 import { recordingTracer } from "../fixtures/recordingTracer.js"
 import type { Received } from "../fixtures/webhookReceiver.js"
 import { webhookReceiver } from "../fixtures/webhookReceiver.js"
-import { redisUrl } from "../setup/redisUrl.js"
+import { redisUrl, testStorePrefix } from "../setup/redisUrl.js"
 
 const redisLayer = () => Redis.layer({ url: Redacted.make(redisUrl()) })
 
@@ -249,7 +249,10 @@ describe("WebhookDelivery on Redis", () => {
   /** One server instance: its own Redis connection, its own workers, built in `scope`. */
   const instance = (options: WebhookDelivery.Options, scope: Scope.Scope) =>
     Effect.map(
-      Layer.buildWithScope(WebhookDelivery.layerRedis(options).pipe(Layer.provide(redisLayer())), scope),
+      Layer.buildWithScope(
+        WebhookDelivery.layerRedis({ ...options, prefix: testStorePrefix() }).pipe(Layer.provide(redisLayer())),
+        scope
+      ),
       (context) => Context.get(context, WebhookDelivery.WebhookDelivery)
     )
 

@@ -3,11 +3,12 @@
  * `node:http`, and a tiny fetch wrapper. Everything talks real HTTP over loopback.
  */
 import { Server } from "@liaison/server"
-import { Effect, Layer, Logger, LogLevel } from "effect"
+import { ConfigProvider, Effect, Layer, Logger, LogLevel } from "effect"
 import type { Scope } from "effect"
 import * as NodeHttp from "node:http"
 import type * as net from "node:net"
 import { freePort } from "../fixtures/ports.js"
+import { testStorePrefix } from "../setup/redisUrl.js"
 
 /**
  * The whole server on `127.0.0.1:0`, its logs silenced. Without a resilience policy unless the
@@ -15,8 +16,26 @@ import { freePort } from "../fixtures/ports.js"
  */
 export const serverLayer = (options: Server.Options = {}) =>
   Server.layer({ port: 0, host: "127.0.0.1", resilience: { policy: false }, ...options }).pipe(
+    withRunPrefix,
     Layer.provide(Logger.minimumLogLevel(LogLevel.None))
   )
+
+/**
+ * Redis keys under this run's prefix (`REDIS_KEY_PREFIX`, removed when the run ends), whatever
+ * configuration the test gives the server: its own provider is asked for everything else.
+ */
+const withRunPrefix = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
+  Layer.unwrapEffect(Effect.configProviderWith((current) =>
+    Effect.succeed(Layer.locallyEffect(
+      layer,
+      Effect.withConfigProvider(
+        ConfigProvider.orElse(
+          ConfigProvider.fromMap(new Map([["REDIS_KEY_PREFIX", testStorePrefix()]])),
+          () => current
+        )
+      )
+    ))
+  ))
 
 /** A response, its body read as text and, when it is JSON, parsed. */
 export interface Reply {

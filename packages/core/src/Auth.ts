@@ -376,6 +376,8 @@ export interface TokenStoreRedisOptions {
   readonly lockTtl?: Duration.DurationInput | undefined
   /** How often the others look for the token meanwhile. Default 50 ms. */
   readonly pollInterval?: Duration.DurationInput | undefined
+  /** The first part of every key: `<prefix>:{auth:<hash>}:token`. Default `liaison`. */
+  readonly prefix?: string | undefined
 }
 
 /**
@@ -394,7 +396,8 @@ export const makeTokenStoreRedis = (
   Effect.map(Redis.Redis, (redis) =>
     store.makeRedisTokenStore(redis, {
       lockTtl: Duration.decode(options.lockTtl ?? defaults.lockTtl),
-      pollInterval: Duration.decode(options.pollInterval ?? defaults.pollInterval)
+      pollInterval: Duration.decode(options.pollInterval ?? defaults.pollInterval),
+      prefix: options.prefix ?? "liaison"
     }))
 
 /**

@@ -322,6 +322,8 @@ export const layerSubscriptionStoreMemory: Layer.Layer<SubscriptionStore> = Laye
 export interface SubscriptionStoreRedisOptions {
   /** Subscriptions lapse after this long without a write or an emit. Default 365 days. */
   readonly retention?: Duration.DurationInput | undefined
+  /** The first part of every key: `<prefix>:{wh:<name>}:subscriptions`. Default `liaison`. */
+  readonly prefix?: string | undefined
 }
 
 /**
@@ -339,7 +341,8 @@ export const layerSubscriptionStoreRedis = (
     Effect.map(Redis.Redis, (redis) =>
       stores.makeRedis(
         redis,
-        Duration.toMillis(Duration.decode(options.retention ?? defaults.subscriptionRetention))
+        Duration.toMillis(Duration.decode(options.retention ?? defaults.subscriptionRetention)),
+        options.prefix
       ))
   )
 
@@ -503,6 +506,8 @@ export const layerMemory = (options: Options = {}): Layer.Layer<WebhookDelivery,
 export interface RedisOptions extends Options {
   /** Subscriptions lapse after this long without a write or an emit. Default 365 days. */
   readonly subscriptionRetention?: Duration.DurationInput | undefined
+  /** The first part of every key, for subscriptions and the delivery queue. Default `liaison`. */
+  readonly prefix?: string | undefined
 }
 
 /**
@@ -516,8 +521,8 @@ export const layerRedis = (
   options: RedisOptions = {}
 ): Layer.Layer<WebhookDelivery, LiaisonError.InvalidOptions, Redis.Redis> =>
   layer(options).pipe(Layer.provide(Layer.merge(
-    layerSubscriptionStoreRedis({ retention: options.subscriptionRetention }),
-    DurableQueue.layerStoreRedis()
+    layerSubscriptionStoreRedis({ retention: options.subscriptionRetention, prefix: options.prefix }),
+    DurableQueue.layerStoreRedis({ prefix: options.prefix })
   )))
 
 // ---------------------------------------------------------------------------------------------------------------

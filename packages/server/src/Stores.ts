@@ -8,6 +8,7 @@
  * | variable | default | |
  * |---|---|---|
  * | `CACHE_TIER` | `two-tier` | with Redis: `two-tier` (memory L1 + Redis) or `redis` |
+ * | `REDIS_KEY_PREFIX` | `liaison` | the first part of every Redis key (several deployments, or test runs, on one Redis) |
  * | `CACHE_MAX_ENTRIES`, `CACHE_LOCAL_TTL`, `CACHE_REDIS_TIMEOUT`, `CACHE_REDIS_COOLDOWN` | `Cache.defaults` | see `Cache.config` |
  *
  * @since 0.1.0
@@ -43,6 +44,20 @@ export const cacheTier: Config.Config<"two-tier" | "redis"> = Config.literal("tw
 )
 
 /**
+ * `REDIS_KEY_PREFIX`: the first part of every key the stores write (default `liaison`).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const redisKeyPrefix: Config.Config<string> = Config.string("REDIS_KEY_PREFIX").pipe(
+  Config.validate({
+    message: "Expected 1 to 64 of A-Z, a-z, 0-9, ':', '.', '_', '-'",
+    validation: (prefix) => /^[A-Za-z0-9:._-]{1,64}$/.test(prefix)
+  }),
+  Config.withDefault("liaison")
+)
+
+/**
  * Every store in this process' memory: lost with it.
  *
  * @since 0.1.0
@@ -67,10 +82,14 @@ export const layerRedis: Layer.Layer<
   Stores,
   LiaisonError.InvalidOptions | ConfigError.ConfigError,
   Redis.Redis
-> = Layer.mergeAll(
-  RateLimit.layerStoreRedis(),
-  Layer.unwrapEffect(Effect.map(cacheTier, (tier) => Cache.layerStoreConfig(tier))),
-  DurableQueue.layerStoreRedis(),
-  WebhookDelivery.layerSubscriptionStoreRedis(),
-  Auth.layerTokenStoreRedis()
-)
+> = Layer.unwrapEffect(Effect.map(Effect.all([redisKeyPrefix, cacheTier]), ([prefix, tier]) =>
+  Layer.mergeAll(
+    RateLimit.layerStoreRedis({ prefix: `${prefix}:ratelimit:` }),
+    Cache.layerStoreConfig(
+      tier,
+      Config.map(Cache.config, (options) => ({ ...options, prefix: `${prefix}:{cache}:` }))
+    ),
+    DurableQueue.layerStoreRedis({ prefix }),
+    WebhookDelivery.layerSubscriptionStoreRedis({ prefix }),
+    Auth.layerTokenStoreRedis({ prefix })
+  )))

@@ -25,6 +25,8 @@ export interface StoreKey {
 export interface RedisStoreOptions {
   readonly lockTtl: Duration.Duration
   readonly pollInterval: Duration.Duration
+  /** The first part of every key. */
+  readonly prefix: string
 }
 
 /** `DEL key` only while it still holds the token whose fingerprint is `ARGV[1]`. */
@@ -76,9 +78,9 @@ const open = (key: Buffer, value: string): Option.Option<Token> => {
   }
 }
 
-const keysOf = (key: StoreKey) => ({
-  token: `liaison:{auth:${key.id}}:token`,
-  lock: `liaison:{auth:${key.id}}:lock`
+const keysOf = (key: StoreKey, prefix: string) => ({
+  token: `${prefix}:{auth:${key.id}}:token`,
+  lock: `${prefix}:{auth:${key.id}}:lock`
 })
 
 /**
@@ -98,7 +100,7 @@ export const makeRedisTokenStore = (redis: Redis.Service, options: RedisStoreOpt
   const lockMillis = Duration.toMillis(options.lockTtl)
 
   const getOrFetch = <E>(key: StoreKey, fetch: Effect.Effect<Token, E>): Effect.Effect<Token, E> => {
-    const keys = keysOf(key)
+    const keys = keysOf(key, options.prefix)
     const aes = cipherKey(key)
     const read: Effect.Effect<Option.Option<Token>, StorageError> = Effect.flatMap(
       Effect.zip(run("GET", () => redis.client.get(keys.token)), Clock.currentTimeMillis),
@@ -149,7 +151,10 @@ export const makeRedisTokenStore = (redis: Redis.Service, options: RedisStoreOpt
   }
 
   const invalidate = (key: StoreKey, token: Token): Effect.Effect<void> =>
-    run("EVALSHA", () => deleteIfToken.run(redis.client, [keysOf(key).token], [fingerprint(token.accessToken)])).pipe(
+    run(
+      "EVALSHA",
+      () => deleteIfToken.run(redis.client, [keysOf(key, options.prefix).token], [fingerprint(token.accessToken)])
+    ).pipe(
       Effect.catchAll(degraded),
       Effect.asVoid
     )

@@ -52,9 +52,13 @@ const parsed = (raw: string | null | undefined): Option.Option<StoredSubscriptio
  *
  * @internal
  */
-export const makeRedis = (redis: Redis.Service, retentionMillis: number): SubscriptionStoreService => {
+export const makeRedis = (
+  redis: Redis.Service,
+  retentionMillis: number,
+  prefix = "liaison"
+): SubscriptionStoreService => {
   const { client } = redis
-  const keyOf = (name: string) => `liaison:{wh:${name}}:subscriptions`
+  const keyOf = (name: string) => `${prefix}:{wh:${name}}:subscriptions`
   const run = <A>(operation: string, f: () => Promise<A>) =>
     Effect.tryPromise({ try: f, catch: storageError(operation) })
   return {
