@@ -5,6 +5,7 @@
  * `failed` or `unknown`, and SendGrid (a counting fake) receives each one at most once.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { SandboxSecrets } from "@liaison/server"
 import * as NodeHttp from "node:http"
 import type * as net from "node:net"
 import { privateRedis } from "../fixtures/redisServer.js"
@@ -41,7 +42,7 @@ const countingSendGrid = async (delayMs: number) => {
 const postEmail = (url: string, n: number) =>
   fetch(`${url}/emails`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", authorization: `Bearer ${SandboxSecrets.demoApiKey}` },
     body: JSON.stringify({
       from: { email: "shop@example.com" },
       to: [{ email: `user${n}@example.com` }],
@@ -54,7 +55,9 @@ const postEmail = (url: string, n: number) =>
   })
 
 const statusOf = (url: string, id: string) =>
-  fetch(`${url}/emails/${id}`).then((response) => response.json() as Promise<{ status: string; error?: string }>)
+  fetch(`${url}/emails/${id}`, { headers: { authorization: `Bearer ${SandboxSecrets.demoApiKey}` } }).then((response) =>
+    response.json() as Promise<{ status: string; error?: string }>
+  )
 
 const until = async (condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000) => {
   const deadline = Date.now() + timeoutMs

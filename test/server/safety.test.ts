@@ -13,7 +13,8 @@ const ownSecrets = {
   GITHUB_WEBHOOK_SECRET: "operator-own-github",
   SENDGRID_WEBHOOK_PUBLIC_KEY: "operator-own-public-key",
   WEBHOOK_SECRET: "operator-own-generic",
-  ADMIN_API_KEY: "operator-own-admin-key"
+  ADMIN_API_KEY: "operator-own-admin-key",
+  API_KEYS: "operator-own-api-key"
 }
 
 const checkWith = (env: Record<string, string>) =>
@@ -30,7 +31,7 @@ describe("Safety.check", () => {
       expect(result._tag).toBe("Left")
       if (result._tag !== "Left") return
       expect(result.left._tag).toBe("UnsafeConfiguration")
-      expect(result.left.problems).toHaveLength(6)
+      expect(result.left.problems).toHaveLength(7)
       for (const name of Object.keys(ownSecrets)) expect(result.left.message).toContain(name)
       expect(result.left.message).toContain("LIAISON_SANDBOX=true")
     }))

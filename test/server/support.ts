@@ -2,7 +2,7 @@
  * Shared by the server tests: the server in-process on a free port, a stub upstream on
  * `node:http`, and a tiny fetch wrapper. Everything talks real HTTP over loopback.
  */
-import { Server } from "@liaison/server"
+import { SandboxSecrets, Server } from "@liaison/server"
 import { ConfigProvider, Effect, Layer, Logger, LogLevel } from "effect"
 import type { Scope } from "effect"
 import * as NodeHttp from "node:http"
@@ -45,11 +45,19 @@ export interface Reply {
   readonly json: unknown
 }
 
-/** Sends a request to the server under test. */
-export const call = (path: string, init?: RequestInit & { readonly body?: string }) =>
+/** The demo API key the server accepts on loopback when `API_KEYS` is unset. */
+export const demoKey = SandboxSecrets.demoApiKey
+
+/**
+ * Sends a request to the server under test, with the demo API key as a bearer token unless the
+ * request says otherwise (`anonymous` sends none).
+ */
+export const call = (path: string, init?: RequestInit & { readonly body?: string; readonly anonymous?: boolean }) =>
   Effect.flatMap(Server.url, (url) =>
     Effect.promise(async (): Promise<Reply> => {
-      const response = await fetch(`${url}${path}`, init)
+      const headers = new Headers(init?.headers)
+      if (init?.anonymous !== true && !headers.has("authorization")) headers.set("authorization", `Bearer ${demoKey}`)
+      const response = await fetch(`${url}${path}`, { ...init, headers })
       const text = await response.text()
       const isJson = (response.headers.get("content-type") ?? "").includes("json")
       return { status: response.status, headers: response.headers, text, json: isJson ? JSON.parse(text) : undefined }

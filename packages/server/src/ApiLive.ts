@@ -8,9 +8,11 @@ import type * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import type { Cache, CircuitBreaker, RateLimit, WebhookDelivery, WebhookInbox } from "@liaison/core"
 import type { Stripe } from "@liaison/integrations"
+import type * as ConfigError from "effect/ConfigError"
 import * as Layer from "effect/Layer"
 import { Api } from "./Api.js"
 import { CacheLive } from "./cache/Live.js"
+import * as Credentials from "./Credentials.js"
 import type { Emails } from "./emails/Emails.js"
 import { EmailsLive } from "./emails/Live.js"
 import { FilesLive } from "./files/Live.js"
@@ -34,7 +36,7 @@ import type { WebhookSources } from "./webhooks/Sources.js"
  */
 export const layer: Layer.Layer<
   HttpApi.Api,
-  never,
+  ConfigError.ConfigError,
   | Upstream
   | Health
   | CircuitBreaker.CircuitBreaker
@@ -59,5 +61,6 @@ export const layer: Layer.Layer<
     WebhookSubscriptionsLive,
     PaymentsLive,
     EmailsLive
-  ])
+  ]),
+  Layer.provide(Credentials.layer)
 )

@@ -3,7 +3,7 @@
  *
  * On a loopback address (the default `HOST`, `127.0.0.1`) the demo's published sandbox secrets are
  * fine: nobody else can reach it. Bound anywhere else, the server refuses to start while any
- * webhook secret or the admin key is unset (so the published sandbox value would be used) or set
+ * webhook secret, the admin key or the API keys are unset (so the published sandbox value would be used) or set
  * to its published sandbox value — one message listing every problem — unless the operator says
  * `LIAISON_SANDBOX=true` (a public demo that accepts anyone's forged webhooks, on purpose).
  *
@@ -21,7 +21,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as net from "node:net"
 import { host } from "./Config.js"
-import { sandboxSecrets } from "./sandbox/secrets.js"
+import { demoApiKey, sandboxSecrets } from "./sandbox/secrets.js"
 
 /**
  * The server would listen beyond this machine with secrets anybody can read in the README.
@@ -62,7 +62,8 @@ export const isLoopback = (address: string): boolean => {
 /** The secrets that protect state or verify webhooks, with their published sandbox values. */
 const guarded: ReadonlyArray<readonly [name: string, published: string | undefined]> = [
   ...Object.entries(sandboxSecrets),
-  ["ADMIN_API_KEY", undefined]
+  ["ADMIN_API_KEY", undefined],
+  ["API_KEYS", demoApiKey]
 ]
 
 const problemOf = (name: string, published: string | undefined) =>

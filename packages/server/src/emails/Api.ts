@@ -16,6 +16,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { SendGridSchema } from "@liaison/integrations"
 import * as Schema from "effect/Schema"
 import * as ApiError from "../ApiError.js"
+import { Authorization } from "../Credentials.js"
 
 const Recipients = Schema.Array(SendGridSchema.Recipient)
 
@@ -128,6 +129,7 @@ const EmailPath = Schema.Struct({
  * @category schemas
  */
 export class EmailsApi extends HttpApiGroup.make("emails")
+  .middleware(Authorization)
   .add(
     HttpApiEndpoint.post("send", "/emails")
       .setPayload(EmailRequest)

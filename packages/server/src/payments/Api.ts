@@ -18,6 +18,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { StripeSchema } from "@liaison/integrations"
 import * as Schema from "effect/Schema"
 import * as ApiError from "../ApiError.js"
+import { Authorization } from "../Credentials.js"
 
 /**
  * A PaymentIntent id, e.g. `pi_3MtwBwLkdIwHu7ix28a3tqPa`.
@@ -154,6 +155,7 @@ export class PaymentDeclined extends ApiError.make<PaymentDeclined>()("PaymentDe
  * @category schemas
  */
 export class PaymentsApi extends HttpApiGroup.make("payments")
+  .middleware(Authorization)
   .add(
     HttpApiEndpoint.post("create", "/payments")
       .setPayload(NewPayment)

@@ -23,6 +23,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { Api } from "../Api.js"
 import * as ApiError from "../ApiError.js"
+import type { Authorization } from "../Credentials.js"
 import * as StripeSandbox from "../sandbox/Stripe.js"
 import type { Payment } from "./Api.js"
 import { PaymentDeclined } from "./Api.js"
@@ -145,50 +146,53 @@ const answer = <A, R>(self: Effect.Effect<A, Stripe.Error, R>) =>
  * @since 0.1.0
  * @category layers
  */
-export const PaymentsLive: Layer.Layer<HttpApiGroup.ApiGroup<"liaison", "payments">, never, Stripe.Stripe> =
-  HttpApiBuilder.group(Api, "payments", (handlers) =>
-    Effect.map(Stripe.Stripe, ({ paymentIntents }) =>
-      handlers
-        .handle("create", ({ headers, payload }) =>
-          paymentIntents.create(
-            {
-              ...payload,
-              ...(payload.payment_method === undefined ? {} : { confirm: true })
-            },
-            { idempotencyKey: headers["idempotency-key"] }
-          ).pipe(
-            Effect.flatMap((intent) =>
-              intent.client_secret === null
-                ? Effect.fail(
-                  new HttpError.DecodeError({
-                    method: "POST",
-                    url: "/v1/payment_intents",
-                    status: 200,
-                    reason: "the PaymentIntent has no client_secret"
-                  })
-                )
-                : Effect.succeed({
-                  client_secret: intent.client_secret,
-                  payment_intent_id: intent.id,
-                  status: intent.status
+export const PaymentsLive: Layer.Layer<
+  HttpApiGroup.ApiGroup<"liaison", "payments">,
+  never,
+  Stripe.Stripe | Authorization
+> = HttpApiBuilder.group(Api, "payments", (handlers) =>
+  Effect.map(Stripe.Stripe, ({ paymentIntents }) =>
+    handlers
+      .handle("create", ({ headers, payload }) =>
+        paymentIntents.create(
+          {
+            ...payload,
+            ...(payload.payment_method === undefined ? {} : { confirm: true })
+          },
+          { idempotencyKey: headers["idempotency-key"] }
+        ).pipe(
+          Effect.flatMap((intent) =>
+            intent.client_secret === null
+              ? Effect.fail(
+                new HttpError.DecodeError({
+                  method: "POST",
+                  url: "/v1/payment_intents",
+                  status: 200,
+                  reason: "the PaymentIntent has no client_secret"
                 })
-            ),
-            answerCreate
-          ))
-        .handle("list", ({ urlParams }) =>
-          paymentIntents.list({
-            limit: urlParams.limit,
-            ...(urlParams.starting_after === undefined ? {} : { starting_after: urlParams.starting_after })
-          }).pipe(
-            Effect.map((page) => ({
-              data: page.data.map(toPayment),
-              has_more: page.has_more,
-              next_cursor: page.has_more ? page.data.at(-1)?.id ?? null : null
-            })),
-            answer
-          ))
-        .handle("get", ({ path }) => paymentIntents.retrieve(path.id).pipe(Effect.map(toPayment), answer))
-        .handle(
-          "cancel",
-          ({ path, payload }) => paymentIntents.cancel(path.id, payload).pipe(Effect.map(toPayment), answer)
-        )))
+              )
+              : Effect.succeed({
+                client_secret: intent.client_secret,
+                payment_intent_id: intent.id,
+                status: intent.status
+              })
+          ),
+          answerCreate
+        ))
+      .handle("list", ({ urlParams }) =>
+        paymentIntents.list({
+          limit: urlParams.limit,
+          ...(urlParams.starting_after === undefined ? {} : { starting_after: urlParams.starting_after })
+        }).pipe(
+          Effect.map((page) => ({
+            data: page.data.map(toPayment),
+            has_more: page.has_more,
+            next_cursor: page.has_more ? page.data.at(-1)?.id ?? null : null
+          })),
+          answer
+        ))
+      .handle("get", ({ path }) => paymentIntents.retrieve(path.id).pipe(Effect.map(toPayment), answer))
+      .handle(
+        "cancel",
+        ({ path, payload }) => paymentIntents.cancel(path.id, payload).pipe(Effect.map(toPayment), answer)
+      )))

@@ -8,6 +8,7 @@ import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
+import { Authorization } from "../Credentials.js"
 
 /**
  * @since 0.1.0
@@ -49,7 +50,7 @@ export const ResilienceStatus = Schema.Struct({
  * @since 0.1.0
  * @category schemas
  */
-export class ResilienceApi extends HttpApiGroup.make("resilience").add(
+export class ResilienceApi extends HttpApiGroup.make("resilience").middleware(Authorization).add(
   HttpApiEndpoint.get("status", "/resilience")
     .addSuccess(ResilienceStatus)
     .annotate(OpenApi.Summary, "Every circuit breaker and rate limiter guarding the upstream calls")

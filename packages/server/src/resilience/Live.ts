@@ -10,6 +10,7 @@ import { CircuitBreaker, RateLimit } from "@liaison/core"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import { Api } from "../Api.js"
+import type { Authorization } from "../Credentials.js"
 
 /**
  * `GET /resilience`.
@@ -20,7 +21,7 @@ import { Api } from "../Api.js"
 export const ResilienceLive: Layer.Layer<
   HttpApiGroup.ApiGroup<"liaison", "resilience">,
   never,
-  CircuitBreaker.CircuitBreaker | RateLimit.RateLimit
+  CircuitBreaker.CircuitBreaker | RateLimit.RateLimit | Authorization
 > = HttpApiBuilder.group(Api, "resilience", (handlers) =>
   Effect.gen(function*() {
     const breakers = yield* CircuitBreaker.CircuitBreaker

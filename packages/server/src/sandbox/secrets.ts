@@ -60,6 +60,15 @@ export const sandboxSendGridPrivateKey =
   "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQga8zw4DGHpe1L/ldEkUFFL8/Um9S9/o+fpUPi38z7jaKhRANCAATPd27/LlHLdMNxH9ZM7NxRpuiBN08xrLb3W/6iOpCus1ark2CG3KwlVygjQnHxzqMXeBYlStkVPIpzq79VepFm"
 
 /**
+ * The published demo API key: what the state-changing routes accept when `API_KEYS` is unset,
+ * on loopback only (`Safety` refuses it anywhere else).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const demoApiKey = "liaison-demo-api-key"
+
+/**
  * The sandbox defaults of the server's inbound webhook secrets, by environment variable.
  *
  * @since 0.1.0

@@ -12,6 +12,7 @@ import * as Arr from "effect/Array"
 import { identity } from "effect/Function"
 import * as Schema from "effect/Schema"
 import * as ApiError from "../ApiError.js"
+import { Authorization } from "../Credentials.js"
 import { NewUser, User, UserFilter, UserId, UserIdFromString, UserPage, UserPatch, UserReplace } from "./Users.js"
 
 /**
@@ -96,12 +97,14 @@ export class UsersApi extends HttpApiGroup.make("users")
   )
   .add(
     HttpApiEndpoint.post("create", "/users")
+      .middleware(Authorization)
       .setPayload(NewUser)
       .addSuccess(User, { status: 201 })
       .annotate(OpenApi.Summary, "Create a user")
   )
   .add(
     HttpApiEndpoint.put("replace", "/users/:id")
+      .middleware(Authorization)
       .setPath(UserPath)
       .setPayload(UserReplace)
       .addSuccess(User)
@@ -109,6 +112,7 @@ export class UsersApi extends HttpApiGroup.make("users")
   )
   .add(
     HttpApiEndpoint.patch("update", "/users/:id")
+      .middleware(Authorization)
       .setPath(UserPath)
       .setPayload(UserPatch)
       .addSuccess(User)
@@ -116,6 +120,7 @@ export class UsersApi extends HttpApiGroup.make("users")
   )
   .add(
     HttpApiEndpoint.del("remove", "/users/:id")
+      .middleware(Authorization)
       .setPath(UserPath)
       .addSuccess(Deleted)
       .annotate(OpenApi.Summary, "Delete a user")

@@ -18,6 +18,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { WebhookDelivery, WebhookInbox } from "@liaison/core"
 import * as Schema from "effect/Schema"
 import * as ApiError from "../ApiError.js"
+import { Authorization } from "../Credentials.js"
 
 /**
  * A header the scheme needs is missing, or the verified body is not the JSON the source sends (400).
@@ -228,6 +229,7 @@ export class WebhooksApi extends HttpApiGroup.make("webhooks")
  * @category schemas
  */
 export class WebhookSubscriptionsApi extends HttpApiGroup.make("webhookSubscriptions")
+  .middleware(Authorization)
   .add(
     HttpApiEndpoint.post("subscribe", "/webhook-subscriptions")
       .setPayload(NewSubscription)

@@ -1,0 +1,116 @@
+/**
+ * Credentials for every route that changes state (and for `/resilience`, which shows the
+ * topology): an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`, compared in
+ * constant time with each configured key, never logged. Inbound webhooks are not here: their
+ * signature is their credential.
+ *
+ * | variable | default | |
+ * |---|---|---|
+ * | `API_KEYS` | the published demo key `liaison-demo-api-key` | redacted; comma-separated keys the clients may use. The demo key works on loopback only: `Safety` refuses it on any other address |
+ *
+ * @since 0.1.0
+ */
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { timingSafeEqual } from "node:crypto"
+import * as ApiError from "./ApiError.js"
+import { demoApiKey } from "./sandbox/secrets.js"
+
+/**
+ * No valid API key (401).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Unauthorized extends ApiError.make<Unauthorized>()(
+  "Unauthorized",
+  401,
+  "A valid API key is needed: Authorization: Bearer <key> or X-API-Key: <key>"
+) {}
+
+/**
+ * The middleware of the routes that need a key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("@liaison/server/Authorization", {
+  failure: Unauthorized,
+  security: {
+    bearer: HttpApiSecurity.bearer,
+    apiKey: HttpApiSecurity.apiKey({ key: "X-API-Key", in: "header" })
+  }
+}) {}
+
+/**
+ * `API_KEYS`: the keys clients may use (comma-separated, redacted); the published demo key when
+ * unset.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const apiKeys: Config.Config<ReadonlyArray<Redacted.Redacted<string>>> = Config.map(
+  Config.option(Config.redacted("API_KEYS")),
+  Option.match({
+    onNone: () => [Redacted.make(demoApiKey)],
+    onSome: (keys) =>
+      Redacted.value(keys).split(",").map((key) => key.trim()).filter((key) => key !== "").map((key) =>
+        Redacted.make(key)
+      )
+  })
+)
+
+/** Constant time in the key's length: a wrong key of the same length costs as much as the right one. */
+const matches = (given: string, expected: string): boolean => {
+  const a = Buffer.from(given)
+  const b = Buffer.from(expected)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+const unauthorized = new Unauthorized({
+  error: "unauthorized",
+  message: "A valid API key is needed: Authorization: Bearer <key> or X-API-Key: <key>"
+})
+
+/**
+ * Checks a presented key against `keys`: every key is compared (no early exit on a match).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (keys: ReadonlyArray<Redacted.Redacted<string>>): Authorization["Type"] => {
+  const check = (presented: Redacted.Redacted<string>) =>
+    Effect.suspend(() => {
+      const given = Redacted.value(presented)
+      let ok = false
+      for (const key of keys) ok = matches(given, Redacted.value(key)) || ok
+      return ok && given !== "" ? Effect.void : Effect.fail(unauthorized)
+    })
+  return { bearer: check, apiKey: check }
+}
+
+/**
+ * The middleware with the keys from {@link apiKeys}.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<Authorization, ConfigError.ConfigError> = Layer.effect(
+  Authorization,
+  Effect.gen(function*() {
+    const keys = yield* apiKeys
+    if (keys.length === 1 && Redacted.value(keys[0]!) === demoApiKey) {
+      yield* Effect.logInfo(
+        `API_KEYS unset: the state-changing routes accept the published demo key ${demoApiKey} ` +
+          "(as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'; loopback only)"
+      )
+    }
+    return make(keys)
+  })
+)
