@@ -66,6 +66,27 @@ layer(serverLayer(), { excludeTestServices: true })("with the demo key (API_KEYS
     }))
 })
 
+layer(serverLayer(), { excludeTestServices: true })("JSON bodies only", (it) => {
+  it.effect("a form, multipart or text body to a JSON route is a 415 before anything is decoded; JSON passes", () =>
+    Effect.gen(function*() {
+      const withBody = guarded.filter(([, , body]) => body !== undefined)
+      expect(withBody).toHaveLength(8)
+      for (const [method, path] of withBody) {
+        for (const contentType of ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"]) {
+          const reply = yield* call(path, { method, headers: { "content-type": contentType }, body: "username=ann" })
+          expect(reply.status, `${method} ${path} as ${contentType}`).toBe(415)
+          expect(reply.json).toMatchObject({ _tag: "UnsupportedMediaType", error: "unsupported_media_type" })
+        }
+      }
+      const json = yield* call("/users", {
+        method: "POST",
+        headers: { "content-type": "application/json; charset=utf-8" },
+        body: JSON.stringify({ username: "jsonly", email: "jsonly@example.com", password: "correct-horse-battery" })
+      })
+      expect(json.status).toBe(201)
+    }))
+})
+
 const ownKeys = "first-operator-key-0123, second-operator-key-4567"
 
 layer(

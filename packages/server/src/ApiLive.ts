@@ -62,5 +62,5 @@ export const layer: Layer.Layer<
     PaymentsLive,
     EmailsLive
   ]),
-  Layer.provide(Credentials.layer)
+  Layer.provide([Credentials.layer, Credentials.layerJsonOnly])
 )

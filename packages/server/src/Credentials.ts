@@ -2,7 +2,8 @@
  * Credentials for every route that changes state (and for `/resilience`, which shows the
  * topology): an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`, compared in
  * constant time with each configured key, never logged. Inbound webhooks are not here: their
- * signature is their credential.
+ * signature is their credential. Their JSON bodies come only as `application/json` ({@link JsonOnly}):
+ * a form a web page could post across origins is a 415, never decoded.
  *
  * | variable | default | |
  * |---|---|---|
@@ -12,6 +13,7 @@
  */
 import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
@@ -112,5 +114,58 @@ export const layer: Layer.Layer<Authorization, ConfigError.ConfigError> = Layer.
       )
     }
     return make(keys)
+  })
+)
+
+/**
+ * A body that is not `application/json` (415).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnsupportedMediaType extends ApiError.make<UnsupportedMediaType>()(
+  "UnsupportedMediaType",
+  415,
+  "The body must be application/json"
+) {}
+
+/**
+ * The middleware of the routes whose body is JSON: any other content type is refused before the
+ * body is read (a form or multipart body, which a browser sends cross-origin without asking).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class JsonOnly extends HttpApiMiddleware.Tag<JsonOnly>()("@liaison/server/JsonOnly", {
+  failure: UnsupportedMediaType
+}) {}
+
+const isJson = (contentType: string | undefined): boolean => {
+  if (contentType === undefined) return false
+  const type = contentType.split(";")[0]!.trim().toLowerCase()
+  return type === "application/json" || (type.startsWith("application/") && type.endsWith("+json"))
+}
+
+/**
+ * {@link JsonOnly}: a request with a body (or a content type) that is not JSON is a 415.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerJsonOnly: Layer.Layer<JsonOnly> = Layer.succeed(
+  JsonOnly,
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const contentType = request.headers["content-type"]
+    const length = request.headers["content-length"]
+    const hasBody = contentType !== undefined || (length !== undefined && length !== "0") ||
+      request.headers["transfer-encoding"] !== undefined
+    return !hasBody || isJson(contentType)
+      ? Effect.void
+      : Effect.fail(
+        new UnsupportedMediaType({
+          error: "unsupported_media_type",
+          message: `The body must be application/json, not ${contentType ?? "(no content type)"}`.slice(0, 200)
+        })
+      )
   })
 )

@@ -16,7 +16,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { SendGridSchema } from "@liaison/integrations"
 import * as Schema from "effect/Schema"
 import * as ApiError from "../ApiError.js"
-import { Authorization } from "../Credentials.js"
+import { Authorization, JsonOnly } from "../Credentials.js"
 
 const Recipients = Schema.Array(SendGridSchema.Recipient)
 
@@ -130,6 +130,7 @@ const EmailPath = Schema.Struct({
  */
 export class EmailsApi extends HttpApiGroup.make("emails")
   .middleware(Authorization)
+  .middleware(JsonOnly)
   .add(
     HttpApiEndpoint.post("send", "/emails")
       .setPayload(EmailRequest)

@@ -12,7 +12,7 @@ import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { Api } from "../Api.js"
-import type { Authorization } from "../Credentials.js"
+import type { Authorization, JsonOnly } from "../Credentials.js"
 import { EmailNotFound, EmailQueueUnavailable, InvalidEmail } from "./Api.js"
 import { Emails } from "./Emails.js"
 
@@ -28,27 +28,30 @@ const unavailable = (error: LiaisonError.StorageError) =>
  * @since 0.1.0
  * @category layers
  */
-export const EmailsLive: Layer.Layer<HttpApiGroup.ApiGroup<"liaison", "emails">, never, Emails | Authorization> =
-  HttpApiBuilder
-    .group(Api, "emails", (handlers) =>
-      Effect.map(Emails, (emails) =>
-        handlers
-          .handle("send", ({ payload }) =>
-            emails.send(payload).pipe(
-              Effect.map((id) => ({ status: "queued" as const, id })),
-              Effect.catchTags({
-                SendGridInvalidMessage: (error: SendGridError.InvalidMessage) =>
-                  Effect.fail(new InvalidEmail({ error: "invalid_email", message: error.message, field: error.field })),
-                SendGridLimitExceeded: (error: SendGridError.LimitExceeded) =>
-                  Effect.fail(new InvalidEmail({ error: "over_limit", message: error.message, field: error.limit })),
-                StorageError: unavailable
-              })
-            ))
-          .handle("status", ({ path }) =>
-            emails.status(path.id).pipe(
-              Effect.catchTag("StorageError", unavailable),
-              Effect.flatMap(Option.match({
-                onNone: () => Effect.fail(new EmailNotFound({ error: "not_found", message: `no email ${path.id}` })),
-                onSome: Effect.succeed
-              }))
-            ))))
+export const EmailsLive: Layer.Layer<
+  HttpApiGroup.ApiGroup<"liaison", "emails">,
+  never,
+  Emails | Authorization | JsonOnly
+> = HttpApiBuilder
+  .group(Api, "emails", (handlers) =>
+    Effect.map(Emails, (emails) =>
+      handlers
+        .handle("send", ({ payload }) =>
+          emails.send(payload).pipe(
+            Effect.map((id) => ({ status: "queued" as const, id })),
+            Effect.catchTags({
+              SendGridInvalidMessage: (error: SendGridError.InvalidMessage) =>
+                Effect.fail(new InvalidEmail({ error: "invalid_email", message: error.message, field: error.field })),
+              SendGridLimitExceeded: (error: SendGridError.LimitExceeded) =>
+                Effect.fail(new InvalidEmail({ error: "over_limit", message: error.message, field: error.limit })),
+              StorageError: unavailable
+            })
+          ))
+        .handle("status", ({ path }) =>
+          emails.status(path.id).pipe(
+            Effect.catchTag("StorageError", unavailable),
+            Effect.flatMap(Option.match({
+              onNone: () => Effect.fail(new EmailNotFound({ error: "not_found", message: `no email ${path.id}` })),
+              onSome: Effect.succeed
+            }))
+          ))))

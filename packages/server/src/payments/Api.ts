@@ -18,7 +18,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { StripeSchema } from "@liaison/integrations"
 import * as Schema from "effect/Schema"
 import * as ApiError from "../ApiError.js"
-import { Authorization } from "../Credentials.js"
+import { Authorization, JsonOnly } from "../Credentials.js"
 
 /**
  * A PaymentIntent id, e.g. `pi_3MtwBwLkdIwHu7ix28a3tqPa`.
@@ -156,6 +156,7 @@ export class PaymentDeclined extends ApiError.make<PaymentDeclined>()("PaymentDe
  */
 export class PaymentsApi extends HttpApiGroup.make("payments")
   .middleware(Authorization)
+  .middleware(JsonOnly)
   .add(
     HttpApiEndpoint.post("create", "/payments")
       .setPayload(NewPayment)

@@ -23,7 +23,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { Api } from "../Api.js"
 import * as ApiError from "../ApiError.js"
-import type { Authorization } from "../Credentials.js"
+import type { Authorization, JsonOnly } from "../Credentials.js"
 import * as StripeSandbox from "../sandbox/Stripe.js"
 import type { Payment } from "./Api.js"
 import { PaymentDeclined } from "./Api.js"
@@ -149,7 +149,7 @@ const answer = <A, R>(self: Effect.Effect<A, Stripe.Error, R>) =>
 export const PaymentsLive: Layer.Layer<
   HttpApiGroup.ApiGroup<"liaison", "payments">,
   never,
-  Stripe.Stripe | Authorization
+  Stripe.Stripe | Authorization | JsonOnly
 > = HttpApiBuilder.group(Api, "payments", (handlers) =>
   Effect.map(Stripe.Stripe, ({ paymentIntents }) =>
     handlers

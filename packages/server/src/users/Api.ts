@@ -12,7 +12,7 @@ import * as Arr from "effect/Array"
 import { identity } from "effect/Function"
 import * as Schema from "effect/Schema"
 import * as ApiError from "../ApiError.js"
-import { Authorization } from "../Credentials.js"
+import { Authorization, JsonOnly } from "../Credentials.js"
 import { NewUser, User, UserFilter, UserId, UserIdFromString, UserPage, UserPatch, UserReplace } from "./Users.js"
 
 /**
@@ -98,6 +98,7 @@ export class UsersApi extends HttpApiGroup.make("users")
   .add(
     HttpApiEndpoint.post("create", "/users")
       .middleware(Authorization)
+      .middleware(JsonOnly)
       .setPayload(NewUser)
       .addSuccess(User, { status: 201 })
       .annotate(OpenApi.Summary, "Create a user")
@@ -105,6 +106,7 @@ export class UsersApi extends HttpApiGroup.make("users")
   .add(
     HttpApiEndpoint.put("replace", "/users/:id")
       .middleware(Authorization)
+      .middleware(JsonOnly)
       .setPath(UserPath)
       .setPayload(UserReplace)
       .addSuccess(User)
@@ -113,6 +115,7 @@ export class UsersApi extends HttpApiGroup.make("users")
   .add(
     HttpApiEndpoint.patch("update", "/users/:id")
       .middleware(Authorization)
+      .middleware(JsonOnly)
       .setPath(UserPath)
       .setPayload(UserPatch)
       .addSuccess(User)
@@ -121,6 +124,7 @@ export class UsersApi extends HttpApiGroup.make("users")
   .add(
     HttpApiEndpoint.del("remove", "/users/:id")
       .middleware(Authorization)
+      .middleware(JsonOnly)
       .setPath(UserPath)
       .addSuccess(Deleted)
       .annotate(OpenApi.Summary, "Delete a user")

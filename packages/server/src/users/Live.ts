@@ -15,7 +15,7 @@ import * as Either from "effect/Either"
 import type * as Layer from "effect/Layer"
 import { Api } from "../Api.js"
 import * as ApiError from "../ApiError.js"
-import type { Authorization } from "../Credentials.js"
+import type { Authorization, JsonOnly } from "../Credentials.js"
 import { CachedUsers, withCacheHeader } from "./CachedUsers.js"
 
 /**
@@ -36,7 +36,7 @@ type UsersGroup = HttpApiGroup.ApiGroup<"liaison", "users">
  * @since 0.1.0
  * @category layers
  */
-export const UsersLive: Layer.Layer<UsersGroup, never, CachedUsers | Authorization> = HttpApiBuilder.group(
+export const UsersLive: Layer.Layer<UsersGroup, never, CachedUsers | Authorization | JsonOnly> = HttpApiBuilder.group(
   Api,
   "users",
   (handlers) =>

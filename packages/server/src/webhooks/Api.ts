@@ -18,7 +18,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { WebhookDelivery, WebhookInbox } from "@liaison/core"
 import * as Schema from "effect/Schema"
 import * as ApiError from "../ApiError.js"
-import { Authorization } from "../Credentials.js"
+import { Authorization, JsonOnly } from "../Credentials.js"
 
 /**
  * A header the scheme needs is missing, or the verified body is not the JSON the source sends (400).
@@ -230,6 +230,7 @@ export class WebhooksApi extends HttpApiGroup.make("webhooks")
  */
 export class WebhookSubscriptionsApi extends HttpApiGroup.make("webhookSubscriptions")
   .middleware(Authorization)
+  .middleware(JsonOnly)
   .add(
     HttpApiEndpoint.post("subscribe", "/webhook-subscriptions")
       .setPayload(NewSubscription)

@@ -14,7 +14,7 @@ import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { Api } from "../Api.js"
-import type { Authorization } from "../Credentials.js"
+import type { Authorization, JsonOnly } from "../Credentials.js"
 import { readRawBody } from "../internal/rawBody.js"
 import type { Source } from "./Api.js"
 import {
@@ -126,7 +126,7 @@ const view = (subscription: WebhookDelivery.Subscription) => ({
 export const WebhookSubscriptionsLive: Layer.Layer<
   HttpApiGroup.ApiGroup<"liaison", "webhookSubscriptions">,
   never,
-  WebhookDelivery.WebhookDelivery | Authorization
+  WebhookDelivery.WebhookDelivery | Authorization | JsonOnly
 > = HttpApiBuilder.group(Api, "webhookSubscriptions", (handlers) =>
   Effect.gen(function*() {
     const delivery = yield* WebhookDelivery.WebhookDelivery
