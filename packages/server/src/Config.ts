@@ -8,6 +8,11 @@
  * | `UPSTREAM_URL` | none | the users API to proxy; without it the built-in `Sandbox` is started |
  * | `REDIS_URL` | none | redacted; the state of every instance in one Redis (see `Stores`); without it memory, and `/health` reports `redis: "disabled"` |
  * | `SHUTDOWN_TIMEOUT` | `30 seconds` | how long in-flight requests may finish after SIGTERM |
+ * | `SERVER_HEADERS_TIMEOUT` | `10 seconds` | a connection whose request headers are not complete by then is answered 408 and closed (slowloris) |
+ * | `SERVER_REQUEST_TIMEOUT` | `30 seconds` | the same for the whole request, body included; at least `SERVER_HEADERS_TIMEOUT` |
+ * | `SERVER_KEEP_ALIVE_TIMEOUT` | `5 seconds` | how long an idle kept-alive connection stays open |
+ * | `SERVER_MAX_HEADER_SIZE` | `16384` | bytes of request line and headers; more → 431 |
+ * | `SERVER_MAX_CONNECTIONS` | `1024` | open connections; further ones are closed at once |
  * | `UPSTREAM_RATE_LIMIT` | none | calls per second to the upstream (token bucket; over it → 429) |
  * | `UPSTREAM_TOTAL_TIMEOUT`, `UPSTREAM_ATTEMPT_TIMEOUT` | `Policy.defaults` (30 s, 10 s) | a whole upstream call, retries included; one attempt, until its response headers |
  * | `RETRY_MAX_ATTEMPTS`, `RETRY_BASE_DELAY`, `RETRY_MAX_DELAY` | `Retry.defaults` (3, 1 s, 60 s) | attempts per call (the first included), the first backoff delay (doubling, jittered), the longest one |
@@ -39,11 +44,70 @@ export interface ServerConfig {
   readonly upstreamUrl: Option.Option<string>
   readonly redisUrl: Option.Option<Redacted.Redacted<string>>
   readonly shutdownTimeout: Duration.Duration
+  readonly connections: Connections
   readonly resilience: {
     /** `false`: upstream calls without a policy. */
     readonly policy: Policy.Options | false
     readonly breaker: CircuitBreaker.Options
   }
+}
+
+/**
+ * What the server allows a client connection: how long it may take to send its request headers
+ * and its whole request, how long it may stay idle between requests, how large its headers may
+ * be, and how many connections may be open at once. Node checks the timeouts once a second, so a
+ * connection is closed within about a second after its timeout.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Connections {
+  readonly headersTimeout: Duration.Duration
+  /** At least `headersTimeout`. */
+  readonly requestTimeout: Duration.Duration
+  readonly keepAliveTimeout: Duration.Duration
+  /** Bytes. */
+  readonly maxHeaderSize: number
+  readonly maxConnections: number
+}
+
+/**
+ * {@link Connections}' defaults: 10 s for the headers, 30 s for the whole request, 5 s idle
+ * between requests, 16 KiB of headers, 1024 connections.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const connectionDefaults: Connections = {
+  headersTimeout: Duration.seconds(10),
+  requestTimeout: Duration.seconds(30),
+  keepAliveTimeout: Duration.seconds(5),
+  maxHeaderSize: 16 * 1024,
+  maxConnections: 1024
+}
+
+/**
+ * Why `connections` cannot be used, or `undefined`: every timeout above zero (and finite), the
+ * request timeout at least the headers timeout, the sizes positive integers.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const connectionsProblem = (connections: Connections): { option: string; reason: string } | undefined => {
+  for (const name of ["headersTimeout", "requestTimeout", "keepAliveTimeout"] as const) {
+    const duration = connections[name]
+    if (!Duration.isFinite(duration) || Duration.toMillis(duration) < 1) {
+      return { option: name, reason: "expected a finite duration of at least 1 millisecond" }
+    }
+  }
+  for (const name of ["maxHeaderSize", "maxConnections"] as const) {
+    if (!Number.isSafeInteger(connections[name]) || connections[name] < 1) {
+      return { option: name, reason: "expected a positive integer" }
+    }
+  }
+  return Duration.lessThan(connections.requestTimeout, connections.headersTimeout)
+    ? { option: "requestTimeout", reason: "expected at least the headers timeout" }
+    : undefined
 }
 
 /**
@@ -134,6 +198,36 @@ export const positiveInt = (name: string, fallback: number): Config.Config<numbe
     Config.withDefault(fallback)
   )
 
+const timeout = (name: string, fallback: Duration.Duration): Config.Config<Duration.Duration> =>
+  Config.duration(name).pipe(
+    Config.validate({
+      message: "Expected a finite duration of at least 1 millisecond, e.g. 10 seconds",
+      validation: (duration) => Duration.isFinite(duration) && Duration.toMillis(duration) >= 1
+    }),
+    Config.withDefault(fallback)
+  )
+
+/**
+ * The {@link Connections} limits: `SERVER_HEADERS_TIMEOUT`, `SERVER_REQUEST_TIMEOUT` (at least
+ * the headers timeout), `SERVER_KEEP_ALIVE_TIMEOUT`, `SERVER_MAX_HEADER_SIZE` (bytes),
+ * `SERVER_MAX_CONNECTIONS`; defaults in {@link connectionDefaults}.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const connections: Config.Config<Connections> = Config.all({
+  headersTimeout: timeout("SERVER_HEADERS_TIMEOUT", connectionDefaults.headersTimeout),
+  requestTimeout: timeout("SERVER_REQUEST_TIMEOUT", connectionDefaults.requestTimeout),
+  keepAliveTimeout: timeout("SERVER_KEEP_ALIVE_TIMEOUT", connectionDefaults.keepAliveTimeout),
+  maxHeaderSize: positiveInt("SERVER_MAX_HEADER_SIZE", connectionDefaults.maxHeaderSize),
+  maxConnections: positiveInt("SERVER_MAX_CONNECTIONS", connectionDefaults.maxConnections)
+}).pipe(
+  Config.validate({
+    message: "Expected SERVER_REQUEST_TIMEOUT to be at least SERVER_HEADERS_TIMEOUT",
+    validation: (limits) => !Duration.lessThan(limits.requestTimeout, limits.headersTimeout)
+  })
+)
+
 /**
  * The resilience policy of the upstream calls (`Policy.config`: `UPSTREAM_*` and `RETRY_*`) and
  * its circuit breakers (`CircuitBreaker.config`: `BREAKER_*`). A rate limit fails fast: a server
@@ -164,5 +258,6 @@ export const ServerConfig: Config.Config<ServerConfig> = Config.all({
   upstreamUrl,
   redisUrl,
   shutdownTimeout,
+  connections,
   resilience
 })

@@ -11,13 +11,21 @@
  * sandbox. Without this, the platform's serve layer would detach the request handler first, and a
  * request arriving on a kept-alive connection in the meantime would never be answered.
  *
+ * Start-up is the mirror image: the port opens only once the whole app (sandboxes, Redis client,
+ * services, handler) is built, so a connection is refused rather than left waiting; a request
+ * that still finds no handler attached is answered `503` with `Retry-After: 1`. `GET /livez`
+ * (the process is up) and `GET /readyz` (built, Redis answering when configured, not draining)
+ * are the probes; `/readyz` turns 503 first at shutdown. Client connections are bounded by
+ * `connections` (headers and request timeouts, keep-alive, header size, open connections).
+ *
  * @since 0.1.0
  */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
-import { Cache, CircuitBreaker, Http, Policy, RateLimit, Redis } from "@liaison/core"
-import type { Auth, LiaisonError } from "@liaison/core"
+import { Cache, CircuitBreaker, Http, LiaisonError, Policy, RateLimit, Redis } from "@liaison/core"
+import type { Auth } from "@liaison/core"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -25,10 +33,11 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as ApiLive from "./ApiLive.js"
-import { defaults, ServerConfig } from "./Config.js"
+import type { Connections } from "./Config.js"
+import { connectionDefaults, connectionsProblem, defaults, ServerConfig } from "./Config.js"
 import * as Emails from "./emails/Emails.js"
 import * as Health from "./health/Health.js"
-import { listen, serve } from "./internal/listener.js"
+import { serve } from "./internal/listener.js"
 import * as PaymentsLive from "./payments/Live.js"
 import * as ProtectedLive from "./protected/Live.js"
 import * as Safety from "./Safety.js"
@@ -58,6 +67,11 @@ export interface Options {
   /** How long in-flight requests may take to finish at shutdown. Default 30 seconds. */
   readonly shutdownTimeout?: Duration.DurationInput | undefined
   /**
+   * What a client connection may take: headers and request timeouts, keep-alive, header size,
+   * open connections. Default: `Config.connectionDefaults` (10 s, 30 s, 5 s, 16 KiB, 1024).
+   */
+  readonly connections?: ConnectionOptions | undefined
+  /**
    * The resilience policy of every upstream call (`false`: none) and the options of its circuit
    * breakers. Default: `Policy`'s and `CircuitBreaker`'s defaults.
    */
@@ -67,6 +81,22 @@ export interface Options {
    * sandbox, its demo credentials and built-in token endpoint).
    */
   readonly auth?: ProtectedLive.Settings | undefined
+}
+
+/**
+ * {@link Options}' `connections`; each unset one keeps its default (`Config.connectionDefaults`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConnectionOptions {
+  readonly headersTimeout?: Duration.DurationInput | undefined
+  /** At least `headersTimeout`. */
+  readonly requestTimeout?: Duration.DurationInput | undefined
+  readonly keepAliveTimeout?: Duration.DurationInput | undefined
+  /** Bytes. */
+  readonly maxHeaderSize?: number | undefined
+  readonly maxConnections?: number | undefined
 }
 
 /**
@@ -237,21 +267,28 @@ const make = <E>(
   HttpServer.HttpServer,
   E | StartError
 > => {
-  // Built in this order, released in the reverse: the listener, then the stores, the services and
-  // the upstream, then the API; at shutdown the requests in flight finish before their upstream
-  // goes away.
+  // Built in this order, released in the reverse: the stores, the services and the upstream, the
+  // API, and only then the listener (no connection is accepted before the app can answer it); at
+  // shutdown the requests in flight finish before their upstream goes away.
   const users = upstream(
     config.upstreamUrl,
     (baseUrl, authenticate) => resilient(http(baseUrl, authenticate), config.resilience.policy),
     auth
   )
   const server = Layer.unwrapEffect(
-    Effect.map(sandboxesOf(config), (sandboxes) => serve(config.shutdownTimeout, sandboxes))
+    Effect.map(sandboxesOf(config), (sandboxes) =>
+      serve({
+        port: config.port,
+        host: config.host,
+        shutdownTimeout: config.shutdownTimeout,
+        connections: config.connections,
+        sandboxes
+      }))
   ).pipe(
     Layer.provide(ApiLive.layer),
     Layer.provide(Layer.merge(users, Layer.provide(CachedUsers.layer, users))),
     Layer.provide(Layer.provideMerge(services(config.resilience), storage(config.redisUrl))),
-    Layer.provideMerge(listen(config))
+    Layer.provide(NodeHttpServer.layerContext)
   )
   return Layer.effect(HttpServer.HttpServer, HttpServer.HttpServer).pipe(Layer.provide(server))
 }
@@ -268,14 +305,22 @@ export const layer = (
 ): Layer.Layer<
   HttpServer.HttpServer,
   StartError
-> =>
-  make(
+> => {
+  const connections = connectionsOf(options.connections ?? {})
+  const problem = connectionsProblem(connections)
+  if (problem !== undefined) {
+    return Layer.fail(
+      new LiaisonError.InvalidOptions({ option: `connections.${problem.option}`, reason: problem.reason })
+    )
+  }
+  return make(
     {
       port: options.port ?? defaults.port,
       host: options.host ?? defaults.host,
       upstreamUrl: Option.fromNullable(options.upstreamUrl),
       redisUrl: Option.fromNullable(options.redisUrl),
       shutdownTimeout: Duration.decode(options.shutdownTimeout ?? defaults.shutdownTimeout),
+      connections,
       resilience: { policy: options.resilience?.policy ?? {}, breaker: options.resilience?.breaker ?? {} }
     },
     options.auth ?? {},
@@ -286,11 +331,21 @@ export const layer = (
         transformClient: composeTransforms(authenticate, options.http?.transformClient)
       })
   )
+}
+
+/** `options` over the defaults. */
+const connectionsOf = (options: ConnectionOptions): Connections => ({
+  headersTimeout: Duration.decode(options.headersTimeout ?? connectionDefaults.headersTimeout),
+  requestTimeout: Duration.decode(options.requestTimeout ?? connectionDefaults.requestTimeout),
+  keepAliveTimeout: Duration.decode(options.keepAliveTimeout ?? connectionDefaults.keepAliveTimeout),
+  maxHeaderSize: options.maxHeaderSize ?? connectionDefaults.maxHeaderSize,
+  maxConnections: options.maxConnections ?? connectionDefaults.maxConnections
+})
 
 /**
  * The server configured by {@link ServerConfig} (`PORT`, `HOST`, `UPSTREAM_URL`, `REDIS_URL`,
- * `SHUTDOWN_TIMEOUT`), its upstream client by `Http.layerConfig` (`HTTP_*_TIMEOUT`, …). Before
- * anything starts, `Safety.check` refuses a non-loopback `HOST` with missing or published secrets.
+ * `SHUTDOWN_TIMEOUT`, the `SERVER_*` connection limits), its upstream client by
+ * `Http.layerConfig` (`HTTP_*_TIMEOUT`, …). Before anything starts, `Safety.check` refuses a non-loopback `HOST` with missing or published secrets.
  *
  * @since 0.1.0
  * @category layers

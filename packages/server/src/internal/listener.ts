@@ -1,7 +1,7 @@
 /**
  * The server's listener and its graceful shutdown (see `Server`): the Node server under the
- * platform's `HttpServer`, a drain that lets every request in flight finish, and the serving of
- * the `HttpApi`.
+ * platform's `HttpServer`, opened only once the whole app is built, its timeouts and caps, a
+ * drain that lets every request in flight finish, and the serving of the `HttpApi`.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
@@ -18,28 +18,49 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as MutableRef from "effect/MutableRef"
 import * as NodeHttp from "node:http"
-
-/** The Node server under the platform's `HttpServer`, and whether it is shutting down. */
-class Listener extends Context.Tag("@liaison/server/Server/Listener")<Listener, {
-  readonly node: NodeHttp.Server
-  readonly draining: MutableRef.MutableRef<boolean>
-}>() {}
+import type { Connections } from "../Config.js"
+import * as Probes from "../health/Probes.js"
 
 /**
- * The Node server listening at `options`, and the platform's `HttpServer` over it.
- *
- * @internal
+ * How often Node checks the headers and request timeouts (its default, 30 s, would let a slow
+ * client hold its connection up to 30 s past its timeout).
  */
-export const listen = (options: { readonly port: number; readonly host: string }) =>
-  Layer.scopedContext(
-    Effect.gen(function*() {
-      const node = NodeHttp.createServer()
-      const server = yield* NodeHttpServer.make(() => node, options)
-      return Context.make(HttpServer.HttpServer, server).pipe(
-        Context.add(Listener, { node, draining: MutableRef.make(false) })
-      )
+const connectionsCheckingInterval = 1000
+
+/**
+ * Answers `503` (`Retry-After: 1`, problem+json) to a request that arrives while no handler is
+ * attached: in the moment between the port opening and the app's handler attaching, and after
+ * the handler is detached at shutdown. Without it Node would leave the request unanswered.
+ */
+const answerWhenNoHandler =
+  (node: NodeHttp.Server) => (_request: NodeHttp.IncomingMessage, response: NodeHttp.ServerResponse) => {
+    if (node.listenerCount("request") > 1 || response.headersSent) return
+    const body = Probes.unavailableBody("The server is not ready to serve requests; retry shortly.")
+    response.writeHead(503, {
+      "content-type": "application/problem+json",
+      "content-length": Buffer.byteLength(body),
+      "retry-after": "1",
+      "connection": "close"
     })
-  ).pipe(Layer.merge(NodeHttpServer.layerContext))
+    response.end(body)
+  }
+
+/**
+ * A Node server with `connections`' timeouts and caps. (Exported for its test; `internal/` is
+ * not part of the package's exports.)
+ */
+export const nodeServer = (connections: Connections): NodeHttp.Server => {
+  const node = NodeHttp.createServer({
+    headersTimeout: Duration.toMillis(connections.headersTimeout),
+    requestTimeout: Duration.toMillis(connections.requestTimeout),
+    maxHeaderSize: connections.maxHeaderSize,
+    connectionsCheckingInterval
+  })
+  node.keepAliveTimeout = Duration.toMillis(connections.keepAliveTimeout)
+  node.maxConnections = connections.maxConnections
+  node.on("request", answerWhenNoHandler(node))
+  return node
+}
 
 /** While draining, every response closes its connection after it. */
 const closeConnectionsWhenDraining = (draining: MutableRef.MutableRef<boolean>) =>
@@ -96,28 +117,55 @@ export const startupLine = (url: string, sandboxes: ReadonlyArray<string>): stri
 }
 
 /**
- * Serves the `HttpApi` in context (with Swagger UI at `/docs`, `GET /` redirecting there, and
- * the OpenAPI document at `/openapi.json`) on the {@link listen}er; at shutdown, drains for up to
- * `shutdownTimeout`. `sandboxes` names the parts on built-in sandboxes, for the start-up line.
+ * Where and how the server listens.
  *
  * @internal
  */
-export const serve = (shutdownTimeout: Duration.Duration, sandboxes: ReadonlyArray<string> = []) =>
-  Layer.scopedDiscard(
-    Effect.gen(function*() {
-      const { draining, node } = yield* Listener
-      const app = yield* HttpApiBuilder.httpApp
-      yield* HttpServer.serveEffect(app, closeConnectionsWhenDraining(draining))
-      // Added after `serveEffect`'s own finalizer, so it runs first: the handler stays attached
-      // until every request in flight is answered.
-      yield* Effect.addFinalizer(() => drain(node, draining, shutdownTimeout))
-      yield* HttpServer.addressFormattedWith((url) => Effect.logInfo(startupLine(url, sandboxes)))
-    })
-  ).pipe(
+export interface ServeOptions {
+  readonly port: number
+  readonly host: string
+  readonly shutdownTimeout: Duration.Duration
+  readonly connections: Connections
+  /** The parts on built-in sandboxes, for the start-up line. */
+  readonly sandboxes?: ReadonlyArray<string> | undefined
+}
+
+/** Builds the app, then opens the port and attaches the app's handler; drains at shutdown. */
+const listenAndServe = (options: ServeOptions) =>
+  Effect.gen(function*() {
+    const { draining } = yield* Probes.Lifecycle
+    // Everything the app needs is built before this layer, and the app itself before the port
+    // opens: no connection is accepted that the app cannot answer.
+    const app = yield* HttpApiBuilder.httpApp
+    const node = nodeServer(options.connections)
+    const server = yield* NodeHttpServer.make(() => node, { port: options.port, host: options.host })
+    yield* server.serve(app, closeConnectionsWhenDraining(draining))
+    // Added after `serve`'s own finalizer, so it runs first: readiness turns false, then the
+    // handler stays attached until every request in flight is answered.
+    yield* Effect.addFinalizer(() => drain(node, draining, options.shutdownTimeout))
+    const context = Context.make(HttpServer.HttpServer, server)
+    yield* HttpServer.addressFormattedWith((url) => Effect.logInfo(startupLine(url, options.sandboxes ?? []))).pipe(
+      Effect.provide(context)
+    )
+    return context
+  })
+
+/**
+ * Serves the `HttpApi` in context (with Swagger UI at `/docs`, `GET /` redirecting there, the
+ * OpenAPI document at `/openapi.json`, and the probes `/livez` and `/readyz`) on a Node server
+ * that listens only once all of it is built; at shutdown, `/readyz` turns 503 and the server
+ * drains for up to `shutdownTimeout`.
+ *
+ * @internal
+ */
+export const serve = (options: ServeOptions) =>
+  Layer.scopedContext(listenAndServe(options)).pipe(
     Layer.provide([
       HttpApiSwagger.layer({ path: "/docs" }),
       rootToDocs,
+      Probes.routes,
       HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })
     ]),
-    Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer])
+    Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer]),
+    Layer.provide(Probes.layerLifecycle)
   )
