@@ -3,7 +3,7 @@ import { Server } from "@liaison/server"
 import { ConfigProvider, Effect, Layer, Logger, LogLevel } from "effect"
 import type * as NodeHttp from "node:http"
 import type { Reply } from "./support.js"
-import { call, closedPort, jsonBody, serverLayer, stubUpstream } from "./support.js"
+import { call, closedPort, jsonBody, routeMembers, serverLayer, stubUpstream } from "./support.js"
 
 const json = (res: NodeHttp.ServerResponse, status: number, body: unknown) => {
   res.writeHead(status, { "content-type": "application/json" })
@@ -63,7 +63,7 @@ const misbehave: NodeHttp.RequestListener = (req, res) => {
 }
 
 const expectAnswer = (reply: Reply, status: number, tag: string, error: string) => {
-  expect({ status: reply.status, body: reply.json }).toEqual({
+  expect({ status: reply.status, body: routeMembers(reply) }).toEqual({
     status,
     body: { _tag: tag, error, message: expect.any(String) }
   })

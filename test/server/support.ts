@@ -2,6 +2,7 @@
  * Shared by the server tests: the server in-process on a free port, a stub upstream on
  * `node:http`, and a tiny fetch wrapper. Everything talks real HTTP over loopback.
  */
+import { expect } from "@effect/vitest"
 import { SandboxSecrets, Server } from "@liaison/server"
 import { ConfigProvider, Effect, Layer, Logger, LogLevel } from "effect"
 import type { Scope } from "effect"
@@ -109,3 +110,17 @@ export const closedPort = Effect.promise(freePort)
 
 /** Byte `k` of every sandbox file. */
 export const byteAt = (offset: number) => offset % 251
+
+/**
+ * The route's own members of a problem+json answer, after checking its RFC 9457 members:
+ * `type` `about:blank`, `status` the response's, a `title`, and `detail` the route's `message`.
+ */
+export const routeMembers = (reply: Reply): Record<string, unknown> => {
+  expect(reply.headers.get("content-type")).toBe("application/problem+json")
+  const { detail, status, title, type, ...members } = reply.json as Record<string, unknown>
+  expect(type).toBe("about:blank")
+  expect(status).toBe(reply.status)
+  expect(typeof title).toBe("string")
+  expect(detail).toBe(members.message)
+  return members
+}

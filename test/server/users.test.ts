@@ -1,6 +1,6 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
-import { blamedFields, byteAt, call, callBytes, jsonBody, serverLayer } from "./support.js"
+import { blamedFields, byteAt, call, callBytes, jsonBody, routeMembers, serverLayer } from "./support.js"
 
 interface UserJson {
   readonly id: number
@@ -106,7 +106,7 @@ layer(serverLayer(), { excludeTestServices: true })("the server over the sandbox
       Effect.gen(function*() {
         const reply = yield* call("/users/9999")
         expect(reply.status).toBe(404)
-        expect(reply.json).toEqual({
+        expect(routeMembers(reply)).toEqual({
           _tag: "NotFound",
           error: "upstream_rejected",
           message: "the upstream answered GET /users/9999 with 404"

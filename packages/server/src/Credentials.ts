@@ -13,6 +13,7 @@
  */
 import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -20,6 +21,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import { timingSafeEqual } from "node:crypto"
 import * as ApiError from "./ApiError.js"
 import { demoApiKey } from "./sandbox/secrets.js"
@@ -130,14 +132,40 @@ export class UnsupportedMediaType extends ApiError.make<UnsupportedMediaType>()(
 ) {}
 
 /**
+ * A JSON body over `SERVER_JSON_BODY_LIMIT` (413), refused as its bytes arrive.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PayloadTooLarge extends ApiError.make<PayloadTooLarge>()(
+  "PayloadTooLarge",
+  413,
+  "The body is larger than the server accepts"
+) {}
+
+/**
+ * A JSON body nested deeper than 64 levels (400): no model here nests like that.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BodyTooDeep extends ApiError.make<BodyTooDeep>()(
+  "BodyTooDeep",
+  400,
+  "The JSON body is nested too deeply"
+) {}
+
+/**
  * The middleware of the routes whose body is JSON: any other content type is refused before the
- * body is read (a form or multipart body, which a browser sends cross-origin without asking).
+ * body is read (a form or multipart body, which a browser sends cross-origin without asking); a
+ * body over the limit is refused as it streams in, never buffered whole; one nested deeper than
+ * 64 levels never reaches the decoder.
  *
  * @since 0.1.0
  * @category models
  */
 export class JsonOnly extends HttpApiMiddleware.Tag<JsonOnly>()("@liaison/server/JsonOnly", {
-  failure: UnsupportedMediaType
+  failure: Schema.Union(UnsupportedMediaType, PayloadTooLarge, BodyTooDeep)
 }) {}
 
 const isJson = (contentType: string | undefined): boolean => {
@@ -146,26 +174,81 @@ const isJson = (contentType: string | undefined): boolean => {
   return type === "application/json" || (type.startsWith("application/") && type.endsWith("+json"))
 }
 
+const maxDepth = 64
+
+/** How deep arrays and objects nest, strings skipped; stops counting past `maxDepth`. */
+const depthOf = (text: string): number => {
+  let depth = 0
+  let deepest = 0
+  let inString = false
+  for (let i = 0; i < text.length && deepest <= maxDepth; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92) i++ // backslash: skip the escaped character
+      else if (c === 34) inString = false
+    } else if (c === 34) inString = true
+    else if (c === 91 || c === 123) deepest = Math.max(deepest, ++depth)
+    else if (c === 93 || c === 125) depth--
+  }
+  return deepest
+}
+
 /**
- * {@link JsonOnly}: a request with a body (or a content type) that is not JSON is a 415.
+ * `SERVER_JSON_BODY_LIMIT`: the most bytes a JSON body may have (default 1 MiB).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const jsonBodyLimit: Config.Config<number> = Config.integer("SERVER_JSON_BODY_LIMIT").pipe(
+  Config.validate({ message: "Expected a positive number of bytes", validation: (n) => n >= 1 }),
+  Config.withDefault(1024 * 1024)
+)
+
+const tooLarge = (limit: number) =>
+  new PayloadTooLarge({ error: "payload_too_large", message: `The body is larger than ${limit} bytes` })
+
+const checkBody = (
+  request: HttpServerRequest.HttpServerRequest,
+  limit: number
+): Effect.Effect<void, UnsupportedMediaType | PayloadTooLarge | BodyTooDeep> => {
+  const contentType = request.headers["content-type"]
+  const length = request.headers["content-length"]
+  const hasBody = contentType !== undefined || (length !== undefined && length !== "0") ||
+    request.headers["transfer-encoding"] !== undefined
+  if (!hasBody) return Effect.void
+  if (!isJson(contentType)) {
+    return Effect.fail(
+      new UnsupportedMediaType({
+        error: "unsupported_media_type",
+        message: `The body must be application/json, not ${contentType ?? "(no content type)"}`.slice(0, 200)
+      })
+    )
+  }
+  if (length !== undefined && Number(length) > limit) return Effect.fail(tooLarge(limit))
+  // The body is read once here, bounded as it streams in; the decoder reuses the same text.
+  return request.text.pipe(
+    HttpIncomingMessage.withMaxBodySize(Option.some(limit)),
+    Effect.mapError(() => tooLarge(limit)),
+    Effect.flatMap((text) =>
+      depthOf(text) > maxDepth
+        ? Effect.fail(
+          new BodyTooDeep({ error: "body_too_deep", message: `The JSON body nests deeper than ${maxDepth} levels` })
+        )
+        : Effect.void
+    )
+  )
+}
+
+/**
+ * {@link JsonOnly} with the limit from {@link jsonBodyLimit}.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerJsonOnly: Layer.Layer<JsonOnly> = Layer.succeed(
+export const layerJsonOnly: Layer.Layer<JsonOnly, ConfigError.ConfigError> = Layer.effect(
   JsonOnly,
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    const contentType = request.headers["content-type"]
-    const length = request.headers["content-length"]
-    const hasBody = contentType !== undefined || (length !== undefined && length !== "0") ||
-      request.headers["transfer-encoding"] !== undefined
-    return !hasBody || isJson(contentType)
-      ? Effect.void
-      : Effect.fail(
-        new UnsupportedMediaType({
-          error: "unsupported_media_type",
-          message: `The body must be application/json, not ${contentType ?? "(no content type)"}`.slice(0, 200)
-        })
-      )
-  })
+  Effect.map(
+    jsonBodyLimit,
+    (limit) => Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => checkBody(request, limit))
+  )
 )

@@ -20,6 +20,7 @@ import * as MutableRef from "effect/MutableRef"
 import * as NodeHttp from "node:http"
 import type { Connections } from "../Config.js"
 import * as Probes from "../health/Probes.js"
+import { problemDetails } from "./problem.js"
 
 /**
  * How often Node checks the headers and request timeouts (its default, 30 s, would let a slow
@@ -139,7 +140,7 @@ const listenAndServe = (options: ServeOptions) =>
     const app = yield* HttpApiBuilder.httpApp
     const node = nodeServer(options.connections)
     const server = yield* NodeHttpServer.make(() => node, { port: options.port, host: options.host })
-    yield* server.serve(app, closeConnectionsWhenDraining(draining))
+    yield* server.serve(app, (served) => closeConnectionsWhenDraining(draining)(problemDetails(served)))
     // Added after `serve`'s own finalizer, so it runs first: readiness turns false, then the
     // handler stays attached until every request in flight is answered.
     yield* Effect.addFinalizer(() => drain(node, draining, options.shutdownTimeout))

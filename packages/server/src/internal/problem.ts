@@ -1,0 +1,93 @@
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpBody from "@effect/platform/HttpBody"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import { STATUS_CODES } from "node:http"
+
+/**
+ * Every non-2xx answer is `application/problem+json` (RFC 9457): `type`, `title`, `status`,
+ * `detail`, plus the members the route's own error carries (`_tag`, `error`, `message`, …) as
+ * extension members, and `errors` (field paths) for a body or a parameter that did not decode.
+ * A rejected value appears at most as a short preview, and never for a field that holds a
+ * secret. Unknown routes, wrong methods and failures no route answered get the same shape.
+ */
+
+/** Fields whose values never appear in an error, even as a preview. */
+const secretField = /pass(word)?|secret|token|api[-_]?key|authorization|credential/i
+
+const previewLength = 40
+
+/** An issue message with its rejected value bounded, or dropped for a secret field. */
+const redactIssue = (path: ReadonlyArray<unknown>, message: string): string => {
+  const at = message.search(/,? ?actual /)
+  if (at === -1) return message.slice(0, 300)
+  const head = message.slice(0, at).slice(0, 300)
+  if (path.some((key) => secretField.test(String(key)))) return head
+  const actual = message.slice(at).replace(/^,? ?actual /, "")
+  return `${head}, actual ${actual.length > previewLength ? `${actual.slice(0, previewLength)}…` : actual}`
+}
+
+interface Issue {
+  readonly path: ReadonlyArray<unknown>
+  readonly message: string
+}
+
+const isIssue = (u: unknown): u is Issue =>
+  typeof u === "object" && u !== null && "message" in u && typeof u.message === "string" && "path" in u &&
+  Array.isArray(u.path)
+
+/** The members of a JSON error body as the problem's extensions, decode issues made safe. */
+const extensions = (body: Record<string, unknown>): Record<string, unknown> => {
+  if (!Array.isArray(body.issues)) return body
+  const issues = body.issues.filter(isIssue).slice(0, 50).map((issue) => ({
+    path: issue.path,
+    message: redactIssue(issue.path, issue.message)
+  }))
+  const errors = issues.map((issue) => ({ pointer: `/${issue.path.map(String).join("/")}`, detail: issue.message }))
+  const message = issues.map((issue) => `${issue.path.map(String).join(".") || "(body)"}: ${issue.message}`).join("; ")
+  return { ...body, issues, errors, message }
+}
+
+const readJson = (response: HttpServerResponse.HttpServerResponse): Record<string, unknown> => {
+  const body = response.body
+  if (body._tag !== "Uint8Array" || !(body.contentType ?? "").includes("json")) return {}
+  try {
+    const parsed: unknown = JSON.parse(new TextDecoder().decode(body.body))
+    return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)
+      ? parsed as Record<string, unknown>
+      : {}
+  } catch {
+    return {}
+  }
+}
+
+/**
+ * The problem+json form of an error response; a success, a problem already, or a streamed body
+ * passes as it is.
+ *
+ * @internal
+ */
+export const toProblem = (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse => {
+  if (response.status < 400) return response
+  const contentType = response.body._tag === "Empty" ? undefined : response.body.contentType
+  if ((contentType ?? "").startsWith("application/problem+json") || response.body._tag === "Stream") return response
+  const title = STATUS_CODES[response.status] ?? "Error"
+  const members = extensions(readJson(response))
+  const detail = typeof members.message === "string" && members.message !== "" ? members.message : title
+  const problem = { type: "about:blank", title, status: response.status, detail, ...members }
+  return HttpServerResponse.setBody(response, HttpBody.text(JSON.stringify(problem), "application/problem+json"))
+}
+
+/**
+ * Turns every error response into problem+json, the server's own answers to failures (an
+ * unknown route included) too: a pre-response handler sees each response just before it is sent.
+ *
+ * @internal
+ */
+export const problemDetails = HttpMiddleware.make((app) =>
+  Effect.zipRight(
+    HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(toProblem(response))),
+    app
+  )
+)
