@@ -23,7 +23,8 @@ const normalizeParams = (params: Hash, name: string, value: string): void => {
     params[k] = value
     return
   }
-  const child = params[k]
+  // Own keys only: a key such as `toString` must not find the prototype's function.
+  const child = Object.hasOwn(params, k) ? params[k] : undefined
   if (typeof child === "string") throw new Error(`${k} is both a value and a hash`)
   const hash: Hash = child ?? {}
   params[k] = hash

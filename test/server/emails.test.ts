@@ -20,6 +20,7 @@ const withFakeSendGrid = (options: Parameters<typeof serverLayer>[0] = {}) =>
           ["SENDGRID_API_KEY", SendGridSandbox.sandboxApiKey],
           ["SENDGRID_API_BASE", fake.url],
           ["EMAIL_RETRY_DELAY", "50 millis"],
+          ["EMAIL_SENDERS", "shop@example.com, @allowed.example"],
           // Its own queue: runs sharing the test Redis do not meet.
           ["EMAIL_QUEUE", `emails-${randomUUID()}`]
         ])
@@ -130,6 +131,24 @@ layer(withFakeSendGrid(), { excludeTestServices: true })("the server's emails (m
         const { delivered, requests } = traffic(fake, subject)
         expect(delivered).toHaveLength(1)
         expect(requests).toHaveLength(1)
+      }))
+  })
+
+  describe("POST /emails sends only from the configured senders", () => {
+    it.effect("an address or a domain of EMAIL_SENDERS is accepted; any other sender is a 403, nothing queued", () =>
+      Effect.gen(function*() {
+        const fake = yield* FakeSendGrid
+        expect((yield* queue(email("from the shop"))).status).toBe(202)
+        const byDomain = yield* queue({ ...email("from the domain"), from: { email: "News@Allowed.Example" } })
+        expect(byDomain.status).toBe(202)
+        const before = fake.requests().length
+        const spoofed = yield* queue({ ...email("spoofed"), from: { email: "ceo@bank.example" } })
+        expect(spoofed.status).toBe(403)
+        expect(spoofed.json).toMatchObject({ _tag: "SenderNotAllowed", error: "sender_not_allowed", field: "from" })
+        const lookalike = yield* queue({ ...email("lookalike"), from: { email: "x@notallowed.example" } })
+        expect(lookalike.status).toBe(403)
+        expect(traffic(fake, "spoofed").requests).toHaveLength(0)
+        expect(fake.requests().length).toBeGreaterThanOrEqual(before)
       }))
   })
 

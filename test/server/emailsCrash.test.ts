@@ -77,6 +77,7 @@ describe("emails across a crash", () => {
       SENDGRID_API_BASE: sendgrid.url,
       EMAIL_WORKERS: "20",
       EMAIL_LEASE: "1 second",
+      EMAIL_SENDERS: "shop@example.com",
       EMAIL_QUEUE: `crash-${Date.now()}`
     }
     const first = startServer(env)

@@ -140,6 +140,8 @@ describe("main", () => {
       expect(user).toMatchObject({ id: 1, username: "user01" })
       // The sandbox is this process's own, on loopback.
       expect(sandbox).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+      // Without REDIS_URL it says what a restart loses.
+      expect(child_.output()).toContain("queued emails, webhook events and deliveries do not survive a restart")
       child.kill("SIGTERM")
       expect(await child_.exited).toBe(0)
     } finally {

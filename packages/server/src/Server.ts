@@ -255,7 +255,14 @@ const sharedRedis = (url: Redacted.Redacted<string>): Layer.Layer<Redis.Redis> =
  */
 const storage = (redisUrl: Option.Option<Redacted.Redacted<string>>) =>
   Option.match(redisUrl, {
-    onNone: () => Layer.merge(Stores.layerMemory, Health.layerDisabled),
+    onNone: () =>
+      Layer.mergeAll(
+        Stores.layerMemory,
+        Health.layerDisabled,
+        Layer.effectDiscard(Effect.logInfo(
+          "state: in memory (no REDIS_URL): queued emails, webhook events and deliveries do not survive a restart"
+        ))
+      ),
     onSome: (url) => Layer.provide(Layer.merge(Stores.layerRedis, Health.layerRedis()), sharedRedis(url))
   })
 

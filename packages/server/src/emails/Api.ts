@@ -101,6 +101,19 @@ export class InvalidEmail extends ApiError.make<InvalidEmail>()(
 ) {}
 
 /**
+ * The sender is not one the operator allows (403): the server is no open relay.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SenderNotAllowed extends ApiError.make<SenderNotAllowed>()(
+  "SenderNotAllowed",
+  403,
+  "The server does not send email from this address (EMAIL_SENDERS)",
+  { field: Schema.optional(Schema.String) }
+) {}
+
+/**
  * No email has this id (404).
  *
  * @since 0.1.0
@@ -136,6 +149,7 @@ export class EmailsApi extends HttpApiGroup.make("emails")
       .setPayload(EmailRequest)
       .addSuccess(EmailQueued, { status: 202 })
       .addError(InvalidEmail)
+      .addError(SenderNotAllowed)
       .annotate(OpenApi.Summary, "Queue an email; it is sent in the background, retried while SendGrid fails")
   )
   .add(

@@ -25,6 +25,7 @@
  * | `EMAIL_RETRY_DELAY` | `1 second` | the first retry's delay; later ones are 5, 30, 120, 600 and 1800 times it |
  * | `EMAIL_QUEUE` | `emails` | the queue's name (instances sharing a Redis share the queue) |
  * | `EMAIL_AT_LEAST_ONCE` | `false` | resend an email whose outcome is unknown (it may arrive twice) |
+ * | `EMAIL_SENDERS` | (unset) | comma-separated sender addresses (`shop@example.com`) or domains (`example.com`) the server sends from; unset: any on the built-in sandbox, none with a real `SENDGRID_API_KEY` (no open relay) |
  * | `EMAIL_LEASE` | `30 seconds` | how long a worker holds an email it sends (extended while it runs): after a crash, its emails end `unknown` this long later |
  *
  * @since 0.1.0
@@ -45,7 +46,7 @@ import type * as Scope from "effect/Scope"
 import { positiveInt } from "../Config.js"
 import * as SendGridSandbox from "../sandbox/SendGrid.js"
 import type { EmailStatus } from "./Api.js"
-import { EmailRequest } from "./Api.js"
+import { EmailRequest, SenderNotAllowed } from "./Api.js"
 
 /**
  * @since 0.1.0
@@ -60,6 +61,8 @@ export interface Settings {
   /** Resend an email whose outcome is unknown (at least once) instead of ending it `unknown`. */
   readonly atLeastOnce: boolean
   readonly lease: Duration.Duration
+  /** Addresses and domains (lower case, a domain without `@`) the server sends from. */
+  readonly senders: Option.Option<ReadonlyArray<string>>
 }
 
 /**
@@ -75,8 +78,27 @@ export const settings: Config.Config<Settings> = Config.all({
   retryDelay: Config.duration("EMAIL_RETRY_DELAY").pipe(Config.withDefault(Duration.seconds(1))),
   queue: Config.string("EMAIL_QUEUE").pipe(Config.withDefault("emails")),
   atLeastOnce: Config.boolean("EMAIL_AT_LEAST_ONCE").pipe(Config.withDefault(false)),
-  lease: Config.duration("EMAIL_LEASE").pipe(Config.withDefault(Duration.decode(DurableQueue.defaults.lease)))
+  lease: Config.duration("EMAIL_LEASE").pipe(Config.withDefault(Duration.decode(DurableQueue.defaults.lease))),
+  senders: Config.option(
+    Config.map(
+      Config.string("EMAIL_SENDERS"),
+      (list) =>
+        list.split(",").map((entry) => entry.trim().toLowerCase().replace(/^@/, "")).filter((entry) => entry !== "")
+    )
+  )
 })
+
+/**
+ * Whether the server may send from `address`: one of `EMAIL_SENDERS` (an address, or a domain),
+ * any address only on the built-in sandbox (nothing is delivered) when it is unset.
+ */
+const senderAllowed = (config: Settings, address: string): boolean => {
+  const lower = address.toLowerCase()
+  return Option.match(config.senders, {
+    onNone: () => Option.isNone(config.apiKey),
+    onSome: (senders) => senders.includes(lower) || senders.includes(lower.slice(lower.lastIndexOf("@") + 1))
+  })
+}
 
 /** Multiples of `EMAIL_RETRY_DELAY` before each retry: 1 s, 5 s, 30 s, 2 min, 10 min, 30 min by default. */
 const retrySteps = [1, 5, 30, 120, 600, 1800] as const
@@ -89,7 +111,10 @@ export interface Service {
   /** Validates and queues; the id is the email's. */
   readonly send: (
     request: EmailRequest
-  ) => Effect.Effect<string, SendGridError.InvalidMessage | SendGridError.LimitExceeded | LiaisonError.StorageError>
+  ) => Effect.Effect<
+    string,
+    SendGridError.InvalidMessage | SendGridError.LimitExceeded | SenderNotAllowed | LiaisonError.StorageError
+  >
   readonly status: (id: string) => Effect.Effect<Option.Option<EmailStatus>, LiaisonError.StorageError>
 }
 
@@ -204,6 +229,15 @@ export const make = (
     return Emails.of({
       send: (request) =>
         Effect.gen(function*() {
+          if (!senderAllowed(config, request.from.email)) {
+            return yield* new SenderNotAllowed({
+              error: "sender_not_allowed",
+              message: Option.isNone(config.senders)
+                ? "no EMAIL_SENDERS configured: the server sends from no address (it would be an open relay)"
+                : "the server does not send from this address: see EMAIL_SENDERS",
+              field: "from"
+            })
+          }
           yield* SendGrid.validate(request)
           const { id } = yield* queue.enqueue(request, { id: `email_${globalThis.crypto.randomUUID()}` }).pipe(
             // The request was decoded with the queue's own Schema: it encodes.

@@ -13,6 +13,7 @@ import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { Api } from "../Api.js"
 import type { Authorization, JsonOnly } from "../Credentials.js"
+import type { SenderNotAllowed } from "./Api.js"
 import { EmailNotFound, EmailQueueUnavailable, InvalidEmail } from "./Api.js"
 import { Emails } from "./Emails.js"
 
@@ -44,7 +45,8 @@ export const EmailsLive: Layer.Layer<
                 Effect.fail(new InvalidEmail({ error: "invalid_email", message: error.message, field: error.field })),
               SendGridLimitExceeded: (error: SendGridError.LimitExceeded) =>
                 Effect.fail(new InvalidEmail({ error: "over_limit", message: error.message, field: error.limit })),
-              StorageError: unavailable
+              StorageError: unavailable,
+              SenderNotAllowed: (error: SenderNotAllowed) => Effect.fail(error)
             })
           ))
         .handle("status", ({ path }) =>
