@@ -4,10 +4,10 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
-import type { ChildProcess } from "node:child_process"
 import * as NodeHttp from "node:http"
 import type * as net from "node:net"
 import * as path from "node:path"
+import { watchOutput } from "../fixtures/serverProcess.js"
 
 const root = path.join(import.meta.dirname, "..", "..")
 const tsx = path.join(root, "node_modules", "tsx", "dist", "cli.mjs")
@@ -20,36 +20,6 @@ const latch = <A = void>() => {
     resolve = r
   })
   return { promise, resolve }
-}
-
-/** Everything the child prints (stdout and stderr), and a way to wait for a line. */
-const watchOutput = (child: ChildProcess) => {
-  let output = ""
-  const waiters: Array<{ readonly pattern: RegExp; readonly resolve: (match: RegExpMatchArray) => void }> = []
-  const onData = (data: Buffer) => {
-    output += data.toString()
-    for (const waiter of [...waiters]) {
-      const match = output.match(waiter.pattern)
-      if (match !== null) {
-        waiters.splice(waiters.indexOf(waiter), 1)
-        waiter.resolve(match)
-      }
-    }
-  }
-  child.stdout?.on("data", onData)
-  child.stderr?.on("data", onData)
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
-  return {
-    output: () => output,
-    exited,
-    waitFor: (pattern: RegExp) =>
-      new Promise<RegExpMatchArray>((resolve, reject) => {
-        const match = output.match(pattern)
-        if (match !== null) return resolve(match)
-        waiters.push({ pattern, resolve })
-        exited.then((code) => reject(new Error(`exited (${code}) before ${pattern}:\n${output}`)))
-      })
-  }
 }
 
 /** GET with node:http (not fetch), to see the `connection` header. */
