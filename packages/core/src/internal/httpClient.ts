@@ -31,22 +31,12 @@ import {
 import type { PoolSlots } from "./poolSlots.js"
 import { makePoolSlots } from "./poolSlots.js"
 
-/**
- * The URL for errors, spans and logs: see `HttpError.redactUrl`.
- *
- * @internal
- */
-export const safeUrl = (request: Target): string => redactUrl(request.url)
-
 /** @internal */
 export const timeoutError = (
   request: Target,
   phase: TimeoutPhase,
   duration: Duration.Duration
 ): TimeoutError => timeout(request, phase, Duration.toMillis(duration))
-
-/** Kept for modules still building decode errors through here. @internal */
-export { decodeError }
 
 /** Every `code` found on an error, its causes and an `AggregateError`'s errors (happy eyeballs). */
 const errorCodes = (error: unknown, depth = 0): Array<string> => {
@@ -114,14 +104,18 @@ const fromRequestError = (
   if (error._tag === "RequestError" && isHttpError(error.cause)) return error.cause
   if (error._tag === "RequestError" && error.reason === "InvalidUrl") {
     // The URL as sent (base URL included), redacted: no query string, no user info.
-    return new InvalidRequest({ reason: `invalid URL ${JSON.stringify(safeUrl(error.request))} (${request.method})` })
+    return new InvalidRequest({
+      reason: `invalid URL ${JSON.stringify(redactUrl(error.request.url))} (${request.method})`
+    })
   }
   if (error._tag === "RequestError" && error.reason !== "Transport") {
-    return new InvalidRequest({ reason: `${request.method} ${safeUrl(error.request)}: body did not encode` })
+    return new InvalidRequest({ reason: `${request.method} ${redactUrl(error.request.url)}: body did not encode` })
   }
   const invalid = errorCodes(error.cause).find((code) => invalidCodes.has(code))
   if (invalid !== undefined) {
-    return new InvalidRequest({ reason: `${request.method} ${safeUrl(request)} refused before sending (${invalid})` })
+    return new InvalidRequest({
+      reason: `${request.method} ${redactUrl(request.url)} refused before sending (${invalid})`
+    })
   }
   return transportError(request, error.cause, options.timeouts)
 }

@@ -1,13 +1,6 @@
 import { InvalidOptions } from "../LiaisonError.js"
 
 /**
- * Kept while modules move to naming `LiaisonError.InvalidOptions` directly.
- *
- * @internal
- */
-export { InvalidOptions } from "../LiaisonError.js"
-
-/**
  * Collects the checks that fail into one `InvalidOptions` (the first): options are validated
  * when a layer is built, with a table that names each field and its rule.
  *

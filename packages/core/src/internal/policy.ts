@@ -8,7 +8,7 @@ import * as Option from "effect/Option"
 import * as CircuitBreaker from "../CircuitBreaker.js"
 import type * as Http from "../Http.js"
 import * as HttpError from "../HttpError.js"
-import type { InvalidOptions } from "../LiaisonError.js"
+import { InvalidOptions } from "../LiaisonError.js"
 import type * as Policy from "../Policy.js"
 import * as RateLimit from "../RateLimit.js"
 import * as Retry from "../Retry.js"
@@ -78,7 +78,7 @@ const rateLimitOf = (
       Option.isSome(limiter)
         ? Effect.succeed({ limiter: limiter.value, rule: rateLimit.rule, mode: rateLimit.mode })
         : Effect.fail(
-          new Invalid.InvalidOptions({
+          new InvalidOptions({
             option: "rateLimit",
             reason: "a limit needs a RateLimit service in context (e.g. RateLimit.layerMemory()); none was provided"
           })
