@@ -168,11 +168,12 @@ export class JsonOnly extends HttpApiMiddleware.Tag<JsonOnly>()("@liaison/server
   failure: Schema.Union(UnsupportedMediaType, PayloadTooLarge, BodyTooDeep)
 }) {}
 
-const isJson = (contentType: string | undefined): boolean => {
-  if (contentType === undefined) return false
-  const type = contentType.split(";")[0]!.trim().toLowerCase()
-  return type === "application/json" || (type.startsWith("application/") && type.endsWith("+json"))
-}
+/**
+ * `application/json` only: HttpApi decodes nothing else as JSON, and would read any other
+ * type's body a second time (as bytes) after this middleware has read it (a request that hangs).
+ */
+const isJson = (contentType: string | undefined): boolean =>
+  contentType !== undefined && contentType.split(";")[0]!.trim().toLowerCase() === "application/json"
 
 const maxDepth = 64
 

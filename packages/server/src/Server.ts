@@ -44,6 +44,7 @@ import * as Safety from "./Safety.js"
 import type { SandboxCredentials } from "./sandbox/Auth.js"
 import { demoCredentials } from "./sandbox/secrets.js"
 import * as Sandbox from "./sandbox/Users.js"
+import * as Settings from "./Settings.js"
 import * as Stores from "./Stores.js"
 import * as CachedUsers from "./users/CachedUsers.js"
 import * as Upstream from "./users/Upstream.js"
@@ -121,6 +122,7 @@ export type StartError =
   | ConfigError.ConfigError
   | Auth.InvalidCredentials
   | Safety.UnsafeConfiguration
+  | Settings.InvalidConfiguration
 
 /**
  * Builds the upstream's `Http` client at `baseUrl` with an authentication transform applied first.
@@ -352,7 +354,9 @@ const connectionsOf = (options: ConnectionOptions): Connections => ({
 /**
  * The server configured by {@link ServerConfig} (`PORT`, `HOST`, `UPSTREAM_URL`, `REDIS_URL`,
  * `SHUTDOWN_TIMEOUT`, the `SERVER_*` connection limits), its upstream client by
- * `Http.layerConfig` (`HTTP_*_TIMEOUT`, …). Before anything starts, `Safety.check` refuses a non-loopback `HOST` with missing or published secrets.
+ * `Http.layerConfig` (`HTTP_*_TIMEOUT`, …). Before anything starts, `Settings.validate` reads every
+ * setting and reports each problem once, and `Safety.check` refuses a non-loopback `HOST` with
+ * missing or published secrets.
  *
  * @since 0.1.0
  * @category layers
@@ -362,7 +366,10 @@ export const layerConfig: Layer.Layer<
   StartError
 > = Layer.unwrapEffect(
   Effect.map(
-    Effect.zipRight(Safety.check, Effect.all([ServerConfig, ProtectedLive.config])),
+    Effect.zipRight(
+      Effect.zipRight(Settings.validate, Safety.check),
+      Effect.all([ServerConfig, ProtectedLive.config])
+    ),
     ([config, auth]) =>
       make(config, auth, (baseUrl, authenticate) => Http.layerConfig({ baseUrl, transformClient: authenticate }))
   )

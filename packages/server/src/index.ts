@@ -35,6 +35,13 @@ export * as Safety from "./Safety.js"
 export * as Server from "./Server.js"
 
 /**
+ * Every setting the server reads, validated together before anything starts.
+ *
+ * @since 0.1.0
+ */
+export * as Settings from "./Settings.js"
+
+/**
  * @since 0.1.0
  */
 export * as Stores from "./Stores.js"

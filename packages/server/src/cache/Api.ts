@@ -11,6 +11,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { Cache } from "@liaison/core"
 import * as Schema from "effect/Schema"
 import * as ApiError from "../ApiError.js"
+import { JsonOnly } from "../Credentials.js"
 
 /**
  * No `ADMIN_API_KEY` is configured, so the admin endpoints are disabled (403).
@@ -82,6 +83,7 @@ export class CacheApi extends HttpApiGroup.make("cache")
       .addError(AdminDisabled)
       .addError(Unauthorized)
       .addError(CacheUnavailable)
+      .middleware(JsonOnly)
       .annotate(OpenApi.Summary, "Invalidate cached entries by key, pattern or tag (needs X-API-Key)")
   )
   .add(

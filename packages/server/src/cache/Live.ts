@@ -20,6 +20,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { Api } from "../Api.js"
+import type { JsonOnly } from "../Credentials.js"
 import { AdminDisabled, CacheUnavailable, Unauthorized } from "./Api.js"
 
 /**
@@ -54,39 +55,40 @@ const invalidationOf = (
  * @since 0.1.0
  * @category layers
  */
-export const CacheLive: Layer.Layer<HttpApiGroup.ApiGroup<"liaison", "cache">, never, Cache.Cache> = HttpApiBuilder
-  .group(Api, "cache", (handlers) =>
-    Effect.gen(function*() {
-      const cache = yield* Cache.Cache
-      // A key that cannot be read disables the route: it fails closed.
-      const key = yield* adminApiKey.pipe(
-        Effect.catchAll((error) =>
-          Effect.as(
-            Effect.logWarning(`ADMIN_API_KEY unreadable, POST /cache/invalidate disabled: ${error}`),
-            Option.none()
+export const CacheLive: Layer.Layer<HttpApiGroup.ApiGroup<"liaison", "cache">, never, Cache.Cache | JsonOnly> =
+  HttpApiBuilder
+    .group(Api, "cache", (handlers) =>
+      Effect.gen(function*() {
+        const cache = yield* Cache.Cache
+        // A key that cannot be read disables the route: it fails closed.
+        const key = yield* adminApiKey.pipe(
+          Effect.catchAll((error) =>
+            Effect.as(
+              Effect.logWarning(`ADMIN_API_KEY unreadable, POST /cache/invalidate disabled: ${error}`),
+              Option.none()
+            )
           )
         )
-      )
-      return handlers
-        .handle("invalidate", ({ headers, payload }) =>
-          Effect.gen(function*() {
-            if (Option.isNone(key)) {
-              return yield* new AdminDisabled({
-                error: "admin_disabled",
-                message: "POST /cache/invalidate is disabled: the server has no ADMIN_API_KEY"
-              })
-            }
-            const given = headers["x-api-key"]
-            if (given === undefined || !sameSecret(given, key.value)) {
-              return yield* new Unauthorized({
-                error: "unauthorized",
-                message: "POST /cache/invalidate needs the admin key in the X-API-Key header"
-              })
-            }
-            const removed = yield* cache.invalidate(invalidationOf(payload)).pipe(
-              Effect.mapError((error) => new CacheUnavailable({ error: "cache_unavailable", message: error.message }))
-            )
-            return { removed }
-          }))
-        .handle("stats", () => cache.stats)
-    }))
+        return handlers
+          .handle("invalidate", ({ headers, payload }) =>
+            Effect.gen(function*() {
+              if (Option.isNone(key)) {
+                return yield* new AdminDisabled({
+                  error: "admin_disabled",
+                  message: "POST /cache/invalidate is disabled: the server has no ADMIN_API_KEY"
+                })
+              }
+              const given = headers["x-api-key"]
+              if (given === undefined || !sameSecret(given, key.value)) {
+                return yield* new Unauthorized({
+                  error: "unauthorized",
+                  message: "POST /cache/invalidate needs the admin key in the X-API-Key header"
+                })
+              }
+              const removed = yield* cache.invalidate(invalidationOf(payload)).pipe(
+                Effect.mapError((error) => new CacheUnavailable({ error: "cache_unavailable", message: error.message }))
+              )
+              return { removed }
+            }))
+          .handle("stats", () => cache.stats)
+      }))

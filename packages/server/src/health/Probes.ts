@@ -15,6 +15,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as MutableRef from "effect/MutableRef"
+import { problemBody } from "../internal/problem.js"
 import { Health } from "./Health.js"
 import type { RedisStatus } from "./Health.js"
 
@@ -73,7 +74,7 @@ export const readiness: Effect.Effect<Readiness, never, Health | Lifecycle> = Ef
  * @category constructors
  */
 export const unavailableBody = (detail: string, extra: Record<string, unknown> = {}): string =>
-  JSON.stringify({ type: "about:blank", title: "Service Unavailable", status: 503, detail, ...extra })
+  problemBody(503, detail, extra)
 
 const unavailable = (state: Readiness): HttpServerResponse.HttpServerResponse =>
   HttpServerResponse.text(

@@ -18,9 +18,10 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as MutableRef from "effect/MutableRef"
 import * as NodeHttp from "node:http"
+import type * as Net from "node:net"
 import type { Connections } from "../Config.js"
 import * as Probes from "../health/Probes.js"
-import { problemDetails } from "./problem.js"
+import { problemBody, problemDetails } from "./problem.js"
 
 /**
  * How often Node checks the headers and request timeouts (its default, 30 s, would let a slow
@@ -46,6 +47,44 @@ const answerWhenNoHandler =
     response.end(body)
   }
 
+/** What Node's own parser and timers reject, as Node itself would answer it. */
+const clientErrorStatus = (code: string | undefined): number =>
+  code === "HPE_HEADER_OVERFLOW"
+    ? 431
+    : code === "HPE_CHUNK_EXTENSIONS_OVERFLOW"
+    ? 413
+    : code === "ERR_HTTP_REQUEST_TIMEOUT"
+    ? 408
+    : 400
+
+const clientErrorDetail: Record<number, string> = {
+  400: "The request is not valid HTTP.",
+  408: "The request did not arrive within the server's request timeout.",
+  413: "The request's chunk extensions are too large.",
+  431: "The request's headers are larger than the server accepts."
+}
+
+/**
+ * Node's own answer to a request its parser or timers reject (malformed HTTP, headers over
+ * `maxHeaderSize`, a request or headers timeout), as problem+json instead of an empty body. As
+ * Node does, it answers only while nothing of a response is on the wire, then closes the socket.
+ */
+const answerClientError = (error: Error & { readonly code?: string }, socket: Net.Socket) => {
+  const inFlight: unknown = Reflect.get(socket, "_httpMessage")
+  const started = inFlight instanceof NodeHttp.ServerResponse && inFlight.headersSent
+  if (socket.writable && !started && error.code !== "ECONNRESET") {
+    const status = clientErrorStatus(error.code)
+    const body = problemBody(status, clientErrorDetail[status] ?? "The request was rejected.")
+    socket.write(
+      `HTTP/1.1 ${status} ${NodeHttp.STATUS_CODES[status]}\r\n` +
+        "Content-Type: application/problem+json\r\n" +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        "Connection: close\r\n\r\n" + body
+    )
+  }
+  socket.destroy(error)
+}
+
 /**
  * A Node server with `connections`' timeouts and caps. (Exported for its test; `internal/` is
  * not part of the package's exports.)
@@ -60,6 +99,7 @@ export const nodeServer = (connections: Connections): NodeHttp.Server => {
   node.keepAliveTimeout = Duration.toMillis(connections.keepAliveTimeout)
   node.maxConnections = connections.maxConnections
   node.on("request", answerWhenNoHandler(node))
+  node.on("clientError", answerClientError)
   return node
 }
 

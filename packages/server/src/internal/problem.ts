@@ -18,6 +18,15 @@ const secretField = /pass(word)?|secret|token|api[-_]?key|authorization|credenti
 
 const previewLength = 40
 
+/**
+ * A problem+json body (RFC 9457) for answers written outside the app: the Node server's own
+ * client errors and the `503` before the app's handler is attached.
+ *
+ * @internal
+ */
+export const problemBody = (status: number, detail: string, extra: Record<string, unknown> = {}): string =>
+  JSON.stringify({ type: "about:blank", title: STATUS_CODES[status] ?? "Error", status, detail, ...extra })
+
 /** An issue message with its rejected value bounded, or dropped for a secret field. */
 const redactIssue = (path: ReadonlyArray<unknown>, message: string): string => {
   const at = message.search(/,? ?actual /)

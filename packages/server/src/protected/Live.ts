@@ -12,7 +12,7 @@
  * | `AUTH_API_KEY_IN` | `header` | `header` or `query` |
  * | `AUTH_API_KEY_NAME` | `X-API-Key` / `api_key` | the header or query parameter |
  * | `AUTH_BASIC_USERNAME`, `AUTH_BASIC_PASSWORD` | sandbox demo user | `basic` mode's credentials |
- * | `OAUTH2_TOKEN_URL`, `OAUTH2_CLIENT_ID`, `OAUTH2_CLIENT_SECRET` | the sandbox's token endpoint | a real identity provider, all three together |
+ * | `OAUTH2_TOKEN_URL`, `OAUTH2_CLIENT_ID`, `OAUTH2_CLIENT_SECRET` | the sandbox's token endpoint | a real identity provider, all three together (only some of them: refused at start-up) |
  * | `OAUTH2_SCOPE`, `OAUTH2_AUDIENCE`, `OAUTH2_CLIENT_AUTH`, `OAUTH2_EXPIRY_SKEW`, `OAUTH2_DEFAULT_EXPIRES_IN` | none, none, `client_secret_basic`, `60 seconds`, `3600 seconds` | |
  *
  * With the built-in sandbox (no `UPSTREAM_URL`), every mode works offline: unset credentials are
@@ -26,8 +26,10 @@ import type * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Auth, Http, HttpError } from "@liaison/core"
 import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -52,23 +54,39 @@ export interface Settings {
 }
 
 /**
+ * A scheme's settings: none when none of its `required` variables is set; refused when only some
+ * are (a half-configured scheme silently left out would hide the typo that caused it).
+ */
+const scheme = <A>(config: Config.Config<A>, required: ReadonlyArray<string>): Config.Config<A | undefined> =>
+  Config.all({
+    value: Config.option(config),
+    set: Config.all(required.map((name) => Config.option(Config.string(name))))
+  }).pipe(Config.mapOrFail(({ set, value }) => {
+    if (Option.isSome(value)) return Either.right(value.value)
+    const missing = required.filter((_, i) => Option.isNone(set[i]!))
+    return missing.length === required.length
+      ? Either.right(undefined)
+      : Either.left(ConfigError.InvalidData(
+        [],
+        `${missing.join(" and ")} must be set together with ${
+          required.filter((name) => !missing.includes(name)).join(" and ")
+        }`
+      ))
+  }))
+
+/**
  * The settings from the environment: `AUTH_*` and `OAUTH2_*` (see the module's table); a scheme
- * whose required variables are not all set is left out.
+ * with none of its required variables is left out, one with only some of them is refused.
  *
  * @since 0.1.0
  * @category config
  */
 export const config: Config.Config<Settings> = Config.all({
-  bearer: Config.option(Auth.bearerConfig),
-  apiKey: Config.option(Auth.apiKeyConfig),
-  basic: Config.option(Auth.basicConfig),
-  oauth2: Config.option(Auth.oauth2Config)
-}).pipe(Config.map((settings) => ({
-  bearer: Option.getOrUndefined(settings.bearer),
-  apiKey: Option.getOrUndefined(settings.apiKey),
-  basic: Option.getOrUndefined(settings.basic),
-  oauth2: Option.getOrUndefined(settings.oauth2)
-})))
+  bearer: scheme(Auth.bearerConfig, ["AUTH_BEARER_TOKEN"]),
+  apiKey: scheme(Auth.apiKeyConfig, ["AUTH_API_KEY"]),
+  basic: scheme(Auth.basicConfig, ["AUTH_BASIC_USERNAME", "AUTH_BASIC_PASSWORD"]),
+  oauth2: scheme(Auth.oauth2Config, ["OAUTH2_TOKEN_URL", "OAUTH2_CLIENT_ID", "OAUTH2_CLIENT_SECRET"])
+})
 
 /** Each mode's `Auth` options; `undefined` when the mode has no credentials. */
 const authOptions = (settings: Settings, sandbox: Sandbox | undefined): Record<Mode, Auth.Options | undefined> => {
