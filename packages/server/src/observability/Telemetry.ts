@@ -12,7 +12,7 @@
  * | variable | default | |
  * |---|---|---|
  * | `LOG_FORMAT` | `pretty` | `json` or `pretty` |
- * | `LOG_LEVEL` | `info` | `all`, `trace`, `debug`, `info`, `warning`, `error`, `fatal` or `none` |
+ * | `LOG_LEVEL` | `info` | `all`, `trace`, `debug`, `info`, `warning` (or `warn`), `error`, `fatal` or `none` (or `off`), any case |
  * | `OTEL_EXPORTER_OTLP_ENDPOINT` | unset | the collector's base URL, e.g. `http://localhost:4318` |
  * | `OTEL_EXPORTER_OTLP_PROTOCOL` | `http/protobuf` | or `http/json` |
  * | `OTEL_EXPORTER_OTLP_HEADERS` | none | redacted; `name=value,name2=value2` sent with every export |
@@ -25,10 +25,11 @@
 import * as Otlp from "@effect/opentelemetry/Otlp"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
 import * as FiberRefs from "effect/FiberRefs"
 import * as HashSet from "effect/HashSet"
@@ -175,6 +176,20 @@ export const otlpConfig: Config.Config<Option.Option<OtlpOptions>> = Config.all(
   }))
 ))
 
+/** `LOG_LEVEL`'s names, case-insensitive (Effect's labels `warn` and `off` too). */
+const levels: Record<string, LogLevel.LogLevel> = {
+  all: LogLevel.All,
+  trace: LogLevel.Trace,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warning: LogLevel.Warning,
+  warn: LogLevel.Warning,
+  error: LogLevel.Error,
+  fatal: LogLevel.Fatal,
+  none: LogLevel.None,
+  off: LogLevel.None
+}
+
 /**
  * `LOG_FORMAT` and `LOG_LEVEL`.
  *
@@ -183,7 +198,15 @@ export const otlpConfig: Config.Config<Option.Option<OtlpOptions>> = Config.all(
  */
 export const logConfig: Config.Config<LogOptions> = Config.all({
   format: Config.literal("json", "pretty")("LOG_FORMAT").pipe(Config.withDefault("pretty" as const)),
-  level: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
+  level: Config.string("LOG_LEVEL").pipe(
+    Config.withDefault("info"),
+    Config.mapOrFail((text) => {
+      const level = levels[text.trim().toLowerCase()]
+      return level === undefined
+        ? Either.left(ConfigError.InvalidData([], `Expected one of ${Object.keys(levels).join(", ")}, got "${text}"`))
+        : Either.right(level)
+    })
+  )
 })
 
 /**
