@@ -117,7 +117,8 @@ export const byteAt = (offset: number) => offset % 251
  */
 export const routeMembers = (reply: Reply): Record<string, unknown> => {
   expect(reply.headers.get("content-type")).toBe("application/problem+json")
-  const { detail, status, title, type, ...members } = reply.json as Record<string, unknown>
+  const { detail, requestId, status, title, type, ...members } = reply.json as Record<string, unknown>
+  expect(requestId).toBe(reply.headers.get("x-request-id"))
   expect(type).toBe("about:blank")
   expect(status).toBe(reply.status)
   expect(typeof title).toBe("string")

@@ -16,6 +16,7 @@ import { CacheApi } from "./cache/Api.js"
 import { EmailsApi } from "./emails/Api.js"
 import { FilesApi } from "./files/Api.js"
 import { HealthApi } from "./health/Api.js"
+import { MetricsApi } from "./observability/Api.js"
 import { PaymentsApi } from "./payments/Api.js"
 import { ProtectedApi } from "./protected/Api.js"
 import { ResilienceApi } from "./resilience/Api.js"
@@ -37,6 +38,7 @@ export class Api extends HttpApi.make("liaison")
   .add(WebhookSubscriptionsApi)
   .add(PaymentsApi)
   .add(EmailsApi)
+  .add(MetricsApi)
   .annotate(OpenApi.Title, "Liaison demo server")
   .annotate(OpenApi.Version, "0.1.0")
   .annotate(

@@ -18,6 +18,8 @@ import { EmailsLive } from "./emails/Live.js"
 import { FilesLive } from "./files/Live.js"
 import type { Health } from "./health/Health.js"
 import { HealthLive } from "./health/Live.js"
+import type { MetricsAccess } from "./observability/Api.js"
+import { MetricsLive } from "./observability/Live.js"
 import { PaymentsLive } from "./payments/Live.js"
 import type { Protected } from "./protected/Live.js"
 import { ProtectedLive } from "./protected/Live.js"
@@ -49,6 +51,7 @@ export const layer: Layer.Layer<
   | WebhookDelivery.WebhookDelivery
   | Stripe.Stripe
   | Emails
+  | MetricsAccess
 > = HttpApiBuilder.api(Api).pipe(
   Layer.provide([
     HealthLive,
@@ -60,7 +63,8 @@ export const layer: Layer.Layer<
     WebhooksLive,
     WebhookSubscriptionsLive,
     PaymentsLive,
-    EmailsLive
+    EmailsLive,
+    MetricsLive
   ]),
   Layer.provide([Credentials.layer, Credentials.layerJsonOnly])
 )

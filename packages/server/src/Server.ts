@@ -22,6 +22,7 @@
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
 import { Cache, CircuitBreaker, Http, LiaisonError, Policy, RateLimit, Redis } from "@liaison/core"
@@ -38,6 +39,7 @@ import { connectionDefaults, connectionsProblem, defaults, ServerConfig } from "
 import * as Emails from "./emails/Emails.js"
 import * as Health from "./health/Health.js"
 import { serve } from "./internal/listener.js"
+import * as MetricsLive from "./observability/Live.js"
 import * as PaymentsLive from "./payments/Live.js"
 import * as ProtectedLive from "./protected/Live.js"
 import * as Safety from "./Safety.js"
@@ -294,12 +296,17 @@ const make = <E>(
         sandboxes
       }))
   ).pipe(
-    Layer.provide(ApiLive.layer),
+    Layer.provide(Layer.provide(ApiLive.layer, MetricsLive.layerAccess(config.host))),
     Layer.provide(Layer.merge(users, Layer.provide(CachedUsers.layer, users))),
     Layer.provide(Layer.provideMerge(services(config.resilience), storage(config.redisUrl))),
     Layer.provide(NodeHttpServer.layerContext)
   )
-  return Layer.effect(HttpServer.HttpServer, HttpServer.HttpServer).pipe(Layer.provide(server))
+  return Layer.effect(HttpServer.HttpServer, HttpServer.HttpServer).pipe(
+    Layer.provide(server),
+    // The platform's server span records the full URL, query string included (the sandboxes'
+    // servers too); `observability/Access` records one without it.
+    Layer.provide(Layer.locallyScoped(HttpMiddleware.currentTracerDisabledWhen, () => true))
+  )
 }
 
 /**

@@ -14,6 +14,7 @@ import * as CacheLive from "./cache/Live.js"
 import { ServerConfig } from "./Config.js"
 import * as Credentials from "./Credentials.js"
 import * as Emails from "./emails/Emails.js"
+import * as Telemetry from "./observability/Telemetry.js"
 import * as PaymentsLive from "./payments/Live.js"
 import * as ProtectedLive from "./protected/Live.js"
 import * as Safety from "./Safety.js"
@@ -61,7 +62,9 @@ export const all: Config.Config<unknown> = Config.all([
   Stores.cacheTier,
   Stores.redisKeyPrefix,
   Cache.config,
-  RateLimit.config
+  RateLimit.config,
+  Telemetry.logConfig,
+  Telemetry.otlpConfig
 ])
 
 /**

@@ -185,3 +185,28 @@ export * as SendGridSandbox from "./sandbox/SendGrid.js"
  * @since 0.1.0
  */
 export * as SandboxSecrets from "./sandbox/secrets.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Prometheus from "./observability/Prometheus.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Telemetry from "./observability/Telemetry.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Access from "./observability/Access.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as MetricsApi from "./observability/Api.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as MetricsLive from "./observability/Live.js"

@@ -15,7 +15,8 @@
  *   down): `unknown`, never resent — mail send has no idempotency key, and a resend could deliver
  *   it twice. `EMAIL_AT_LEAST_ONCE=true` opts into resending instead (at least once, maybe twice).
  *
- * Every accepted email ends `sent`, `failed` or `unknown`.
+ * Every accepted email ends `sent`, `failed` or `unknown`, counted when it settles in
+ * `liaison_emails_total{outcome}`.
  *
  * | variable | default | |
  * |---|---|---|
@@ -40,6 +41,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
@@ -174,6 +176,30 @@ const deliver = (sendgrid: SendGrid.Service, config: Settings) =>
     }
   )
 
+/**
+ * `liaison_emails_total`: emails settled by a worker, by outcome (`sent`, `failed`, `unknown`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const emailsTotal = Metric.counter("liaison_emails_total", {
+  description: "Emails settled by a worker, by outcome (sent, failed, unknown)",
+  incremental: true
+})
+
+/** Counts an attempt that settled its email; a retry settles nothing. */
+const counted =
+  <R>(handler: (item: DurableQueue.Item<EmailRequest>) => Effect.Effect<DurableQueue.Outcome, never, R>) =>
+  (item: DurableQueue.Item<EmailRequest>) =>
+    Effect.tap(handler(item), (outcome) =>
+      outcome._tag === "RetryLater"
+        ? Effect.void
+        : Metric.increment(Metric.tagged(
+          emailsTotal,
+          "outcome",
+          outcome._tag === "Done" ? "sent" : outcome.detail?.unknown === true ? "unknown" : "failed"
+        )))
+
 const publicState = {
   queued: "queued",
   processing: "sending",
@@ -225,7 +251,7 @@ export const make = (
       lease: config.lease
     })
     const sendgrid = yield* SendGrid.SendGrid
-    yield* queue.worker(deliver(sendgrid, config), { concurrency: config.workers })
+    yield* queue.worker(counted(deliver(sendgrid, config)), { concurrency: config.workers })
     return Emails.of({
       send: (request) =>
         Effect.gen(function*() {

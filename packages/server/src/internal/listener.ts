@@ -21,6 +21,7 @@ import * as NodeHttp from "node:http"
 import type * as Net from "node:net"
 import type { Connections } from "../Config.js"
 import * as Probes from "../health/Probes.js"
+import * as Access from "../observability/Access.js"
 import { problemBody, problemDetails } from "./problem.js"
 
 /**
@@ -180,10 +181,13 @@ const listenAndServe = (options: ServeOptions) =>
     const app = yield* HttpApiBuilder.httpApp
     const node = nodeServer(options.connections)
     const server = yield* NodeHttpServer.make(() => node, { port: options.port, host: options.host })
-    yield* server.serve(app, (served) => closeConnectionsWhenDraining(draining)(problemDetails(served)))
+    yield* server.serve(app, (served) =>
+      Access.middleware(closeConnectionsWhenDraining(draining)(problemDetails(served))))
     // Added after `serve`'s own finalizer, so it runs first: readiness turns false, then the
     // handler stays attached until every request in flight is answered.
-    yield* Effect.addFinalizer(() => drain(node, draining, options.shutdownTimeout))
+    yield* Effect.addFinalizer(() =>
+      drain(node, draining, options.shutdownTimeout)
+    )
     const context = Context.make(HttpServer.HttpServer, server)
     yield* HttpServer.addressFormattedWith((url) => Effect.logInfo(startupLine(url, options.sandboxes ?? []))).pipe(
       Effect.provide(context)

@@ -11,6 +11,7 @@ import { STATUS_CODES } from "node:http"
  * extension members, and `errors` (field paths) for a body or a parameter that did not decode.
  * A rejected value appears at most as a short preview, and never for a field that holds a
  * secret. Unknown routes, wrong methods and failures no route answered get the same shape.
+ * Each carries the request's id as `requestId` (the `x-request-id` response header).
  */
 
 /** Fields whose values never appear in an error, even as a preview. */
@@ -78,13 +79,20 @@ const readJson = (response: HttpServerResponse.HttpServerResponse): Record<strin
  * @internal
  */
 export const toProblem = (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse => {
-  if (response.status < 400) return response
+  if (response.status < 400 || response.body._tag === "Stream") return response
+  // The request id the access log has (set by `observability/Access` before this runs).
+  const requestId = response.headers["x-request-id"]
+  const tagged = requestId === undefined ? {} : { requestId }
   const contentType = response.body._tag === "Empty" ? undefined : response.body.contentType
-  if ((contentType ?? "").startsWith("application/problem+json") || response.body._tag === "Stream") return response
+  if ((contentType ?? "").startsWith("application/problem+json")) {
+    if (requestId === undefined) return response
+    const body = JSON.stringify({ ...readJson(response), ...tagged })
+    return HttpServerResponse.setBody(response, HttpBody.text(body, "application/problem+json"))
+  }
   const title = STATUS_CODES[response.status] ?? "Error"
   const members = extensions(readJson(response))
   const detail = typeof members.message === "string" && members.message !== "" ? members.message : title
-  const problem = { type: "about:blank", title, status: response.status, detail, ...members }
+  const problem = { type: "about:blank", title, status: response.status, detail, ...members, ...tagged }
   return HttpServerResponse.setBody(response, HttpBody.text(JSON.stringify(problem), "application/problem+json"))
 }
 
