@@ -284,7 +284,7 @@ const guarded = (
       : breaker.protectWith(Effect.zipRight(permit, observed), state.judge))
 }
 
-/** One attempt of one key, observed by telemetry (a span only inside a traced call). */
+/** One attempt of one key (in a span of its own inside a traced call). */
 const attemptWith = (
   wrapped: Wrapped,
   state: KeyState,
@@ -292,19 +292,29 @@ const attemptWith = (
   request: Request,
   remaining: number | undefined,
   info: RetryEngine.AttemptInfo
-): ReturnType<Http.Service["execute"]> =>
-  Telemetry.attempt(state.labels, request.method, info, call, guarded(state, wrapped.send(request, remaining)))
+): ReturnType<Http.Service["execute"]> => {
+  const attempt = guarded(state, wrapped.send(request, remaining))
+  return call === undefined ? attempt : Telemetry.tracedAttempt(state.labels, request.method, info, call, attempt)
+}
 
-/** One call of one key: the retried attempts, the call's span and duration around them. */
+/**
+ * One call of one key: the retried attempts, the call's span and duration around them. An
+ * untraced attempt is counted by the retry loop, from the exit it looks at anyway.
+ */
 const call = (wrapped: Wrapped, request: Request, state: KeyState): ReturnType<Http.Service["execute"]> =>
-  Telemetry.call(state.labels, request, (span) => {
+  Telemetry.call(state.labels, request, (span, fiberLabels) => {
+    const { engine } = wrapped
     const attempt: Attempt = span === undefined
       ? state.attempt
       : (request, remaining, info) => attemptWith(wrapped, state, span, request, remaining, info)
-    const { engine } = wrapped
-    return engine.retry === undefined
-      ? attempt(request, engine.totalMillis, RetryEngine.firstAttempt)
-      : RetryEngine.executeFor(engine.retry, attempt, request, state.host)
+    const count = span === undefined
+      ? (exit: Exit.Exit<Http.Response, HttpError.HttpError>) => {
+        Telemetry.countAttempt(state.labels, request.method, fiberLabels, exit)
+      }
+      : undefined
+    if (engine.retry !== undefined) return RetryEngine.executeFor(engine.retry, attempt, request, state.host, count)
+    const once = attempt(request, engine.totalMillis, RetryEngine.firstAttempt)
+    return count === undefined ? once : Effect.onExit(once, (exit) => Effect.sync(() => count(exit)))
   })
 
 /** Hosts by the authority of absolute URLs, so a call does not parse its URL (bounded). */
@@ -367,6 +377,8 @@ export const wrap = (
       key = engine.keyOf(url)
     }
     if (host === undefined) return execute(request) // not a URL: the client reports it as an InvalidRequest
+    const state = wrapped.states.get(key === host ? key : `${key}\u0000${host}`)
+    if (state !== undefined) return call(wrapped, request, state)
     return Effect.flatMap(stateFor(wrapped, key, host), (state) => call(wrapped, request, state))
   }
 }

@@ -130,6 +130,7 @@ const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 export interface CallSpan {
   readonly span: Tracer.Span
   attempts: number
+  readonly fiberLabels: ReadonlyArray<MetricLabel.MetricLabel>
 }
 
 type Execute = ReturnType<Http.Service["execute"]>
@@ -145,7 +146,7 @@ const spanOptions = { kind: "client", captureStackTrace: false } as const
 export const call = (
   labels: HostLabels,
   request: HttpClientRequest.HttpClientRequest,
-  body: (span: CallSpan | undefined) => Execute
+  body: (span: CallSpan | undefined, fiberLabels: ReadonlyArray<MetricLabel.MetricLabel>) => Execute
 ): Execute =>
   Effect.withFiberRuntime((fiber) => {
     const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
@@ -160,17 +161,17 @@ export const call = (
       return status
     }
     if (fiber.currentTracer === nativeTracer || !fiber.getFiberRef(FiberRef.currentTracerEnabled)) {
-      return Effect.flatMap(Effect.exit(body(undefined)), (exit) => {
+      return Effect.flatMap(Effect.exit(body(undefined, fiberLabels)), (exit) => {
         record(exit)
         return exit
       })
     }
     return Effect.useSpan("liaison.call", spanOptions, (span) => {
-      const call: CallSpan = { span, attempts: 0 }
+      const call: CallSpan = { span, attempts: 0, fiberLabels }
       span.attribute("http.request.method", request.method)
       span.attribute("server.address", labels.address)
       if (labels.port !== undefined) span.attribute("server.port", labels.port)
-      return Effect.flatMap(Effect.exit(Effect.withParentSpan(body(call), span)), (exit) => {
+      return Effect.flatMap(Effect.exit(Effect.withParentSpan(body(call, fiberLabels), span)), (exit) => {
         const status = record(exit)
         if (status !== undefined) span.attribute("http.response.status_code", status)
         span.attribute("liaison.attempts", call.attempts)
@@ -191,44 +192,43 @@ const errorType = (exit: Exit.Exit<Http.Response, HttpError.HttpError>, status: 
 }
 
 /**
- * Runs an attempt: counted by outcome, and, inside a traced call, as a `liaison.attempt` span
- * (the parent of the transport's `http.client` span).
+ * Counts an attempt's end by its outcome (outside a span: the retry loop calls it with the
+ * attempt's exit, so an untraced attempt costs no effect of its own).
  *
  * @internal
  */
-export const attempt = (
+export const countAttempt = (
+  labels: HostLabels,
+  method: string,
+  fiberLabels: ReadonlyArray<MetricLabel.MetricLabel>,
+  exit: Exit.Exit<Http.Response, HttpError.HttpError>
+): Outcome => {
+  const outcome = outcomeOf(exit)
+  attempts.unsafeUpdate(1, withFiberLabels(fiberLabels, methodLabels(labels, method).byOutcome[outcome]))
+  return outcome
+}
+
+/**
+ * Runs an attempt of a traced call as a `liaison.attempt` span (the parent of the transport's
+ * `http.client` span), its outcome counted.
+ *
+ * @internal
+ */
+export const tracedAttempt = (
   labels: HostLabels,
   method: string,
   info: AttemptInfo,
-  call: CallSpan | undefined,
+  call: CallSpan,
   effect: Execute
 ): Execute => {
-  const count = (
-    exit: Exit.Exit<Http.Response, HttpError.HttpError>,
-    fiberLabels: ReadonlyArray<MetricLabel.MetricLabel>
-  ) => {
-    const outcome = outcomeOf(exit)
-    attempts.unsafeUpdate(1, withFiberLabels(fiberLabels, methodLabels(labels, method).byOutcome[outcome]))
-    return outcome
-  }
-  if (call === undefined) {
-    return Effect.withFiberRuntime((fiber) =>
-      Effect.flatMap(Effect.exit(effect), (exit) => {
-        count(exit, fiber.getFiberRef(FiberRef.currentMetricLabels))
-        return exit
-      })
-    )
-  }
   call.attempts = info.attempt
   return Effect.useSpan("liaison.attempt", { parent: call.span, captureStackTrace: false }, (span) => {
     span.attribute("liaison.attempt", info.attempt)
     span.attribute("liaison.delay_ms", info.delayMillis)
     if (info.retryAfterMillis !== undefined) span.attribute("liaison.retry_after_ms", info.retryAfterMillis)
-    return Effect.withFiberRuntime((fiber) =>
-      Effect.flatMap(Effect.exit(Effect.withParentSpan(effect, span)), (exit) => {
-        span.attribute("liaison.outcome", count(exit, fiber.getFiberRef(FiberRef.currentMetricLabels)))
-        return exit
-      })
-    )
+    return Effect.flatMap(Effect.exit(Effect.withParentSpan(effect, span)), (exit) => {
+      span.attribute("liaison.outcome", countAttempt(labels, method, call.fiberLabels, exit))
+      return exit
+    })
   })
 }

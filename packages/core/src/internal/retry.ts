@@ -336,17 +336,21 @@ export const executeFor = (
   settings: Settings,
   attempt: Attempt,
   request: HttpClientRequest.HttpClientRequest,
-  host: string
+  host: string,
+  observe?: ((exit: Exit.Exit<Http.Response, HttpError.HttpError>) => void) | undefined
 ): ReturnType<Http.Service["execute"]> =>
   loop(
     settings,
     { method: request.method, url: request.url, host, safe: isSafe(settings, request.method, request.headers) },
     (remainingMillis, info) =>
-      Effect.map(Effect.exit(attempt(request, remainingMillis, info)), (exit) => judgeResponse(exit, settings))
+      Effect.map(Effect.exit(attempt(request, remainingMillis, info)), (exit) => {
+        if (observe !== undefined) observe(exit)
+        return judgeResponse(exit, settings)
+      })
   )
 
 /**
- * {@link executeFor}, the host read from the request's URL.
+ * {@link executeFor}, the host read from the request's URL. `observe` sees every attempt's end.
  *
  * @internal
  */
