@@ -333,18 +333,21 @@ const report = async (http: Rates, open: Rates) => {
 export const run = (): Promise<void> =>
   withProcess(spawnUpstream, async (upstream) => {
     const url = `${upstream.ready.url}/json?size=1`
+    // BENCH_ONLY=policy (a comma-separated list) runs only those contenders, e.g. under `--cpu-prof`.
+    const only = process.env.BENCH_ONLY?.split(",")
     const clients = [
       liaisonClient("policy", url, policyLayer),
       liaisonClient("liaison", url, httpLayer),
       gotCockatiel(url),
       opossumUndici(url)
-    ]
+    ].filter((client) => only === undefined || only.includes(client.name))
     try {
       for (const client of clients) {
         console.error(`warm-up ${client.name}: ${WARMUP} requests`)
         await client.batch(WARMUP)
       }
       const http = ratesOf(await interleave(clients.map(contender), ROUNDS), REQUESTS)
+      if (only !== undefined) return console.log(JSON.stringify(http.wall))
       await report(http, await measureOpenBreakers())
     } finally {
       await Promise.all(clients.map((client) => client.close()))

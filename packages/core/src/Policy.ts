@@ -1,17 +1,24 @@
 /**
- * One resilience policy for every call of an {@link Http.Http} client, per upstream host, in the
- * order of Microsoft's standard resilience pipeline:
+ * One resilience policy for every call of an {@link Http.Http} client, per upstream host:
  *
- * 1. rate limit (`RateLimit`, one limit per host; off unless configured),
- * 2. total timeout (the whole call, retries and their delays included; default 30 s),
- * 3. retry (`Retry`: backoff with jitter, idempotent methods only, Retry-After, budget),
- * 4. circuit breaker (`CircuitBreaker`, one per host: each attempt is judged, a 5xx or 429
+ * 1. total timeout (the whole call, retries and their delays included; default 30 s),
+ * 2. retry (`Retry`: backoff with jitter, idempotent methods only, Retry-After, a budget per
+ *    host, shared by every instance with `Retry.layerBudgetStoreRedis`),
+ * 3. per attempt, the gates: rate limit (`RateLimit`, one limit per host; off unless configured)
+ *    and circuit breaker (`CircuitBreaker`, one per host: each attempt is judged, a 5xx or 429
  *    answer counts as a failure even though it is a response),
- * 5. attempt timeout (each attempt until its response headers; default 10 s).
+ * 4. attempt timeout (each attempt until its response headers; default 10 s).
  *
- * The limiter sits outside the retry so a permit covers the whole call (the retry budget keeps
- * retries from multiplying the load), and the breaker inside it so every attempt is judged and an
- * open breaker stops the retries at once.
+ * Every attempt, a retry too, takes a permit: the upstream never sees more than the limit,
+ * whatever fails. While a host is healthy the limiter comes first and the breaker times only the
+ * attempt (a wait for a permit is never a slow call); once an attempt has failed, the breaker is
+ * looked at first, and an open (or half-open) breaker refuses before the limiter, so a refused
+ * attempt spends no permit. An open breaker stops the retries at once.
+ *
+ * Telemetry: a `liaison.call` span per call with one `liaison.attempt` child per attempt (only
+ * when a tracer that records is installed), and the metrics
+ * `liaison_http_client_duration_seconds`, `liaison_http_client_attempts_total`,
+ * `liaison_http_client_retries_total` and `liaison_retry_budget_exhausted_total`.
  *
  * ```ts
  * const HttpLive = Policy.layer({ rateLimit: { rule: RateLimit.tokenBucket({ limit: 50, interval: "1 second" }) } }).pipe(

@@ -13,7 +13,9 @@
  *   `X-RateLimit-Reset`, the next attempt waits at least that long; if it asks for more than
  *   `maxRetryAfter`, the call fails at once with `RetryAfterTooLong` carrying the server's delay.
  * - A retry budget per host (default: 20% of the last 10 seconds' requests, plus 10 retries per
- *   second): when spent, a retryable failure fails fast with `RetryBudgetExhausted`.
+ *   second): when spent, a retryable failure fails fast with `RetryBudgetExhausted`. The budget
+ *   is counted in a {@link BudgetStore}: by default each policy's own, in memory; with
+ *   {@link layerBudgetStoreRedis} in context, one budget per host for every instance.
  * - `deadline` bounds the whole retried call (`TimeoutError` in phase `total`); a retry whose
  *   delay would end past the deadline is not attempted.
  *
@@ -27,6 +29,7 @@
  */
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -35,7 +38,9 @@ import type * as Schedule from "effect/Schedule"
 import * as Http from "./Http.js"
 import type { HttpError, RetryAfterTooLong, RetryBudgetExhausted, TimeoutError } from "./HttpError.js"
 import * as internal from "./internal/retry.js"
+import * as Budget from "./internal/retryBudget.js"
 import type { InvalidOptions } from "./LiaisonError.js"
+import * as Redis from "./Redis.js"
 
 /**
  * What an attempt ended with, for {@link Options.isRetryable}.
@@ -162,6 +167,68 @@ export const defaults: {
   budget: { ratio: 0.2, minRetriesPerSecond: 10, window: Duration.seconds(10) }
 }
 
+/**
+ * The counting behind the retry budget, per host. `settings` travel with each call, so policies
+ * with different ratios can share one store (policies with different windows count apart).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BudgetStoreService {
+  /** Counts a first attempt. Never waits: a shared store counts in the background. */
+  readonly request: (host: string, settings: BudgetSettings, nowMillis: number) => void
+  /** Takes one retry from the host's budget, if there is one left. */
+  readonly tryRetry: (host: string, settings: BudgetSettings, nowMillis: number) => Effect.Effect<boolean>
+}
+
+/**
+ * A budget as a store sees it: retries allowed per window are `minRetries + ratio × requests`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BudgetSettings {
+  readonly ratio: number
+  readonly minRetries: number
+  readonly windowMillis: number
+}
+
+/**
+ * Where retry budgets are counted. Optional: without one in context each policy counts its own
+ * budget in memory (what {@link layerBudgetStoreMemory} shares across the policies of one
+ * process).
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class BudgetStore extends Context.Tag("@liaison/core/Retry/BudgetStore")<BudgetStore, BudgetStoreService>() {}
+
+/**
+ * One in-memory budget per host, shared by every policy built with it in context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerBudgetStoreMemory: Layer.Layer<BudgetStore> = Layer.sync(BudgetStore, Budget.makeMemory)
+
+/**
+ * One budget per host for every instance on the shared {@link Redis.Redis}: atomic Lua under
+ * `prefix` (default `liaison:retry-budget:`), keys expiring with the window, Redis `TIME` as the
+ * clock. Fails open to a local budget: first attempts are counted in the background (a call
+ * never waits for Redis), a retry waits at most 100 ms for Redis' answer, and while Redis fails
+ * this instance's own count decides (one log line per outage).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerBudgetStoreRedis = (
+  options: { readonly prefix?: string | undefined } = {}
+): Layer.Layer<BudgetStore, never, Redis.Redis> =>
+  Layer.effect(
+    BudgetStore,
+    Effect.map(Redis.Redis, (redis) => Budget.makeRedis(redis, options.prefix ?? "liaison:retry-budget:"))
+  )
+
 const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
   Config.map(Config.option(config), Option.getOrUndefined)
 
@@ -194,13 +261,17 @@ export const backoff = (options: Options = {}): Schedule.Schedule<Duration.Durat
   internal.backoff(options, defaults)
 
 /**
- * A retry policy (its budget is its own: share one `Policy` to share a budget).
+ * A retry policy. Its budget is counted in the {@link BudgetStore} in context, if any, else in a
+ * memory store of its own (share one `Policy`, or provide a store, to share a budget).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (options: Options = {}): Effect.Effect<Policy, InvalidOptions> =>
-  Effect.map(internal.resolve(options, defaults), internal.makePolicy)
+  Effect.flatMap(
+    Effect.serviceOption(BudgetStore),
+    (store) => Effect.map(internal.resolve(options, defaults, Option.getOrUndefined(store)), internal.makePolicy)
+  )
 
 /**
  * The policy as an {@link Http.Http} middleware: every call through it is retried.

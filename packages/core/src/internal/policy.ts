@@ -1,9 +1,12 @@
 /**
- * The policy engine: options checked once, then per call: key → adaptive limiter → rate limit →
- * retry → breaker → attempt timeout. Every step is a top-level function over one `Engine`.
+ * The policy engine: options checked once, then per call: key → total timeout → retry → per
+ * attempt: breaker and limiters (see `guarded` for their order) → attempt timeout. Every step is
+ * a top-level function over one `Engine`; what a key needs (its breaker, adaptive limiter,
+ * labels) is resolved once and kept in a `KeyState`.
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as CircuitBreaker from "../CircuitBreaker.js"
 import type * as Http from "../Http.js"
@@ -15,6 +18,7 @@ import * as Retry from "../Retry.js"
 import { millis } from "./duration.js"
 import { isAbsoluteUrl } from "./httpClient.js"
 import * as Invalid from "./invalidOptions.js"
+import * as Telemetry from "./policyTelemetry.js"
 import * as RetryEngine from "./retry.js"
 import { timeoutFail } from "./timeout.js"
 
@@ -37,14 +41,38 @@ export interface Engine {
   readonly retry: RetryEngine.Settings | undefined
   readonly attemptMillis: number
   readonly totalMillis: number
-  readonly keyOf: (url: URL) => string
+  /** `undefined`: the key is the URL's host (found without parsing the URL on every call). */
+  readonly keyOf: ((url: URL) => string) | undefined
   /** One adaptive limiter per key, created on first use. */
   readonly adaptives: Map<string, RateLimit.Adaptive>
 }
 
-type Attempt = RetryEngine.Attempt
+/**
+ * What the calls of one key (to one host) share, resolved once.
+ *
+ * @internal
+ */
+export interface KeyState {
+  readonly key: string
+  readonly host: string
+  readonly breaker: CircuitBreaker.Breaker | undefined
+  readonly adaptive: RateLimit.Adaptive | undefined
+  readonly labels: Telemetry.HostLabels
+  /** The permits of every limiter of the key (one effect, reused by every attempt). */
+  readonly permit: Effect.Effect<void, HttpError.RateLimited> | undefined
+  /** The breaker's verdict on an attempt; notes whether the key is healthy. */
+  readonly judge: (exit: Exit.Exit<unknown, unknown>) => CircuitBreaker.Verdict
+  /** The attempt of an untraced call. */
+  readonly attempt: Attempt
+  /**
+   * The last attempt through the breaker succeeded: the breaker is (almost surely) closed, so
+   * the limiter is asked first with no look at the breaker (see `guarded`).
+   */
+  healthy: boolean
+}
 
-const hostKey = (url: URL) => url.host
+type Attempt = RetryEngine.Attempt
+type Request = Parameters<Http.Service["execute"]>[0]
 
 const check = (options: Policy.Options, totalMillis: number, attemptMillis: number): InvalidOptions | undefined =>
   Invalid.check([
@@ -87,8 +115,8 @@ const rateLimitOf = (
 }
 
 /**
- * Checks the options and takes the breakers (and, when a limit is configured, the limiter)
- * from context.
+ * Checks the options and takes the breakers (and, when a limit is configured, the limiter;
+ * and a retry budget store, if one is in context) from context.
  *
  * @internal
  */
@@ -104,9 +132,10 @@ export const make = (
     if (invalid !== undefined) return yield* invalid
     const rateLimit = yield* rateLimitOf(options)
     const breakers = yield* CircuitBreaker.CircuitBreaker
+    const store = Option.getOrUndefined(yield* Effect.serviceOption(Retry.BudgetStore))
     const retry = options.retry === false
       ? undefined
-      : yield* RetryEngine.resolve({ ...options.retry, deadline: total }, Retry.defaults)
+      : yield* RetryEngine.resolve({ ...options.retry, deadline: total }, Retry.defaults, store)
     // Checked now, not at the first call.
     if (options.adaptive !== undefined) yield* RateLimit.makeAdaptive(options.adaptive)
     return {
@@ -116,10 +145,43 @@ export const make = (
       retry,
       attemptMillis,
       totalMillis,
-      keyOf: options.keyOf ?? hostKey,
+      keyOf: options.keyOf,
       adaptives: new Map()
     }
   })
+
+/** What a wrapped `execute` shares with its calls. */
+interface Wrapped {
+  readonly engine: Engine
+  readonly send: Send
+  readonly baseUrl: string | undefined
+  /** Per key and host, resolved on first use. */
+  readonly states: Map<string, KeyState>
+}
+
+/** The key's state, created (breaker and adaptive limiter resolved) on its first call. */
+const stateFor = (wrapped: Wrapped, key: string, host: string): Effect.Effect<KeyState> => {
+  const id = key === host ? key : `${key}\u0000${host}`
+  const existing = wrapped.states.get(id)
+  if (existing !== undefined) return Effect.succeed(existing)
+  const { engine } = wrapped
+  const breaker = engine.options.breaker === false ? Effect.succeed(undefined) : engine.breakers.get(key)
+  return Effect.zipWith(breaker, adaptiveFor(engine, key), (breaker, adaptive) => {
+    const state: KeyState = {
+      key,
+      host,
+      breaker,
+      adaptive,
+      labels: Telemetry.hostLabels(host),
+      permit: permits(engine, key, adaptive),
+      judge: (exit) => judge(state, exit, wrapped.baseUrl),
+      attempt: (request, remaining, info) => attemptWith(wrapped, state, undefined, request, remaining, info),
+      healthy: true
+    }
+    wrapped.states.set(id, state)
+    return state
+  })
+}
 
 const adaptiveFor = (engine: Engine, key: string): Effect.Effect<RateLimit.Adaptive | undefined> =>
   Effect.suspend(() => {
@@ -131,8 +193,14 @@ const adaptiveFor = (engine: Engine, key: string): Effect.Effect<RateLimit.Adapt
     })
   })
 
+type Send = (request: Request, remainingMillis: number | undefined) => ReturnType<Http.Service["execute"]>
+
 /** One timer per attempt: the attempt timeout, or what is left of the total when that is less. */
-const timed = (engine: Engine, execute: Http.Service["execute"]): Attempt => (request, remainingMillis) => {
+const timed = (engine: Engine, execute: Http.Service["execute"]): Send =>
+(
+  request: Request,
+  remainingMillis: number | undefined
+): ReturnType<Http.Service["execute"]> => {
   const byTotal = remainingMillis !== undefined && remainingMillis < engine.attemptMillis
   return timeoutFail(
     execute(request),
@@ -161,53 +229,123 @@ const verdictOfResponse = (response: Http.Response, baseUrl: string | undefined)
   }
 }
 
-/**
- * The attempt of one key: timed, observed by its adaptive limiter, judged by its breaker (a 5xx
- * or 429 answer is a failure even though it is a response).
- */
-const attemptFor = (
-  engine: Engine,
-  timedAttempt: Attempt,
-  key: string,
-  adaptive: RateLimit.Adaptive | undefined,
+const judge = (
+  state: KeyState,
+  exit: Exit.Exit<unknown, unknown>,
   baseUrl: string | undefined
-): Attempt => {
-  const observed: Attempt = adaptive === undefined
-    ? timedAttempt
-    : (request, remaining) =>
-      Effect.tap(timedAttempt(request, remaining), (response) => adaptive.observe(response.status, response.headers))
-  if (engine.options.breaker === false) return observed
-  return (request, remaining) =>
-    Effect.flatMap(
-      engine.breakers.get(key),
-      (breaker) =>
-        breaker.protectWith(observed(request, remaining), (exit) =>
-          exit._tag === "Success"
-            ? verdictOfResponse(exit.value, baseUrl)
-            : exit.cause._tag === "Fail"
-            ? CircuitBreaker.defaultVerdict(exit.cause.error)
-            : { _tag: "Failure", retryAfterMillis: undefined })
-    )
+): CircuitBreaker.Verdict => {
+  const verdict = exit._tag === "Success"
+    ? verdictOfResponse(exit.value as Http.Response, baseUrl)
+    : exit.cause._tag === "Fail"
+    ? CircuitBreaker.defaultVerdict(exit.cause.error)
+    : { _tag: "Failure" as const, retryAfterMillis: undefined }
+  state.healthy = verdict._tag === "Success"
+  return verdict
 }
 
-/** One call of one key: the limiters outside, then the retried attempts. */
-const call = (
+/** Waits for (or is refused) a permit of every limiter of the key. */
+const permits = (
   engine: Engine,
-  timedAttempt: Attempt,
-  baseUrl: string | undefined,
-  request: Parameters<Http.Service["execute"]>[0],
   key: string,
   adaptive: RateLimit.Adaptive | undefined
+): Effect.Effect<void, HttpError.RateLimited> | undefined => {
+  const { rateLimit } = engine
+  const limit = rateLimit === undefined ? undefined : rateLimit.limiter.acquire(key, rateLimit.rule, rateLimit.mode)
+  const adaptivePermit = adaptive?.acquire(engine.options.rateLimit?.mode)
+  return adaptivePermit === undefined
+    ? limit
+    : limit === undefined
+    ? adaptivePermit
+    : Effect.zipRight(adaptivePermit, limit)
+}
+
+/**
+ * One attempt with its gates. Every attempt (a retry too) takes a permit, so the upstream never
+ * sees more than the limit. The order: while the key is healthy, the limiter first, then the
+ * breaker (a limiter's wait is not part of the attempt the breaker times, so it never counts as
+ * a slow call). After a failure, the breaker is looked at first: open or half-open, it judges
+ * before the limiter (a call it refuses spends no permit); closed, the order stays.
+ */
+const guarded = (
+  state: KeyState,
+  attempt: ReturnType<Http.Service["execute"]>
 ): ReturnType<Http.Service["execute"]> => {
-  const { options, rateLimit } = engine
-  const attempt = attemptFor(engine, timedAttempt, key, adaptive, baseUrl)
-  const retried = engine.retry === undefined
-    ? attempt(request, engine.totalMillis)
-    : RetryEngine.executeWithin(engine.retry, attempt, baseUrl)(request)
-  const limited = rateLimit === undefined
-    ? retried
-    : Effect.zipRight(rateLimit.limiter.acquire(key, rateLimit.rule, rateLimit.mode), retried)
-  return adaptive === undefined ? limited : Effect.zipRight(adaptive.acquire(options.rateLimit?.mode), limited)
+  const adaptive = state.adaptive
+  const observed = adaptive === undefined
+    ? attempt
+    : Effect.tap(attempt, (response) => adaptive.observe(response.status, response.headers))
+  const { breaker, permit } = state
+  if (breaker === undefined) return permit === undefined ? observed : Effect.zipRight(permit, observed)
+  if (permit === undefined) return breaker.protectWith(observed, state.judge)
+  if (state.healthy) return Effect.zipRight(permit, breaker.protectWith(observed, state.judge))
+  return Effect.flatMap(breaker.snapshot, (snapshot) =>
+    snapshot.state === "Closed"
+      ? Effect.zipRight(permit, breaker.protectWith(observed, state.judge))
+      : breaker.protectWith(Effect.zipRight(permit, observed), state.judge))
+}
+
+/** One attempt of one key (in a span of its own inside a traced call). */
+const attemptWith = (
+  wrapped: Wrapped,
+  state: KeyState,
+  call: Telemetry.CallSpan | undefined,
+  request: Request,
+  remaining: number | undefined,
+  info: RetryEngine.AttemptInfo
+): ReturnType<Http.Service["execute"]> => {
+  const attempt = guarded(state, wrapped.send(request, remaining))
+  return call === undefined ? attempt : Telemetry.tracedAttempt(state.labels, request.method, info, call, attempt)
+}
+
+/**
+ * One call of one key: the retried attempts, the call's span and duration around them. An
+ * untraced attempt is counted by the retry loop, from the exit it looks at anyway.
+ */
+const call = (wrapped: Wrapped, request: Request, state: KeyState): ReturnType<Http.Service["execute"]> =>
+  Telemetry.call(state.labels, request, (span, fiberLabels) => {
+    const { engine } = wrapped
+    const attempt: Attempt = span === undefined
+      ? state.attempt
+      : (request, remaining, info) => attemptWith(wrapped, state, span, request, remaining, info)
+    const count = span === undefined
+      ? (exit: Exit.Exit<Http.Response, HttpError.HttpError>) => {
+        Telemetry.countAttempt(state.labels, request.method, fiberLabels, exit)
+      }
+      : undefined
+    if (engine.retry !== undefined) return RetryEngine.executeFor(engine.retry, attempt, request, state.host, count)
+    const once = attempt(request, engine.totalMillis, RetryEngine.firstAttempt)
+    return count === undefined ? once : Effect.onExit(once, (exit) => Effect.sync(() => count(exit)))
+  })
+
+/** Hosts by the authority of absolute URLs, so a call does not parse its URL (bounded). */
+const hostCache = new Map<string, string>()
+const hostCacheLimit = 1024
+
+/** The host of a request URL (as `URL#host` has it), or `undefined` when it is not a valid URL. */
+const hostOf = (url: string, baseHost: string | undefined, baseUrl: string | undefined): string | undefined => {
+  if (!isAbsoluteUrl(url)) {
+    if (baseHost !== undefined && !url.startsWith("//")) return baseHost
+    return parsedHost(url, baseUrl)
+  }
+  const from = url.indexOf("://") + 3
+  let end = from
+  while (end < url.length && url[end] !== "/" && url[end] !== "?" && url[end] !== "#") end++
+  const authority = url.slice(0, end)
+  const cached = hostCache.get(authority)
+  if (cached !== undefined) return cached
+  const host = parsedHost(authority, undefined)
+  if (host === undefined) return undefined
+  if (hostCache.size >= hostCacheLimit) hostCache.clear()
+  hostCache.set(authority, host)
+  return host
+}
+
+const parsedHost = (url: string, baseUrl: string | undefined): string | undefined => {
+  try {
+    return new URL(url, baseUrl).host
+  } catch {
+    return undefined
+  }
 }
 
 /**
@@ -220,18 +358,27 @@ export const wrap = (
   execute: Http.Service["execute"],
   baseUrl: string | undefined
 ): Http.Service["execute"] => {
-  const timedAttempt = timed(engine, execute)
+  const wrapped: Wrapped = { engine, send: timed(engine, execute), baseUrl, states: new Map() }
+  const baseHost = baseUrl === undefined ? undefined : parsedHost(baseUrl, undefined)
   return (request) => {
-    let url: URL
-    try {
-      url = new URL(request.url, baseUrl)
-    } catch {
-      return execute(request) // not a URL: the client reports it as an InvalidRequest
+    let key: string
+    let host: string | undefined
+    if (engine.keyOf === undefined) {
+      host = hostOf(request.url, baseHost, baseUrl)
+      key = host ?? ""
+    } else {
+      let url: URL
+      try {
+        url = new URL(request.url, baseUrl)
+      } catch {
+        return execute(request) // not a URL: the client reports it as an InvalidRequest
+      }
+      host = url.host
+      key = engine.keyOf(url)
     }
-    const key = engine.keyOf(url)
-    return Effect.flatMap(
-      adaptiveFor(engine, key),
-      (adaptive) => call(engine, timedAttempt, baseUrl, request, key, adaptive)
-    )
+    if (host === undefined) return execute(request) // not a URL: the client reports it as an InvalidRequest
+    const state = wrapped.states.get(key === host ? key : `${key}\u0000${host}`)
+    if (state !== undefined) return call(wrapped, request, state)
+    return Effect.flatMap(stateFor(wrapped, key, host), (state) => call(wrapped, request, state))
   }
 }

@@ -9,6 +9,7 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -47,7 +48,8 @@ export type RetryError = HttpError.RetryAfterTooLong | HttpError.RetryBudgetExha
  */
 export type Attempt = (
   request: HttpClientRequest.HttpClientRequest,
-  remainingMillis: number | undefined
+  remainingMillis: number | undefined,
+  info: AttemptInfo
 ) => Effect.Effect<Http.Response, HttpError.HttpError, Scope.Scope>
 
 /** @internal */
@@ -68,7 +70,8 @@ export const backoff = (
 /** @internal */
 export const resolve = (
   options: Retry.Options,
-  defaults: typeof Retry.defaults
+  defaults: typeof Retry.defaults,
+  store?: Retry.BudgetStoreService | undefined
 ): Effect.Effect<Settings, InvalidOptions> => {
   const maxAttempts = options.maxAttempts ?? defaults.maxAttempts
   const jitter = options.jitter ?? defaults.jitter
@@ -100,7 +103,7 @@ export const resolve = (
     deadlineMillis: options.deadline === undefined ? undefined : millis(options.deadline),
     budget: budget === undefined
       ? undefined
-      : Budget.make({ ratio, windowMillis, minRetries: (minRetriesPerSecond * windowMillis) / 1000 }),
+      : Budget.make({ ratio, windowMillis, minRetries: (minRetriesPerSecond * windowMillis) / 1000 }, store),
     isRetryable: options.isRetryable
   })
 }
@@ -113,8 +116,10 @@ interface Step<A, E> {
   readonly headers: Readonly<Record<string, string>>
   readonly describe: string
   /** Frees what the attempt holds (its response body) before the next one. */
-  readonly release: Effect.Effect<void>
+  readonly release: () => Effect.Effect<void>
 }
+
+const releaseNothing = () => Effect.void
 
 /**
  * The default rule for a failed attempt, from `HttpError.transience`: a status by the policy's
@@ -135,7 +140,7 @@ const judgeError = <A, E>(exit: Exit.Exit<A, E>, settings: Settings): Step<A, E>
   // A failure's cause is not always a bare `Fail` (e.g. `Sequential(Fail, Empty)` after a finalizer).
   const error = exit._tag === "Failure" ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
   if (error === undefined || !HttpError.isHttpError(error)) {
-    return { exit, retryable: false, status: 0, headers: {}, describe: "failed", release: Effect.void }
+    return { exit, retryable: false, status: 0, headers: {}, describe: "failed", release: releaseNothing }
   }
   const decided = settings.isRetryable?.({ _tag: "Error", error })
   const status = error._tag === "StatusError" ? error.status : 0
@@ -145,7 +150,7 @@ const judgeError = <A, E>(exit: Exit.Exit<A, E>, settings: Settings): Step<A, E>
     status,
     headers: error._tag === "StatusError" ? error.headers : {},
     describe: status === 0 ? error._tag : `answered ${status}`,
-    release: Effect.void
+    release: releaseNothing
   }
 }
 
@@ -158,7 +163,7 @@ const judgeResponse = (
   settings: Settings
 ): Step<Http.Response, HttpError.HttpError> => {
   if (exit._tag === "Failure") return judgeError(exit, settings)
-  const { headers, status } = exit.value
+  const { headers, status, stream } = exit.value
   const decided = settings.isRetryable?.({ _tag: "Response", status, headers })
   return {
     exit,
@@ -166,7 +171,7 @@ const judgeResponse = (
     status,
     headers,
     describe: `answered ${status}`,
-    release: Effect.ignore(Stream.runDrain(Stream.take(exit.value.stream, drainedChunks)))
+    release: () => Effect.ignore(Stream.runDrain(Stream.take(stream, drainedChunks)))
   }
 }
 
@@ -186,6 +191,30 @@ interface Target {
 }
 
 /**
+ * Where an attempt stands in its call: 1-based, the milliseconds waited before it, and the
+ * server's `Retry-After` (or reset) it honoured, if any.
+ *
+ * @internal
+ */
+export interface AttemptInfo {
+  readonly attempt: number
+  readonly delayMillis: number
+  readonly retryAfterMillis: number | undefined
+}
+
+/** @internal */
+export const firstAttempt: AttemptInfo = { attempt: 1, delayMillis: 0, retryAfterMillis: undefined }
+
+const retries = Metric.counter("liaison_http_client_retries_total", {
+  description: "Retries (attempts after the first) of outbound HTTP calls, by host and method",
+  incremental: true
+})
+const budgetExhausted = Metric.counter("liaison_retry_budget_exhausted_total", {
+  description: "Retries refused because the host's retry budget was spent, by host",
+  incremental: true
+})
+
+/**
  * Sleeps the schedule's next delay, at least the server's ask; `true` when the schedule is done.
  */
 const wait = (
@@ -200,30 +229,49 @@ const wait = (
     return stopped
   })
 
+/** One judged attempt, given what is left of the deadline and where it stands in its call. */
+type Judged<A, E, R> = (remainingMillis: number | undefined, info: AttemptInfo) => Effect.Effect<Step<A, E>, never, R>
+
 /**
  * The retry loop: `attempt` until its step is not retryable, attempts run out, the server asks
- * for too long, the budget is spent or the deadline would pass.
+ * for too long, the budget is spent or the deadline would pass. The first attempt skips the
+ * machinery: no generator, no schedule driver until a retry is needed.
  */
 const loop = <A, E, R>(
   settings: Settings,
   target: Target,
-  attempt: (remainingMillis: number | undefined) => Effect.Effect<Step<A, E>, never, R>
+  attempt: Judged<A, E, R>
+): Effect.Effect<A, E | RetryError, R> =>
+  Effect.clockWith((clock) => {
+    const start = clock.unsafeCurrentTimeMillis()
+    const budget = settings.budget
+    if (budget !== undefined) budget.store.request(target.host, budget.settings, start)
+    // The deadline bounds each attempt (one timer per attempt, not one more around them all) and each wait.
+    return Effect.flatMap(attempt(settings.deadlineMillis, firstAttempt), (step) =>
+      !target.safe || !step.retryable || settings.maxAttempts === 1
+        ? step.exit
+        : retryLoop(settings, target, attempt, step, start))
+  })
+
+/** The attempts after a retryable first one. */
+const retryLoop = <A, E, R>(
+  settings: Settings,
+  target: Target,
+  attempt: Judged<A, E, R>,
+  first: Step<A, E>,
+  start: number
 ): Effect.Effect<A, E | RetryError, R> => {
   const { deadlineMillis } = settings
   const timedOut = () => HttpError.timeout(target, "total", deadlineMillis ?? 0)
+  const remaining = (now: number) => deadlineMillis === undefined ? undefined : deadlineMillis - (now - start)
   return Effect.gen(function*() {
-    const start = yield* Clock.currentTimeMillis
-    const remaining = (now: number) => deadlineMillis === undefined ? undefined : deadlineMillis - (now - start)
-    settings.budget?.request(target.host, start)
-    // The deadline bounds each attempt (one timer per attempt, not one more around them all) and each wait.
-    let step = yield* attempt(deadlineMillis)
-    if (!target.safe || !step.retryable || settings.maxAttempts === 1) return yield* step.exit
+    let step = first
     const driver = yield* Schedule.driver(settings.backoff)
     for (let n = 1; step.retryable && n < settings.maxAttempts; n++) {
       const now = yield* Clock.currentTimeMillis
       const asked = retryAfterMillis(step.headers, now)
       if (asked !== undefined && asked > settings.maxRetryAfterMillis) {
-        yield* step.release
+        yield* step.release()
         return yield* HttpError.retryAfterTooLong(target, {
           status: step.status,
           retryAfterMillis: asked,
@@ -233,11 +281,13 @@ const loop = <A, E, R>(
       // Waiting past the deadline would only end in a timeout: the last answer is better.
       const left = remaining(now)
       if (left !== undefined && asked !== undefined && asked >= left) break
-      if (settings.budget !== undefined && !settings.budget.tryRetry(target.host, now)) {
-        yield* step.release
+      const budget = settings.budget
+      if (budget !== undefined && !(yield* budget.store.tryRetry(target.host, budget.settings, now))) {
+        yield* step.release()
+        yield* Metric.increment(Metric.tagged(budgetExhausted, "host", target.host))
         return yield* HttpError.retryBudgetExhausted(target, { host: target.host, lastOutcome: step.describe })
       }
-      yield* step.release
+      yield* step.release()
       // The schedule sleeps the backoff delay; the server's ask is the floor.
       const stopped = left === undefined
         ? yield* wait(driver, asked)
@@ -246,9 +296,11 @@ const loop = <A, E, R>(
           onTimeout: timedOut
         })
       if (stopped) return yield* step.exit
-      const stillLeft = remaining(yield* Clock.currentTimeMillis)
+      const after = yield* Clock.currentTimeMillis
+      const stillLeft = remaining(after)
       if (stillLeft !== undefined && stillLeft <= 0) return yield* timedOut()
-      step = yield* attempt(stillLeft)
+      yield* Metric.increment(Metric.tagged(Metric.tagged(retries, "host", target.host), "method", target.method))
+      step = yield* attempt(stillLeft, { attempt: n + 1, delayMillis: after - now, retryAfterMillis: asked })
     }
     return yield* step.exit
   })
@@ -273,9 +325,32 @@ const isSafe = (settings: Settings, method: string, headers: Readonly<Record<str
   settings.retryNonIdempotent || settings.idempotentMethods.has(method) || headers["idempotency-key"] !== undefined
 
 /**
- * Retries an attempt that bounds itself. Each attempt runs in the caller's scope: a response
- * that is retried has its body drained (a few chunks: an error page) or cancelled, which frees
- * its connection before the next attempt; a failed attempt holds nothing.
+ * Retries an attempt that bounds itself, for a request whose host is known. Each attempt runs
+ * in the caller's scope: a response that is retried has its body drained (a few chunks: an
+ * error page) or cancelled, which frees its connection before the next attempt; a failed
+ * attempt holds nothing.
+ *
+ * @internal
+ */
+export const executeFor = (
+  settings: Settings,
+  attempt: Attempt,
+  request: HttpClientRequest.HttpClientRequest,
+  host: string,
+  observe?: ((exit: Exit.Exit<Http.Response, HttpError.HttpError>) => void) | undefined
+): ReturnType<Http.Service["execute"]> =>
+  loop(
+    settings,
+    { method: request.method, url: request.url, host, safe: isSafe(settings, request.method, request.headers) },
+    (remainingMillis, info) =>
+      Effect.map(Effect.exit(attempt(request, remainingMillis, info)), (exit) => {
+        if (observe !== undefined) observe(exit)
+        return judgeResponse(exit, settings)
+      })
+  )
+
+/**
+ * {@link executeFor}, the host read from the request's URL. `observe` sees every attempt's end.
  *
  * @internal
  */
@@ -284,18 +359,7 @@ export const executeWithin = (
   attempt: Attempt,
   baseUrl: string | undefined
 ): Http.Service["execute"] =>
-(request) =>
-  loop(
-    settings,
-    {
-      method: request.method,
-      url: request.url,
-      host: hostOf(request.url, baseUrl),
-      safe: isSafe(settings, request.method, request.headers)
-    },
-    (remainingMillis) =>
-      Effect.map(Effect.exit(attempt(request, remainingMillis)), (exit) => judgeResponse(exit, settings))
-  )
+(request) => executeFor(settings, attempt, request, hostOf(request.url, baseUrl))
 
 /** @internal */
 export const makePolicy = (settings: Settings): Retry.Policy => ({
