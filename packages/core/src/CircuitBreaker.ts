@@ -288,7 +288,7 @@ export const make = (
   options: Options = {},
   perKey: (key: string) => Options | undefined = () => undefined
 ): Effect.Effect<Service, InvalidOptions> =>
-  Effect.map(internal.makeRegistry(options, perKey, resolve), CircuitBreaker.of)
+  Effect.map(internal.makeRegistry(options, perKey, resolve), (registry) => CircuitBreaker.of(registry.service))
 
 /**
  * The registry as a Layer.
