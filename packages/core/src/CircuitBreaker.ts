@@ -259,16 +259,19 @@ const positiveInt = (name: string) =>
 
 /**
  * The options from the environment: `BREAKER_FAILURE_THRESHOLD`, `BREAKER_HALF_OPEN_PROBES`
- * (integers ≥ 1), `BREAKER_OPEN_DURATION` (a duration). Unset variables stay undefined:
- * {@link make} fills in the {@link defaults}.
+ * (integers ≥ 1), `BREAKER_OPEN_DURATION` (a duration), and for the shared breaker
+ * `BREAKER_QUORUM` (an integer ≥ 1) and `BREAKER_QUORUM_WINDOW` (a duration). Unset variables
+ * stay undefined: {@link make} fills in the {@link defaults} ({@link sharedDefaults}).
  *
  * @since 0.1.0
  * @category config
  */
-export const config: Config.Config<Options> = Config.all({
+export const config: Config.Config<SharedOptions> = Config.all({
   failureThreshold: positiveInt("BREAKER_FAILURE_THRESHOLD"),
   openDuration: optional(Config.duration("BREAKER_OPEN_DURATION")),
-  halfOpenProbes: positiveInt("BREAKER_HALF_OPEN_PROBES")
+  halfOpenProbes: positiveInt("BREAKER_HALF_OPEN_PROBES"),
+  quorum: positiveInt("BREAKER_QUORUM"),
+  quorumWindow: optional(Config.duration("BREAKER_QUORUM_WINDOW"))
 })
 
 const resolve = (options: Options) => internal.resolve(options, defaults, defaultVerdict)
