@@ -16,7 +16,11 @@
  * - One breaker per key (default: the upstream host) from the {@link CircuitBreaker} registry;
  *   state changes are published on `changes` and counted in metrics; `isolate` and `reset` by hand.
  *
- * The state is per process (the in-memory default).
+ * The state is per process by default. The shared breaker ({@link layerRedis}, or {@link layerShared}
+ * over any {@link Store}) keeps the local breaker as the fast path and makes a cluster of it: a
+ * trip is published to every instance (Redis pub/sub), one instance at a time probes (a lease),
+ * an optional quorum keeps one instance with a bad network from opening it for all, and with
+ * Redis down each instance falls back to its local breaker without waiting.
  *
  * @since 0.1.0
  */
@@ -30,12 +34,16 @@ import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as HttpError from "./HttpError.js"
 import type { CircuitOpen } from "./HttpError.js"
 import * as internal from "./internal/circuitBreaker.js"
+import * as shared from "./internal/circuitBreaker/shared.js"
+import * as stores from "./internal/circuitBreaker/store.js"
 import { retryAfterMillis } from "./internal/retryAfter.js"
-import type { InvalidOptions } from "./LiaisonError.js"
+import type { InvalidOptions, StorageError } from "./LiaisonError.js"
+import * as Redis from "./Redis.js"
 
 /**
  * @since 0.1.0
@@ -251,16 +259,19 @@ const positiveInt = (name: string) =>
 
 /**
  * The options from the environment: `BREAKER_FAILURE_THRESHOLD`, `BREAKER_HALF_OPEN_PROBES`
- * (integers ≥ 1), `BREAKER_OPEN_DURATION` (a duration). Unset variables stay undefined:
- * {@link make} fills in the {@link defaults}.
+ * (integers ≥ 1), `BREAKER_OPEN_DURATION` (a duration), and for the shared breaker
+ * `BREAKER_QUORUM` (an integer ≥ 1) and `BREAKER_QUORUM_WINDOW` (a duration). Unset variables
+ * stay undefined: {@link make} fills in the {@link defaults} ({@link sharedDefaults}).
  *
  * @since 0.1.0
  * @category config
  */
-export const config: Config.Config<Options> = Config.all({
+export const config: Config.Config<SharedOptions> = Config.all({
   failureThreshold: positiveInt("BREAKER_FAILURE_THRESHOLD"),
   openDuration: optional(Config.duration("BREAKER_OPEN_DURATION")),
-  halfOpenProbes: positiveInt("BREAKER_HALF_OPEN_PROBES")
+  halfOpenProbes: positiveInt("BREAKER_HALF_OPEN_PROBES"),
+  quorum: positiveInt("BREAKER_QUORUM"),
+  quorumWindow: optional(Config.duration("BREAKER_QUORUM_WINDOW"))
 })
 
 const resolve = (options: Options) => internal.resolve(options, defaults, defaultVerdict)
@@ -288,7 +299,7 @@ export const make = (
   options: Options = {},
   perKey: (key: string) => Options | undefined = () => undefined
 ): Effect.Effect<Service, InvalidOptions> =>
-  Effect.map(internal.makeRegistry(options, perKey, resolve), CircuitBreaker.of)
+  Effect.map(internal.makeRegistry(options, perKey, resolve), (registry) => CircuitBreaker.of(registry.service))
 
 /**
  * The registry as a Layer.
@@ -363,3 +374,180 @@ export const lastGood = <A, E, R>(
           remembered === undefined ? Effect.fail(open) : Effect.succeed({ value: remembered.value, stale: true }))
       )
     ))
+
+// ---------------------------------------------------------------------------------------------
+// The shared breaker
+
+/**
+ * A cluster-wide decision about one breaker, as every instance receives it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SharedEvent =
+  | {
+    readonly _tag: "Open"
+    readonly key: string
+    /** How long it stays open from now. */
+    readonly millis: number
+    /** The instance that decided. */
+    readonly origin: string
+    readonly openedBy?: HttpError.OpenedBy | undefined
+  }
+  | { readonly _tag: "Closed"; readonly key: string; readonly origin: string }
+
+/**
+ * Where the cluster's view of each breaker lives and how its decisions reach every instance.
+ * `reportTrip` and `settle` only send (they must not hold up a call); `acquireProbe` is the one
+ * question a call waits for, and the shared breaker bounds that wait.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreService {
+  /** This instance tripped: open cluster-wide for `millis` once `quorum` instances reported a trip within `windowMillis`. */
+  readonly reportTrip: (key: string, trip: {
+    readonly instance: string
+    readonly millis: number
+    readonly quorum: number
+    readonly windowMillis: number
+    readonly openedBy?: HttpError.OpenedBy | undefined
+  }) => Effect.Effect<void, StorageError>
+  /** The probe lease: `undefined` when `instance` holds it now, else the holder's remaining milliseconds. */
+  readonly acquireProbe: (
+    key: string,
+    instance: string,
+    leaseMillis: number
+  ) => Effect.Effect<number | undefined, StorageError>
+  /** A probe's verdict, the cluster's at once: closed, or open again for `millis`; frees the lease. */
+  readonly settle: (
+    key: string,
+    verdict:
+      | { readonly _tag: "Closed"; readonly instance: string }
+      | {
+        readonly _tag: "Open"
+        readonly instance: string
+        readonly millis: number
+        readonly openedBy?: HttpError.OpenedBy | undefined
+      }
+  ) => Effect.Effect<void, StorageError>
+  /** Whether the breaker is open cluster-wide now, and for how long. */
+  readonly current: (
+    key: string
+  ) => Effect.Effect<
+    { readonly millis: number; readonly openedBy: HttpError.OpenedBy | undefined } | undefined,
+    StorageError
+  >
+  /** Delivers every decision to `handler` while the scope is open. */
+  readonly subscribe: (handler: (event: SharedEvent) => Effect.Effect<void>) => Effect.Effect<void, never, Scope.Scope>
+}
+
+/**
+ * The backend of the shared breaker: {@link layerStoreMemory} or {@link layerStoreRedis}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Store extends Context.Tag("@liaison/core/CircuitBreaker/Store")<Store, StoreService>() {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface SharedOptions extends Options {
+  /** This instance's name in the cluster. Default a random UUID. */
+  readonly instance?: string | undefined
+  /** Instances that must report a trip within `quorumWindow` before it opens cluster-wide. Default 1. */
+  readonly quorum?: number | undefined
+  /** Default 10 seconds. */
+  readonly quorumWindow?: Duration.DurationInput | undefined
+  /** How long the cluster's probe belongs to the instance that took it. Default 10 seconds. */
+  readonly probeLease?: Duration.DurationInput | undefined
+  /** The longest a call waits for the store (for the probe lease); then the local breaker decides. Default 100 ms. */
+  readonly storeTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * The defaults of {@link SharedOptions}, and the Redis store's key prefix.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const sharedDefaults: {
+  readonly quorum: number
+  readonly quorumWindow: Duration.Duration
+  readonly probeLease: Duration.Duration
+  readonly storeTimeout: Duration.Duration
+  readonly prefix: string
+} = {
+  quorum: 1,
+  quorumWindow: Duration.seconds(10),
+  probeLease: Duration.seconds(10),
+  storeTimeout: Duration.millis(100),
+  prefix: "liaison:breaker:"
+}
+
+/**
+ * The shared registry over the {@link Store} in context; its subscription lasts as long as the scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeShared = (
+  options: SharedOptions = {},
+  perKey: (key: string) => Options | undefined = () => undefined
+): Effect.Effect<Service, InvalidOptions, Store | Scope.Scope> =>
+  Effect.gen(function*() {
+    const settings = yield* shared.resolveShared(options, sharedDefaults)
+    const store = yield* Store
+    return CircuitBreaker.of(yield* shared.makeRegistry(options, perKey, resolve, settings, store))
+  })
+
+/**
+ * The shared registry as a Layer, over the {@link Store} in context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerShared = (
+  options: SharedOptions = {},
+  perKey?: (key: string) => Options | undefined
+): Layer.Layer<CircuitBreaker, InvalidOptions, Store> => Layer.scoped(CircuitBreaker, makeShared(options, perKey))
+
+/**
+ * A store in this process: registries built on the same one behave as instances of a cluster
+ * (time is the `Clock`'s, so `TestClock` drives it).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStoreMemory: Layer.Layer<Store> = Layer.sync(Store, () => Store.of(stores.makeMemory()))
+
+/**
+ * The store in Redis on the shared {@link Redis.Redis}, for every instance using the same `prefix`
+ * (default `liaison:breaker:`): atomic Lua with Redis `TIME` as the clock, every key expiring,
+ * decisions on the channel `<prefix>changes` (its own connection, a duplicate of the shared one).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStoreRedis = (
+  options: { readonly prefix?: string | undefined } = {}
+): Layer.Layer<Store, never, Redis.Redis> =>
+  Layer.effect(
+    Store,
+    Effect.flatMap(Redis.Redis, (redis) =>
+      Effect.map(stores.makeRedis(redis, options.prefix ?? sharedDefaults.prefix), Store.of))
+  )
+
+/**
+ * The shared breaker on Redis: {@link layerShared} over {@link layerStoreRedis}.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRedis = (
+  options: SharedOptions & { readonly prefix?: string | undefined } = {},
+  perKey?: (key: string) => Options | undefined
+): Layer.Layer<CircuitBreaker, InvalidOptions, Redis.Redis> =>
+  layerShared(options, perKey).pipe(Layer.provide(layerStoreRedis(options)))

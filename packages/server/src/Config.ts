@@ -17,6 +17,7 @@
  * | `UPSTREAM_TOTAL_TIMEOUT`, `UPSTREAM_ATTEMPT_TIMEOUT` | `Policy.defaults` (30 s, 10 s) | a whole upstream call, retries included; one attempt, until its response headers |
  * | `RETRY_MAX_ATTEMPTS`, `RETRY_BASE_DELAY`, `RETRY_MAX_DELAY` | `Retry.defaults` (3, 1 s, 60 s) | attempts per call (the first included), the first backoff delay (doubling, jittered), the longest one |
  * | `BREAKER_FAILURE_THRESHOLD`, `BREAKER_OPEN_DURATION`, `BREAKER_HALF_OPEN_PROBES` | `CircuitBreaker.defaults` (5, 60 s, 2) | consecutive failures that open the circuit breaker, how long it stays open, probes that close it |
+ * | `BREAKER_QUORUM`, `BREAKER_QUORUM_WINDOW` | `CircuitBreaker.sharedDefaults` (1, 10 s) | with `REDIS_URL`: instances that must trip within the window before the breaker opens for all (the breaker is shared: a trip is seen by every instance, one probe cluster-wide) |
  *
  * These are read by `Policy.config` (with `Retry.config`) and `CircuitBreaker.config`: the server
  * holds no resilience numbers of its own.
@@ -48,7 +49,7 @@ export interface ServerConfig {
   readonly resilience: {
     /** `false`: upstream calls without a policy. */
     readonly policy: Policy.Options | false
-    readonly breaker: CircuitBreaker.Options
+    readonly breaker: CircuitBreaker.SharedOptions
   }
 }
 

@@ -239,7 +239,7 @@ const sandboxesOf = (config: ServerConfig): Effect.Effect<ReadonlyArray<string>>
  */
 const services = (resilience: ServerConfig["resilience"]) =>
   Layer.mergeAll(
-    CircuitBreaker.layer(resilience.breaker),
+    CircuitBreaker.layerShared(resilience.breaker),
     Cache.layerConfig(),
     WebhookSources.layer,
     PaymentsLive.layerStripe,

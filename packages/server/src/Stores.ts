@@ -3,7 +3,8 @@
  * `npm start` needs nothing else) or {@link layerRedis} (every instance sharing one Redis behaves
  * as one). Each provides the backend of every stateful service the server uses: the rate limits,
  * the cache, the durable queues (inbound webhooks, outbound deliveries, emails), the webhook
- * subscriptions and the OAuth2 tokens. The services themselves take their store from context.
+ * subscriptions, the OAuth2 tokens and the circuit breakers' shared state. The services
+ * themselves take their store from context.
  *
  * | variable | default | |
  * |---|---|---|
@@ -13,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import { Auth, Cache, DurableQueue, RateLimit, WebhookDelivery } from "@liaison/core"
+import { Auth, Cache, CircuitBreaker, DurableQueue, RateLimit, WebhookDelivery } from "@liaison/core"
 import type { LiaisonError, Redis } from "@liaison/core"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -32,6 +33,7 @@ export type Stores =
   | DurableQueue.Store
   | WebhookDelivery.SubscriptionStore
   | Auth.TokenStore
+  | CircuitBreaker.Store
 
 /**
  * `CACHE_TIER`: `two-tier` (default) or `redis`; read only with Redis.
@@ -68,7 +70,8 @@ export const layerMemory: Layer.Layer<Stores, LiaisonError.InvalidOptions | Conf
   Cache.layerStoreConfig("memory"),
   DurableQueue.layerStoreMemory,
   WebhookDelivery.layerSubscriptionStoreMemory,
-  Auth.layerTokenStoreMemory
+  Auth.layerTokenStoreMemory,
+  CircuitBreaker.layerStoreMemory
 )
 
 /**
@@ -91,5 +94,7 @@ export const layerRedis: Layer.Layer<
     ),
     DurableQueue.layerStoreRedis({ prefix }),
     WebhookDelivery.layerSubscriptionStoreRedis({ prefix }),
-    Auth.layerTokenStoreRedis({ prefix })
+    Auth.layerTokenStoreRedis({ prefix }),
+    // One breaker state per upstream for every instance (see docs/Resilience.md, the shared breaker).
+    CircuitBreaker.layerStoreRedis({ prefix: `${prefix}:breaker:` })
   )))

@@ -202,3 +202,40 @@ export const reset = (state: State): State => closed(state.generation + 1)
  */
 export const nameAt = (state: State, now: number): StateName =>
   state._tag === "Open" && now >= state.until ? "HalfOpen" : state._tag
+
+// ---------------------------------------------------------------------------------------------
+// The shared breaker: what another instance's decisions do to this one's state.
+
+/**
+ * Another instance opened the breaker cluster-wide for `millis` from `now`: open (a new
+ * generation, so calls in flight no longer count) unless already open at least that long.
+ *
+ * @internal
+ */
+export const openShared = (state: State, now: number, millis: number): State =>
+  state._tag === "Open" && state.until >= now + millis ? state : open(state.generation + 1, now, millis)
+
+/**
+ * Another instance's probe closed the breaker: close it, unless it is already closed or was
+ * isolated here by hand (an isolation is this instance's own decision, lifted only by `reset`).
+ *
+ * @internal
+ */
+export const closeShared = (state: State): State =>
+  state._tag === "Closed" || (state._tag === "Open" && state.until === Infinity) ? state : closed(state.generation + 1)
+
+/**
+ * The cluster's probe is another instance's: an Open breaker whose time is up stays Open (the
+ * same generation: nothing changed but when to ask again) for `millis` more.
+ *
+ * @internal
+ */
+export const holdOpen = (state: State, now: number, millis: number): State =>
+  state._tag === "Open" && now >= state.until ? { ...state, until: now + millis } : state
+
+/**
+ * Whether the next call would be a probe that opens a HalfOpen generation: Open, time up.
+ *
+ * @internal
+ */
+export const probeDue = (state: State, now: number): boolean => state._tag === "Open" && now >= state.until
