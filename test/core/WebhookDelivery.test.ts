@@ -3,6 +3,7 @@ import { DurableQueue, Redis, WebhookDelivery, Webhooks } from "@liaison/core"
 import { Context, Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
 import { randomUUID } from "node:crypto"
 import { drive } from "../fixtures/drive.js"
+import { metricDelta, metricValues } from "../fixtures/metricValues.js"
 import { freePort } from "../fixtures/ports.js"
 import { recordingTracer } from "../fixtures/recordingTracer.js"
 import type { Received } from "../fixtures/webhookReceiver.js"
@@ -117,6 +118,7 @@ describe("WebhookDelivery", () => {
 
   it.scoped("5xx, 408 and 429 are retried on the schedule; Retry-After lengthens a delay", () =>
     Effect.gen(function*() {
+      const before = yield* metricValues("liaison_webhook_deliveries_total")
       const answers = [{ status: 503 }, { status: 408 }, { status: 429, headers: { "retry-after": "120" } }, {
         status: 200
       }]
@@ -140,10 +142,15 @@ describe("WebhookDelivery", () => {
         ["retry", 429],
         ["delivered", 200]
       ])
+      expect(metricDelta(before, yield* metricValues("liaison_webhook_deliveries_total"))).toEqual({
+        "outcome=retried": 3,
+        "outcome=delivered": 1
+      })
     }).pipe(Effect.provide(memoryStores)))
 
   it.scoped("other 4xx and 3xx fail at once; 410 also disables the subscription", () =>
     Effect.gen(function*() {
+      const before = yield* metricValues("liaison_webhook_deliveries_total")
       const byPath: Record<string, number> = { "/bad": 400, "/moved": 301, "/gone": 410 }
       const receiver = yield* webhookReceiver({ respond: (request) => ({ status: byPath[request.path] ?? 200 }) })
       const service = yield* WebhookDelivery.make(testOptions())
@@ -163,6 +170,9 @@ describe("WebhookDelivery", () => {
         expect(status.attempts.length).toBe(1)
       }
       expect(receiver.received.length).toBe(3)
+      expect(metricDelta(before, yield* metricValues("liaison_webhook_deliveries_total"))).toEqual({
+        "outcome=failed": 3
+      })
       const gone = subscriptions[2]!
       expect(Option.isSome(Option.getOrThrow(yield* service.subscription(gone.id)).disabled)).toBe(true)
       // Nothing more goes to a disabled subscription.
@@ -238,6 +248,8 @@ describe("WebhookDelivery", () => {
       expect(errors.join("\n")).toContain("ECONNREFUSED")
       const shown = `${text()}\n${errors.join("\n")}`
       expect(text()).toContain("span http.client POST")
+      expect(text()).toContain("span liaison.webhook.deliver")
+      expect(text()).toContain(`["liaison.webhook.outcome","retried"]`)
       for (const secret of [token, Redacted.value(answered.secret), Redacted.value(down.secret)]) {
         expect(shown).not.toContain(secret)
       }

@@ -437,6 +437,24 @@ export interface StoreService {
   readonly wake: (queue: string) => Effect.Effect<void>
   /** Resolves at the next {@link StoreService.wake} of a queue. */
   readonly awaitWake: (queue: string) => Effect.Effect<void>
+  /**
+   * How many items are queued or leased, and the earliest due time among them (a leased item's is
+   * its lease's end), for the `liaison_queue_depth` and `liaison_queue_oldest_age_seconds` gauges.
+   * Optional: a store without it has no gauges.
+   */
+  readonly depth?: ((queue: string, now: number) => Effect.Effect<Depth, LiaisonError.StorageError>) | undefined
+}
+
+/**
+ * What {@link StoreService.depth} reads.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Depth {
+  readonly items: number
+  /** The earliest due time (epoch ms) among the items, if any. */
+  readonly oldestDue: number | undefined
 }
 
 /**

@@ -42,6 +42,8 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as DurableQueue from "./DurableQueue.js"
+import { activeSpan, eventTime, withSpan } from "./internal/cacheTelemetry.js"
+import { countReceived } from "./internal/webhookDelivery/telemetry.js"
 import type * as LiaisonError from "./LiaisonError.js"
 import type { Redis } from "./Redis.js"
 import type * as Webhooks from "./Webhooks.js"
@@ -283,7 +285,24 @@ const handlerFor = <R>(handlers: ReadonlyArray<Handler<R>>, event: StoredEvent) 
     handlers.find((handler) => handler.type === event.type && handler.source === undefined)
 
 /** The worker's handler: the event's handler, retried on `delays` unless its payload does not decode. */
-const worker = <R>(handlers: ReadonlyArray<Handler<R>>, delays: ReadonlyArray<Duration.DurationInput>) =>
+const worker = <R>(handlers: ReadonlyArray<Handler<R>>, delays: ReadonlyArray<Duration.DurationInput>) => {
+  const retried = retrying(handlers, delays)
+  return (item: DurableQueue.Item<StoredEvent>): Effect.Effect<DurableQueue.Outcome, never, R> =>
+    withSpan("liaison.webhook.handle", "consumer", (span) => {
+      span?.attribute("liaison.webhook.source", item.value.source)
+      span?.attribute("liaison.webhook.type", item.value.type)
+      span?.attribute("liaison.webhook.attempt", item.attempt)
+      return Effect.map(retried(item), (outcome) => {
+        const settled = outcome._tag === "Done" ? "processed" : outcome._tag === "Failed" ? "failed" : "retried"
+        // A retry is not an outcome of the event yet: only processed and failed are counted.
+        if (settled !== "retried") countReceived(item.value.source, settled)
+        span?.attribute("liaison.webhook.outcome", settled)
+        return outcome
+      })
+    })
+}
+
+const retrying = <R>(handlers: ReadonlyArray<Handler<R>>, delays: ReadonlyArray<Duration.DurationInput>) =>
   DurableQueue.retrying(
     (item: DurableQueue.Item<StoredEvent>): Effect.Effect<void | DurableQueue.Outcome, HandlerError, R> => {
       const handler = handlerFor(handlers, item.value)
@@ -299,6 +318,23 @@ const worker = <R>(handlers: ReadonlyArray<Handler<R>>, delays: ReadonlyArray<Du
       describe: (error) => error.message
     }
   )
+
+/** Counts the events recorded before, and notes them on the caller's span (as `liaison.webhook.verify` events). */
+const countDuplicates = (source: string, recorded: ReadonlyArray<Recorded>) =>
+  Effect.withFiberRuntime<void>((fiber) => {
+    let duplicates = 0
+    for (const event of recorded) if (event.duplicate) duplicates++
+    if (duplicates === 0) return Effect.void
+    countReceived(source, "duplicate", duplicates)
+    const span = activeSpan(fiber)
+    if (span === undefined) return Effect.void
+    return Effect.map(Clock.currentTimeMillis, (now) =>
+      span.event("liaison.webhook.verify", eventTime(now), {
+        "liaison.webhook.source": source,
+        "liaison.webhook.outcome": "duplicate",
+        "liaison.webhook.duplicates": duplicates
+      }))
+  })
 
 const toEventStatus = (status: DurableQueue.Status<StoredEvent>): EventStatus => ({
   id: status.value.id,
@@ -340,7 +376,7 @@ export const make = (
               // An event that came in as JSON always encodes.
               Effect.catchTag("ParseError", Effect.die),
               Effect.map(({ duplicate }) => ({ id: event.id, duplicate }))
-            ))),
+            ))).pipe(Effect.tap((recorded) => countDuplicates(source, recorded))),
       status: (source, id) =>
         queue.status(key(source, id)).pipe(
           Effect.catchTag("ParseError", Effect.die),

@@ -45,7 +45,9 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type { KeyObject } from "node:crypto"
 import { createHmac, createPrivateKey, createPublicKey, sign, timingSafeEqual, verify } from "node:crypto"
+import { withSpan } from "./internal/cacheTelemetry.js"
 import * as Invalid from "./internal/invalidOptions.js"
+import { countReceived } from "./internal/webhookDelivery/telemetry.js"
 import { InvalidOptions } from "./LiaisonError.js"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -615,8 +617,29 @@ export const receive = (
   request: Request,
   options: { readonly maxBytes?: number | undefined } = {}
 ): Effect.Effect<ReadonlyArray<Event>, WebhookError> =>
+  withSpan("liaison.webhook.verify", "internal", (span) => {
+    span?.attribute("liaison.webhook.source", source.name)
+    return Effect.matchEffect(receiveUntraced(source, request, options.maxBytes ?? defaultMaxBytes), {
+      onFailure: (error) => {
+        countReceived(source.name, "rejected")
+        span?.attribute("liaison.webhook.outcome", "rejected")
+        span?.attribute("error.type", error._tag)
+        return Effect.fail(error)
+      },
+      onSuccess: (events) => {
+        countReceived(source.name, "verified")
+        span?.attribute("liaison.webhook.outcome", "verified")
+        return Effect.succeed(events)
+      }
+    })
+  })
+
+const receiveUntraced = (
+  source: Source,
+  request: Request,
+  maxBytes: number
+): Effect.Effect<ReadonlyArray<Event>, WebhookError> =>
   Effect.gen(function*() {
-    const maxBytes = options.maxBytes ?? defaultMaxBytes
     if (request.body.length > maxBytes) return yield* new PayloadTooLarge({ maxBytes })
     const verified = yield* source.verify(request)
     const json = yield* parseJson(verified.body)

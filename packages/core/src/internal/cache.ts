@@ -24,11 +24,14 @@ import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import type * as Tracer from "effect/Tracer"
 import { randomUUID } from "node:crypto"
 import type * as Cache from "../Cache.js"
 import type { MemoryEntry, MemoryStore } from "./cacheMemory.js"
 import type { RedisTier, TierFailure } from "./cacheRedis.js"
 import { decodeEnvelope, encodeEnvelope } from "./cacheRedis.js"
+import type { Outcome, Tier } from "./cacheTelemetry.js"
+import { activeSpan, countLookup, countRefresh, lookupEvent } from "./cacheTelemetry.js"
 import { escapeGlob, matchGlob } from "./glob.js"
 
 // The public types live in the public module (declarations strip `@internal`).
@@ -128,6 +131,8 @@ interface Job<A, I, E, R> {
   readonly loader: Source<A, E, R>
   readonly options: LookupOptions<E>
   readonly mode: "miss" | "refresh"
+  /** The caller's span, for its `liaison.cache.get` event (none for a refresh in the background). */
+  readonly span: Tracer.Span | undefined
 }
 
 interface Flight {
@@ -136,6 +141,10 @@ interface Flight {
   readonly deferred: Deferred.Deferred<Cached<unknown>, unknown>
   /** Set when the key is written or invalidated meanwhile: the fetched value is then not stored. */
   invalidated: boolean
+  /** The tier of the answer, for telemetry: the last one asked, or where a stale answer came from. */
+  tier: Tier
+  /** How long the fetch waited for another instance's (Redis stampede lock), in ms. */
+  waitedMillis: number
 }
 
 type Acquired =
@@ -159,12 +168,24 @@ export class Engine {
   #stale = 0
   #errors = 0
   #fetches = 0
+  /** The tier a miss is counted in: the last one asked. */
+  readonly #innerTier: Tier
 
   constructor(options: EngineOptions) {
     this.#options = options
     this.#local = options.local
     this.#shared = options.shared
     this.#now = options.now
+    this.#innerTier = options.shared === undefined ? "memory" : "redis"
+  }
+
+  /** Counts a lookup's outcome (the `stats` counters and the metric) and records it on the caller's span. */
+  #count(tier: Tier, outcome: Outcome, span: Tracer.Span | undefined): void {
+    if (outcome === "hit") this.#hits++
+    else if (outcome === "miss") this.#misses++
+    else this.#stale++
+    countLookup(tier, outcome)
+    if (span !== undefined) lookupEvent(span, tier, outcome, this.#now(), 0)
   }
 
   #resolve<E>(options: CallOptions<E>): LookupOptions<E> {
@@ -189,18 +210,19 @@ export class Engine {
 
   /** The value of a fresh entry, or `undefined` on a miss. */
   get<A, I>(key: string, schema: Schema.Schema<A, I>): Effect.Effect<Option.Option<A>> {
-    return Effect.suspend(() => {
+    return Effect.withFiberRuntime((fiber) => {
+      const span = activeSpan(fiber)
       const entry = this.#localFresh(key, schema, this.#now())
       if (entry !== undefined) {
-        this.#hits++
+        this.#count("memory", "hit", span)
         return Effect.succeed(Option.some(entry.value as A))
       }
       return Effect.map(this.#readBehindLocal(key, schema), (found) => {
         if (found !== undefined && found.freshUntil > this.#now()) {
-          this.#hits++
+          this.#count(tierOf(found), "hit", span)
           return Option.some(found.value)
         }
-        this.#misses++
+        this.#count(this.#innerTier, "miss", span)
         return Option.none()
       })
     })
@@ -215,14 +237,15 @@ export class Engine {
     if (this.#local === undefined && this.#shared !== undefined) {
       return this.#sharedOnly(key, schema, loader, options, (value): Cached<A> => ({ value, status: "hit" }), identity)
     }
-    return Effect.suspend(() => {
+    return Effect.withFiberRuntime((fiber) => {
+      const span = activeSpan(fiber)
       const now = this.#now()
       const entry = this.#localFresh(key, schema, now)
-      if (entry === undefined) return this.#behindLocal(key, schema, loader, options)
-      this.#hits++
+      if (entry === undefined) return this.#behindLocal(key, schema, loader, options, span)
+      this.#count("memory", "hit", span)
       const cached: Cached<A> = { value: entry.value as A, status: "hit" }
       return dueForRefresh(options, entry, now)
-        ? Effect.as(this.#refreshAhead(key, schema, loader, options, entry as Found<A>), cached)
+        ? Effect.as(this.#refreshAhead(key, schema, loader, options, entry as Found<A>, span), cached)
         : Effect.succeed(cached)
     })
   }
@@ -237,13 +260,13 @@ export class Engine {
     if (this.#local === undefined && this.#shared !== undefined) {
       return this.#sharedOnly(key, schema, loader, options, identity, (after) => Effect.map(after, valueOf))
     }
-    return Effect.suspend(() => {
+    return Effect.withFiberRuntime((fiber) => {
       const now = this.#now()
       const entry = this.#localFresh(key, schema, now)
       if (entry === undefined || dueForRefresh(options, entry, now)) {
         return Effect.map(this.lookup(key, schema, loader, options), valueOf)
       }
-      this.#hits++
+      this.#count("memory", "hit", activeSpan(fiber))
       return Effect.succeed(entry.value as A)
     })
   }
@@ -253,11 +276,12 @@ export class Engine {
     key: string,
     schema: Schema.Schema<A, I>,
     loader: Source<A, E, R>,
-    options: CallOptions<E>
+    options: CallOptions<E>,
+    span: Tracer.Span | undefined
   ): Effect.Effect<Cached<A>, E, R> {
     return Effect.flatMap(
       this.#readBehindLocal(key, schema),
-      (found) => this.#afterRead(key, schema, loader, options, found)
+      (found) => this.#afterRead(key, schema, loader, options, found, span)
     )
   }
 
@@ -267,18 +291,20 @@ export class Engine {
     schema: Schema.Schema<A, I>,
     loader: Source<A, E, R>,
     options: CallOptions<E>,
-    found: Found<A> | undefined
+    found: Found<A> | undefined,
+    span: Tracer.Span | undefined
   ): Effect.Effect<Cached<A>, E, R> {
     const now = this.#now()
     if (found !== undefined && found.freshUntil > now) {
-      this.#hits++
+      this.#count(tierOf(found), "hit", span)
       const cached: Cached<A> = { value: found.value, status: "hit" }
       return options.refreshAhead !== undefined && found.freshUntil - now <= clampMillis(options.refreshAhead)
-        ? Effect.as(this.#refreshAhead(key, schema, loader, options, found), cached)
+        ? Effect.as(this.#refreshAhead(key, schema, loader, options, found, span), cached)
         : Effect.succeed(cached)
     }
-    this.#misses++
-    return this.#singleFlight({ key, schema, loader, options: this.#resolve(options), mode: "miss" }, found)
+    // The caller's event comes with the answer (what the fetch gave, how long it waited).
+    this.#count(this.#innerTier, "miss", undefined)
+    return this.#singleFlight({ key, schema, loader, options: this.#resolve(options), mode: "miss", span }, found)
   }
 
   /**
@@ -294,27 +320,30 @@ export class Engine {
     after: (rest: Effect.Effect<Cached<A>, E, R>) => Effect.Effect<B, E, R>
   ): Effect.Effect<B, E, R> {
     const shared = this.#shared as RedisTier
-    return shared.exec(
-      "GET",
-      (client) => client.get(shared.valueKey(key)),
-      (text) => {
-        const held = this.#classify(schema, text)
-        if (held instanceof Corrupt) {
-          return after(
-            Effect.zipRight(
-              this.#dropCorrupt(key, held.reason),
-              this.#afterRead(key, schema, loader, options, undefined)
+    return Effect.withFiberRuntime((fiber) => {
+      const span = activeSpan(fiber)
+      return shared.exec(
+        "GET",
+        (client) => client.get(shared.valueKey(key)),
+        (text) => {
+          const held = this.#classify(schema, text)
+          if (held instanceof Corrupt) {
+            return after(
+              Effect.zipRight(
+                this.#dropCorrupt(key, held.reason),
+                this.#afterRead(key, schema, loader, options, undefined, span)
+              )
             )
-          )
-        }
-        if (held !== undefined && held.freshUntil > this.#now() && options.refreshAhead === undefined) {
-          this.#hits++
-          return Effect.succeed(hit(held.value))
-        }
-        return after(this.#afterRead(key, schema, loader, options, held))
-      },
-      () => after(this.#afterRead(key, schema, loader, options, undefined))
-    )
+          }
+          if (held !== undefined && held.freshUntil > this.#now() && options.refreshAhead === undefined) {
+            this.#count("redis", "hit", span)
+            return Effect.succeed(hit(held.value))
+          }
+          return after(this.#afterRead(key, schema, loader, options, held, span))
+        },
+        () => after(this.#afterRead(key, schema, loader, options, undefined, span))
+      )
+    })
   }
 
   /**
@@ -436,13 +465,20 @@ export class Engine {
     return Effect.suspend(() => {
       const existing = this.#inflight.get(key)
       if (existing !== undefined && existing.schema === schema) {
-        return Deferred.await(existing.deferred as Deferred.Deferred<Cached<A>, E>)
+        countRefresh("memory", "stampede_wait")
+        const joined = Deferred.await(existing.deferred as Deferred.Deferred<Cached<A>, E>)
+        const span = job.span
+        if (span === undefined) return joined
+        const since = this.#now()
+        return Effect.tap(joined, (cached) => this.#answered(span, existing, cached, this.#now() - since))
       }
       const flight: Flight = {
         schema,
         tags: job.options.tags,
         deferred: Deferred.unsafeMake<Cached<unknown>, unknown>(FiberId.none),
-        invalidated: false
+        invalidated: false,
+        tier: this.#innerTier,
+        waitedMillis: 0
       }
       // A fetch typed by another Schema runs on its own, without taking the key's slot.
       const owner = existing === undefined
@@ -454,11 +490,20 @@ export class Engine {
           return Deferred.done(flight.deferred, exit as Exit.Exit<Cached<unknown>, unknown>)
         })
       )
+      const awaited = Deferred.await(flight.deferred as Deferred.Deferred<Cached<A>, E>)
+      const span = job.span
       return Effect.zipRight(
         Effect.forkIn(run, this.#options.scope),
-        Deferred.await(flight.deferred as Deferred.Deferred<Cached<A>, E>)
+        span === undefined
+          ? awaited
+          : Effect.tap(awaited, (cached) => this.#answered(span, flight, cached, flight.waitedMillis))
       )
     })
+  }
+
+  /** The caller's event for a lookup answered by a fetch (its own, or one it joined). */
+  #answered<A>(span: Tracer.Span, flight: Flight, cached: Cached<A>, waitedMillis: number): void {
+    lookupEvent(span, flight.tier, cached.status, this.#now(), waitedMillis)
   }
 
   #lead<A, I, E, R>(
@@ -487,7 +532,7 @@ export class Engine {
           if (!locked) return { value: (previous ?? current)?.value as A, status: "hit" }
           token = attempt
         } else {
-          const acquired = yield* this.#acquire(key, schema)
+          const acquired = yield* this.#acquire(key, schema, flight)
           if (acquired._tag === "Found") {
             this.#fillLocal(key, schema, acquired.found as Found<A>)
             return { value: acquired.found.value as A, status: "hit" }
@@ -530,7 +575,8 @@ export class Engine {
             if (previous.freshUntil > this.#now()) {
               return Effect.succeed<Cached<A>>({ value: previous.value, status: "hit" })
             }
-            this.#stale++
+            flight.tier = tierOf(previous)
+            this.#count(flight.tier, "stale", undefined)
             return Effect.succeed<Cached<A>>({ value: previous.value, status: "stale" })
           }
           return Effect.fail(error)
@@ -548,17 +594,21 @@ export class Engine {
    * Takes the key's Redis lock, or waits for its holder's value: polls (5 ms doubling to 50 ms)
    * until the value is fresh, the lock is free again (then tries to take it), or `lockWait` passes.
    */
-  #acquire<A, I>(key: string, schema: Schema.Schema<A, I>): Effect.Effect<Acquired> {
+  #acquire<A, I>(key: string, schema: Schema.Schema<A, I>, flight: Flight): Effect.Effect<Acquired> {
     const shared = this.#shared
     if (shared === undefined) return Effect.succeed(unlocked)
     const token = randomUUID()
-    const deadline = this.#now() + this.#options.lockWaitMillis
-    return Effect.gen(this, function*() {
+    const started = this.#now()
+    const deadline = started + this.#options.lockWaitMillis
+    let waited = false
+    const acquire = Effect.gen(this, function*() {
       let delay = 5
       for (;;) {
         const locked = yield* Effect.either(shared.lock(key, token, this.#options.lockTtlMillis))
         if (Either.isLeft(locked)) return unlocked
         if (locked.right) return { _tag: "Locked", token } as const
+        if (!waited) countRefresh("redis", "stampede_wait")
+        waited = true
         for (;;) {
           if (this.#now() >= deadline) return unlocked
           yield* Effect.sleep(Duration.millis(delay))
@@ -574,6 +624,10 @@ export class Engine {
         }
       }
     })
+    return Effect.map(acquire, (acquired) => {
+      if (waited) flight.waitedMillis = this.#now() - started
+      return acquired
+    })
   }
 
   #refreshAhead<A, I, E, R>(
@@ -581,12 +635,19 @@ export class Engine {
     schema: Schema.Schema<A, I>,
     loader: Source<A, E, R>,
     options: CallOptions<E>,
-    current: Found<A>
+    current: Found<A>,
+    span: Tracer.Span | undefined
   ): Effect.Effect<void, never, R> {
     if (this.#inflight.has(key)) return Effect.void
+    const tier = tierOf(current)
+    countRefresh(tier, "refresh_ahead")
+    if (span !== undefined) lookupEvent(span, tier, "refresh_ahead", this.#now(), 0)
     return Effect.asVoid(Effect.forkIn(
       Effect.ignoreLogged(
-        this.#singleFlight({ key, schema, loader, options: this.#resolve(options), mode: "refresh" }, current)
+        this.#singleFlight(
+          { key, schema, loader, options: this.#resolve(options), mode: "refresh", span: undefined },
+          current
+        )
       ),
       this.#options.scope
     ))
@@ -770,6 +831,9 @@ export class Engine {
 const always = () => true
 
 const valueOf = <A>(cached: Cached<A>): A => cached.value
+
+/** Where an entry was read: memory entries carry their Schema, Redis ones are decoded afresh. */
+const tierOf = <A>(found: Found<A>): Tier => "schema" in found ? "memory" : "redis"
 
 const toLoaded = <A>(value: A): Loaded<A> => ({ value })
 

@@ -5,6 +5,7 @@
  *
  * @internal
  */
+import { memoryEntries } from "./cacheTelemetry.js"
 import { matchGlob } from "./glob.js"
 
 /** @internal */
@@ -68,6 +69,7 @@ export class MemoryStore {
   set(key: string, entry: MemoryEntry): void {
     this.delete(key)
     this.#entries.set(key, { entry, stamp: ++this.#moves })
+    memoryEntries.add(1)
     for (const tag of entry.tags) {
       let keys = this.#tags.get(tag)
       if (keys === undefined) this.#tags.set(tag, keys = new Set())
@@ -84,6 +86,7 @@ export class MemoryStore {
     const slot = this.#entries.get(key)
     if (slot === undefined) return false
     this.#entries.delete(key)
+    memoryEntries.add(-1)
     for (const tag of slot.entry.tags) {
       const keys = this.#tags.get(tag)
       keys?.delete(key)
@@ -114,7 +117,9 @@ export class MemoryStore {
     return count
   }
 
+  /** Drops every entry (also when the cache closes: `liaison_cache_entries` counts live caches only). */
   clear(): void {
+    memoryEntries.add(-this.#entries.size)
     this.#entries.clear()
     this.#tags.clear()
   }

@@ -201,6 +201,8 @@ export const makeService = (
     const now = () => clock.unsafeCurrentTimeMillis()
     const tiers = store.build(now)
     const engine = new Engine({ ...settings, ...tiers, now, scope })
+    // The process-wide entries gauge counts the caches still open.
+    yield* Effect.addFinalizer(() => Effect.sync(() => tiers.local?.clear()))
     yield* store.attach(engine, tiers)
     return fromEngine(engine)
   })

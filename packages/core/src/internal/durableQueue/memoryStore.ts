@@ -2,6 +2,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type {
+  Depth,
   EnqueueInput,
   ExtendInput,
   RequeueInput,
@@ -220,6 +221,18 @@ const requeue = (queue: MemoryQueue, input: RequeueInput): boolean => {
   return true
 }
 
+/** A scan of the queue's records: read at most once a second (see `telemetry.ts`). */
+const depth = (queue: MemoryQueue, now: number): Depth => {
+  let items = 0
+  let oldestDue: number | undefined
+  for (const record of queue.records.values()) {
+    if (record.expireAt <= now || (record.state !== "queued" && record.state !== "processing")) continue
+    items++
+    if (record.due !== undefined && (oldestDue === undefined || record.due < oldestDue)) oldestDue = record.due
+  }
+  return { items, oldestDue }
+}
+
 /**
  * The store in this process' memory.
  *
@@ -234,6 +247,7 @@ export const make = (): StoreService => {
     settle: (name, input) => Effect.sync(() => settle(queueOf(queues, name), input)),
     extend: (name, input) => Effect.sync(() => extend(queueOf(queues, name), input)),
     get: (name, id, now) => Effect.sync(() => get(queueOf(queues, name), id, now)),
-    requeue: (name, input) => Effect.sync(() => requeue(queueOf(queues, name), input))
+    requeue: (name, input) => Effect.sync(() => requeue(queueOf(queues, name), input)),
+    depth: (name, now) => Effect.sync(() => depth(queueOf(queues, name), now))
   }
 }

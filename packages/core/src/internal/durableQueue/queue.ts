@@ -20,8 +20,11 @@ import type {
   StoreService
 } from "../../DurableQueue.js"
 import type { InvalidOptions, StorageError } from "../../LiaisonError.js"
+import { withSpan } from "../cacheTelemetry.js"
 import { millis } from "../duration.js"
 import * as Invalid from "../invalidOptions.js"
+import type { QueueTelemetry } from "./telemetry.js"
+import { makeTelemetry, readGauges } from "./telemetry.js"
 
 /**
  * A queue's options, resolved and checked.
@@ -47,6 +50,7 @@ export interface QueueContext<A> {
   readonly config: Config
   readonly encode: (value: A) => Effect.Effect<string, ParseResult.ParseError>
   readonly decode: (raw: string) => Effect.Effect<A, ParseResult.ParseError>
+  readonly telemetry: QueueTelemetry
 }
 
 type SettleError = StorageError | DurableQueue.LeaseLost
@@ -123,7 +127,14 @@ export const context = <A, I>(
 ): Effect.Effect<QueueContext<A>, InvalidOptions> =>
   Effect.map(resolve(name, options), (config) => {
     const json = Schema.parseJson(schema)
-    return { store, name, config, encode: Schema.encode(json), decode: Schema.decode(json) }
+    return {
+      store,
+      name,
+      config,
+      encode: Schema.encode(json),
+      decode: Schema.decode(json),
+      telemetry: makeTelemetry(name)
+    }
   })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -139,6 +150,19 @@ export const enqueue = <A>(
   value: A,
   options: { readonly id?: string | undefined; readonly delay?: Duration.DurationInput | undefined } = {}
 ): Effect.Effect<Enqueued, StorageError | ParseResult.ParseError> =>
+  withSpan("liaison.queue.enqueue", "producer", (span) =>
+    Effect.gen(function*() {
+      span?.attribute("liaison.queue.name", q.name)
+      const enqueued = yield* enqueueNow(q, value, options)
+      span?.attribute("liaison.queue.outcome", enqueued.duplicate ? "duplicate" : "enqueued")
+      return enqueued
+    }))
+
+const enqueueNow = <A>(
+  q: QueueContext<A>,
+  value: A,
+  options: { readonly id?: string | undefined; readonly delay?: Duration.DurationInput | undefined }
+): Effect.Effect<Enqueued, StorageError | ParseResult.ParseError> =>
   Effect.gen(function*() {
     const encoded = yield* q.encode(value)
     const now = yield* Clock.currentTimeMillis
@@ -152,6 +176,7 @@ export const enqueue = <A>(
       expireAt: availableAt + q.config.retentionMillis
     })
     if (added && availableAt <= now) yield* q.store.wake(q.name)
+    yield* readGauges(q.store, q.name, q.telemetry, now)
     return { id, duplicate: !added }
   })
 
@@ -175,6 +200,7 @@ export const takeOrNext = <A>(
         token: randomUUID(),
         expireAt: leaseUntil + q.config.retentionMillis
       })
+      yield* readGauges(q.store, q.name, q.telemetry, now)
       if (Either.isLeft(taken)) return Either.left(taken.left)
       const item = yield* toItem(q, taken.right, now, leaseUntil)
       if (Option.isSome(item)) return Either.right(item.value)
@@ -234,7 +260,7 @@ const failUndecodable = <A>(
     log: writeLog(q.config, error, [...history, attempt]),
     uncount: false,
     expireAt: now + q.config.retentionMillis
-  })
+  }).pipe(Effect.tap((settled) => q.telemetry.items[settled ? "failed" : "unknown"]()))
 }
 
 type Entry = Omit<Attempt, "attempt" | "startedAt" | "finishedAt">
@@ -263,8 +289,13 @@ const settle = <A>(
       log,
       uncount: entry === undefined,
       expireAt: (state === "queued" ? due : now) + q.config.retentionMillis
-    })
-    if (!settled) return yield* new DurableQueue.LeaseLost({ queue: q.name, id: item.id })
+    }).pipe(Effect.tapError(() => Effect.sync(() => q.telemetry.items.unknown())))
+    if (!settled) {
+      q.telemetry.items.unknown()
+      return yield* new DurableQueue.LeaseLost({ queue: q.name, id: item.id })
+    }
+    // A release (no entry) is no outcome: the attempt did not count.
+    if (entry !== undefined) q.telemetry.items[state === "queued" ? "retried" : state]()
     if (state === "queued" && due <= now) yield* q.store.wake(q.name)
   })
 

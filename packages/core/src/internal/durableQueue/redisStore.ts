@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import type { State, StoredRecord, StoreService } from "../../DurableQueue.js"
+import type { Depth, State, StoredRecord, StoreService } from "../../DurableQueue.js"
 import type { StorageError } from "../../LiaisonError.js"
 import type { Client as IORedis } from "../../Redis.js"
 import { redisScript } from "../redisScript.js"
@@ -142,6 +142,17 @@ redis.call("ZADD", exp, ARGV[4], id)
 keep(tonumber(ARGV[5]))
 return 1
 `)
+
+// → {count of queued and leased items, the earliest due time or ""}
+const depthScript = redisScript(`
+local first = redis.call("ZRANGE", KEYS[1], 0, 0, "WITHSCORES")
+return { redis.call("ZCARD", KEYS[1]), first[2] or "" }
+`)
+
+const parseDepth = (reply: unknown): Depth => {
+  const [items = "0", oldest = ""] = strings(reply)
+  return { items: Number(items), oldestDue: oldest === "" ? undefined : Number(oldest) }
+}
 
 const states: ReadonlySet<string> = new Set<State>(["queued", "processing", "done", "failed"])
 
@@ -287,6 +298,12 @@ export const make = (client: IORedis, prefix: string): StoreService => {
       ),
     get: (queue, id, now) => run(runner, queue, "get", getScript, [id, now], parseGot(id)),
     requeue: (queue, i) =>
-      run(runner, queue, "requeue", requeueScript, [i.id, i.now, i.log, i.expireAt, ttl(i.expireAt, i.now)], isOne)
+      run(runner, queue, "requeue", requeueScript, [i.id, i.now, i.log, i.expireAt, ttl(i.expireAt, i.now)], isOne),
+    // The due set holds exactly the queued and leased items (settling to done or failed removes them).
+    depth: (queue) =>
+      Effect.tryPromise({
+        try: () => depthScript.run(runner.client, runner.keys(queue).slice(0, 1), []).then(parseDepth),
+        catch: (cause) => storageError(queue, "depth", cause)
+      })
   }
 }

@@ -11,6 +11,7 @@ import type * as Scope from "effect/Scope"
 import * as DurableQueue from "../../DurableQueue.js"
 import type { Item, Outcome, RetryingOptions, WorkerOptions } from "../../DurableQueue.js"
 import type { StorageError } from "../../LiaisonError.js"
+import { withSpan } from "../cacheTelemetry.js"
 import { delayAt } from "../duration.js"
 import type { OutageLog } from "../outageLog.js"
 import { makeOutageLog } from "../outageLog.js"
@@ -42,6 +43,22 @@ const logSettleFailure = <A>(q: QueueContext<A>, item: Item<A>) => (error: Stora
       `durable queue ${q.name}: could not settle item ${item.id}; its lease will run out: ${error.message}`
     )
 
+/** How an attempt ended, for its span: a settle failing (lease lost, store down) leaves it unknown. */
+type AttemptOutcome = "done" | "retried" | "failed" | "released" | "unknown"
+
+const outcomeOf: Record<Outcome["_tag"], AttemptOutcome> = { Done: "done", RetryLater: "retried", Failed: "failed" }
+
+/** Settles, logging a failure to: the attempt's outcome is then unknown. */
+const settled = <A>(
+  q: QueueContext<A>,
+  item: Item<A>,
+  settle: Effect.Effect<void, StorageError | DurableQueue.LeaseLost>,
+  outcome: AttemptOutcome
+): Effect.Effect<AttemptOutcome> =>
+  Effect.as(settle, outcome).pipe(
+    Effect.catchAll((error) => Effect.as(logSettleFailure(q, item)(error), "unknown" as const))
+  )
+
 /** Runs the handler (its lease kept by the worker's heartbeat) and settles the item by its outcome. */
 const handle = <A, R>(
   q: QueueContext<A>,
@@ -49,27 +66,39 @@ const handle = <A, R>(
   handler: Handler<A, R>,
   restore: Restore,
   running: Running<A>
-): Effect.Effect<void, never, R> =>
+): Effect.Effect<AttemptOutcome, never, R> =>
   Effect.gen(function*() {
     const { maxAttempts } = q.config
     if (item.attempt > maxAttempts) {
       const error = `taken ${item.attempt} times, more than maxAttempts (${maxAttempts}): its workers keep dying`
-      return yield* fail(q, item, { error }).pipe(Effect.catchAll(logSettleFailure(q, item)))
+      return yield* settled(q, item, fail(q, item, { error }), "failed")
     }
     running.item = item
     const exit = yield* Effect.exit(restore(handler(item)))
     running.item = undefined
-    if (exit._tag === "Success") {
-      return yield* apply(q, item, exit.value).pipe(Effect.catchAll(logSettleFailure(q, item)))
-    }
-    if (Cause.isInterruptedOnly(exit.cause)) {
-      return yield* release(q, item).pipe(Effect.catchAll(logSettleFailure(q, item)))
-    }
+    if (exit._tag === "Success") return yield* settled(q, item, apply(q, item, exit.value), outcomeOf[exit.value._tag])
+    if (Cause.isInterruptedOnly(exit.cause)) return yield* settled(q, item, release(q, item), "released")
     const error = `the handler died: ${describeCause(exit.cause)}`
     yield* Effect.logError(`durable queue ${q.name}: item ${item.id}: ${error}`)
-    yield* retryLater(q, item, defectDelayMillis(item.attempt), { error }).pipe(
-      Effect.catchAll(logSettleFailure(q, item))
-    )
+    return yield* settled(q, item, retryLater(q, item, defectDelayMillis(item.attempt), { error }), "retried")
+  })
+
+/** {@link handle} in a `liaison.queue.attempt` span when a tracer is installed. */
+const attempt = <A, R>(
+  q: QueueContext<A>,
+  item: Item<A>,
+  handler: Handler<A, R>,
+  restore: Restore,
+  running: Running<A>
+): Effect.Effect<void, never, R> =>
+  withSpan("liaison.queue.attempt", "consumer", (span) => {
+    if (span === undefined) return handle(q, item, handler, restore, running)
+    span.attribute("liaison.queue.name", q.name)
+    span.attribute("liaison.queue.attempt", item.attempt)
+    span.attribute("liaison.queue.age_ms", Math.max(0, item.startedAt - item.enqueuedAt))
+    return Effect.map(handle(q, item, handler, restore, running), (outcome) => {
+      span.attribute("liaison.queue.outcome", outcome)
+    })
   })
 
 /**
@@ -111,7 +140,7 @@ const loop = <A, R>(q: QueueContext<A>, handler: Handler<A, R>, running: Running
         Effect.tap(running.outage.recovered),
         Effect.flatMap(Either.match({
           onLeft: (next) => restore(idle(q, next)),
-          onRight: (item) => handle(q, item, handler, restore, running)
+          onRight: (item) => attempt(q, item, handler, restore, running)
         })),
         Effect.catchAll((error) =>
           Effect.zipRight(

@@ -16,10 +16,12 @@ import * as Http from "../../Http.js"
 import * as HttpError from "../../HttpError.js"
 import type * as WebhookDelivery from "../../WebhookDelivery.js"
 import * as Webhooks from "../../Webhooks.js"
+import { withSpan } from "../cacheTelemetry.js"
 import { retryAfterMillis } from "../retryAfter.js"
 import * as Ssrf from "../ssrf.js"
 import type { Settings } from "./options.js"
 import { disable } from "./subscriptions.js"
+import { countDelivery, deliveryOutcome } from "./telemetry.js"
 
 /**
  * What deliveries need: the settings, the subscriptions and one `Http` whose every connection
@@ -275,7 +277,15 @@ export const deliver = (sender: Sender) => {
     detail: (failure) => failure.detail
   })
   return (item: DurableQueue.Item<WebhookDelivery.Delivery>): Effect.Effect<DurableQueue.Outcome> =>
-    retried(item).pipe(Effect.withSpan("webhook.deliver", {
-      attributes: { "webhook.delivery_id": item.id, "webhook.attempt": item.attempt, "webhook.type": item.value.type }
-    }))
+    withSpan("liaison.webhook.deliver", "producer", (span) => {
+      span?.attribute("liaison.webhook.delivery_id", item.id)
+      span?.attribute("liaison.webhook.attempt", item.attempt)
+      span?.attribute("liaison.webhook.type", item.value.type)
+      return Effect.map(retried(item), (outcome) => {
+        const counted = deliveryOutcome(outcome)
+        countDelivery(counted)
+        span?.attribute("liaison.webhook.outcome", counted)
+        return outcome
+      })
+    })
 }
