@@ -162,8 +162,9 @@ describe("RateLimit, Redis store", () => {
       )
       const keys = yield* scan(prefix)
       expect(keys).toEqual([
-        `${prefix}{api.example.com:bucket}:bucket`,
+        `${prefix}{api.example.com:bucket}:tat`,
         `${prefix}{api.example.com}:log`,
+        // No `instances`: a limiter whose layer closed took itself out of the heartbeat count.
         `${prefix}{api.example.com}:seq`
       ])
       for (const key of keys) {

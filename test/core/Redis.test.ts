@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Redis } from "@liaison/core"
 import { Config, ConfigProvider, Effect, Exit, Redacted, Scope } from "effect"
 import { freePort } from "../fixtures/ports.js"
+import { privateRedis } from "../fixtures/redisServer.js"
 import { redisUrl, testPrefix } from "../setup/redisUrl.js"
 
 describe("Redis", () => {
@@ -68,4 +69,87 @@ describe("Redis", () => {
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["MY_REDIS", redisUrl()]])))
       )
     }))
+
+  it.live("Redis killed: commands fail at once (no offline queue), and work again once it is back", () =>
+    Effect.gen(function*() {
+      const server = yield* Effect.acquireRelease(
+        Effect.promise(() => privateRedis()),
+        (s) => Effect.promise(s.dispose)
+      )
+      const { client } = yield* Redis.make({ url: Redacted.make(server.url) })
+      expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
+      yield* Effect.promise(server.stop)
+      let slowest = 0
+      for (let i = 0; i < 50; i++) {
+        const start = performance.now()
+        const failed = yield* Effect.promise(() => client.get("k").then(() => false, () => true))
+        expect(failed).toBe(true)
+        slowest = Math.max(slowest, performance.now() - start)
+      }
+      expect(slowest).toBeLessThan(200)
+      yield* Effect.promise(server.start)
+      let back = false
+      for (let i = 0; i < 100 && !back; i++) {
+        back = yield* Effect.promise(() => client.ping().then(() => true, () => false))
+        if (!back) yield* Effect.sleep("50 millis")
+      }
+      expect(back).toBe(true)
+    }).pipe(Effect.scoped))
+
+  it.live("a Redis that stops answering: commands time out, then the breaker fails them at once until it answers", () =>
+    Effect.gen(function*() {
+      const server = yield* Effect.acquireRelease(
+        Effect.promise(() => privateRedis()),
+        (s) => Effect.promise(s.dispose)
+      )
+      const { client } = yield* Redis.make({
+        url: Redacted.make(server.url),
+        redisOptions: { commandTimeout: 100 },
+        breaker: { failures: 3, openMillis: 500 }
+      })
+      // Another connection pauses every client (this one too) for 1.5 s: Redis is up but silent.
+      const admin = client.duplicate()
+      yield* Effect.addFinalizer(() => Effect.sync(() => admin.disconnect()))
+      // A duplicate connects lazily; without an offline queue a command before that would fail.
+      yield* Effect.promise(() => admin.connect())
+      yield* Effect.promise(() => admin.call("CLIENT", "PAUSE", "1500", "ALL"))
+      const timed = (f: () => Promise<unknown>) =>
+        Effect.promise(async () => {
+          const start = performance.now()
+          const error = await f().then(() => undefined, (e: unknown) => e)
+          return { millis: performance.now() - start, error: error instanceof Error ? error.message : String(error) }
+        })
+      for (let i = 0; i < 3; i++) {
+        const { error, millis } = yield* timed(() => client.get("k"))
+        expect(error).toContain("timed out")
+        expect(millis).toBeGreaterThanOrEqual(99)
+      }
+      const open = yield* timed(() => client.get("k"))
+      expect(open.error).toContain("Redis unavailable")
+      expect(open.millis).toBeLessThan(20)
+      // After the pause the breaker lets commands through again.
+      yield* Effect.sleep("1600 millis")
+      expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
+    }).pipe(Effect.scoped))
+
+  it.live("a reply that arrived while the application blocked its event loop is not a timeout", () =>
+    Effect.gen(function*() {
+      const { client } = yield* Redis.make({ url: Redacted.make(redisUrl()), redisOptions: { commandTimeout: 50 } })
+      const block = (millis: number) => {
+        const until = performance.now() + millis
+        while (performance.now() < until) {
+          // busy: a long synchronous task
+        }
+      }
+      const reply = client.ping()
+      block(200)
+      expect(yield* Effect.promise(() => reply)).toBe("PONG")
+      // ioredis' own command timeout fails the same exchange.
+      const plain = client.duplicate({ commandTimeout: 50 })
+      yield* Effect.addFinalizer(() => Effect.sync(() => plain.disconnect()))
+      yield* Effect.promise(() => plain.connect())
+      const raw = plain.ping().then(() => "answered", (e: unknown) => e instanceof Error ? e.message : "failed")
+      block(200)
+      expect(yield* Effect.promise(() => raw)).toBe("Command timed out")
+    }).pipe(Effect.scoped))
 })

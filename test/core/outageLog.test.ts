@@ -64,7 +64,9 @@ describe("outage logs", () => {
       RateLimit.Store,
       Effect.map(RateLimit.Store, (store) => ({
         ...store,
-        take: (key: string, rule: RateLimit.Rule) => switchboard.down ? storeDown("take") : store.take(key, rule)
+        take: (key: string, rule: RateLimit.Rule) => switchboard.down ? storeDown("take") : store.take(key, rule),
+        reserve: (key: string, rule: RateLimit.Rule) =>
+          switchboard.down || store.reserve === undefined ? storeDown("reserve") : store.reserve(key, rule)
       }))
     ).pipe(Layer.provide(RateLimit.layerStoreMemory))
     return Effect.gen(function*() {
@@ -72,7 +74,7 @@ describe("outage logs", () => {
       const rule = RateLimit.tokenBucket({ limit: 5000, interval: "1 second" })
       yield* Effect.forEach(Array.from({ length: 1000 }), () => limiter.acquire("api", rule), { discard: true })
       expect(logs.lines.filter((line) => line.startsWith("WARN"))).toHaveLength(1)
-      expect(logs.lines[0]).toContain("rate limiter: store failed, allowing calls")
+      expect(logs.lines[0]).toContain("rate limiter: store failed, limiting locally to 1/1 of each limit")
       switchboard.down = false
       yield* limiter.acquire("api", rule)
       yield* limiter.acquire("api", rule)

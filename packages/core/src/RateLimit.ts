@@ -3,13 +3,16 @@
  * store, the default) or by every instance (Redis store).
  *
  * - {@link tokenBucket}: `limit` permits per `interval`, bursts up to `burst`. In any span of
- *   time `t`, at most `burst + limit × t / interval` calls start.
+ *   time `t`, at most `burst + limit × t / interval` calls start; in any window of length
+ *   `interval`, at most `limit + burst − 1`. Kept as GCRA: a waiter's permit is reserved when it
+ *   arrives, so a waiter that wakes late costs the rate nothing.
  * - {@link slidingWindow}: a sliding log (each admitted call's time, kept for one window). It is
  *   exact, with no error bound to state: in every window of the configured length, at most
  *   `limit` calls start. The price is memory proportional to `limit` per key (a sliding-window
  *   counter would be O(1) but can overshoot by up to the previous window's share).
- * - Modes: `wait` (default) queues the caller, first come first served within a process (a per
- *   key `Semaphore` turnstile: an interrupted waiter leaves the queue and gives its place back);
+ * - Modes: `wait` (default) queues the caller, first come first served within a process (token
+ *   buckets: the reserved permit; sliding windows: a per key `Semaphore` turnstile, where an
+ *   interrupted waiter leaves the queue and gives its place back);
  *   `fail` fails fast with `RateLimited { retryAfterMillis }`.
  * - {@link makeAdaptive}: an AIMD limiter that halves its rate on a 429, grows it additively on
  *   success, and learns from `RateLimit-*` / `X-RateLimit-*` headers.
@@ -18,9 +21,14 @@
  * The counting is a {@link Store} (a Tag of its own): {@link layerStoreMemory} or
  * {@link layerStoreRedis}. The Redis store is atomic Lua on the shared ioredis client with Redis `TIME` as the clock (no
  * skew between instances), keys `liaison:ratelimit:{key}:…` (one Cluster slot per key), each
- * expiring. If Redis fails, the limiter fails open by default (calls proceed, a warning is
- * logged) — a limiter must not take the application down with it; `onStoreFailure: "deny"`
- * fails closed instead.
+ * expiring. If Redis fails (or takes over 100 ms), the limiter falls back to a local limiter at
+ * `limit / N` by default, N the live instances counted by a Redis heartbeat before the outage
+ * (one warning per outage, a summary every 30 s, one line on recovery); `onStoreFailure: "allow"`
+ * fails open, `"deny"` fails closed.
+ * - Metrics `liaison_rate_limit_decisions_total` (key, outcome), `liaison_rate_limit_wait_seconds`
+ *   (key), `liaison_rate_limit_fallback_total` (key), and a `liaison.rate_limit` span event. The
+ *   `key` label is never the limit's key itself (it may be a person's id): `Policy` passes its
+ *   host, a rule may carry a `name`, anything else is `"custom"`.
  *
  * @since 0.1.0
  */
@@ -32,6 +40,7 @@ import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import type { RateLimited } from "./HttpError.js"
 import * as Invalid from "./internal/invalidOptions.js"
 import * as internal from "./internal/rateLimit.js"
@@ -59,15 +68,22 @@ export type Rule =
     readonly capacity: number
     /** Tokens added per millisecond. */
     readonly refillPerMilli: number
+    /** The `key` label of this rule's metrics when the caller gives none (see {@link Service.acquire}). */
+    readonly name?: string | undefined
   }
   | {
     readonly _tag: "SlidingWindow"
     readonly limit: number
     readonly windowMillis: number
+    /** The `key` label of this rule's metrics when the caller gives none (see {@link Service.acquire}). */
+    readonly name?: string | undefined
   }
 
 /**
  * `limit` permits per `interval`, refilled continuously; up to `burst` (default `limit`) at once.
+ * Kept as GCRA (virtual scheduling): a waiter's permit is reserved when it arrives, so the rate
+ * holds exactly however late waiters wake. In any window of length `interval` at most
+ * `limit + burst − 1` calls start (`limit` with `burst: 1`). `name` labels its metrics.
  *
  * @since 0.1.0
  * @category constructors
@@ -76,10 +92,12 @@ export const tokenBucket = (options: {
   readonly limit: number
   readonly interval: Duration.DurationInput
   readonly burst?: number | undefined
+  readonly name?: string | undefined
 }): Rule => ({
   _tag: "TokenBucket",
   capacity: options.burst ?? options.limit,
-  refillPerMilli: options.limit / Duration.toMillis(Duration.decode(options.interval))
+  refillPerMilli: options.limit / Duration.toMillis(Duration.decode(options.interval)),
+  ...(options.name === undefined ? {} : { name: options.name })
 })
 
 /**
@@ -88,10 +106,15 @@ export const tokenBucket = (options: {
  * @since 0.1.0
  * @category constructors
  */
-export const slidingWindow = (options: { readonly limit: number; readonly window: Duration.DurationInput }): Rule => ({
+export const slidingWindow = (options: {
+  readonly limit: number
+  readonly window: Duration.DurationInput
+  readonly name?: string | undefined
+}): Rule => ({
   _tag: "SlidingWindow",
   limit: options.limit,
-  windowMillis: Duration.toMillis(Duration.decode(options.window))
+  windowMillis: Duration.toMillis(Duration.decode(options.window)),
+  ...(options.name === undefined ? {} : { name: options.name })
 })
 
 /**
@@ -137,8 +160,14 @@ export interface Snapshot {
  * @category models
  */
 export interface Service {
-  /** Takes a permit for `key` under `rule`: waits for one, or fails with `RateLimited` in `fail` mode. */
-  readonly acquire: (key: string, rule: Rule, mode?: Mode) => Effect.Effect<void, RateLimited>
+  /**
+   * Takes a permit for `key` under `rule`: waits for one, or fails with `RateLimited` in `fail` mode.
+   *
+   * `label` is the `key` label of its metrics and span event. A key given directly may be a
+   * person's id, which must never become a label: without `label`, the rule's `name` is used,
+   * else the fixed `"custom"`. `Policy` passes its own key (the host).
+   */
+  readonly acquire: (key: string, rule: Rule, mode?: Mode, label?: string) => Effect.Effect<void, RateLimited>
   /** Every key used so far. */
   readonly snapshots: Effect.Effect<ReadonlyArray<Snapshot>>
 }
@@ -176,6 +205,17 @@ export interface StoreService {
   readonly take: (key: string, rule: Rule) => Effect.Effect<Decision, StorageError>
   /** Permits left for `key`, without taking one. */
   readonly remaining: (key: string, rule: Rule) => Effect.Effect<number, StorageError>
+  /**
+   * Token buckets: takes the next permit for `key` now, due `retryAfterMillis` from now
+   * (`nowMillis` is when). Wait mode then sleeps that long instead of asking again, so the
+   * schedule never slips when a waiter wakes late. Optional: without it, wait mode polls `take`.
+   */
+  readonly reserve?: ((key: string, rule: Rule) => Effect.Effect<Decision, StorageError>) | undefined
+  /**
+   * How many instances share this store, as last learned (1 in memory). While the store fails,
+   * the limiter's local fallback allows each instance `limit / instances`.
+   */
+  readonly instances?: (() => number) | undefined
 }
 
 /**
@@ -191,13 +231,19 @@ export class Store extends Context.Tag("@liaison/core/RateLimit/Store")<Store, S
  * @category models
  */
 export interface Options {
-  /** What to do when the store fails (Redis down): let calls through (default) or refuse them. */
-  readonly onStoreFailure?: "allow" | "deny" | undefined
+  /**
+   * What to do when the store fails (Redis down): `local` (default) limits each instance to
+   * `limit / N` in memory, N the live instances last counted by the Redis heartbeat; `allow`
+   * lets calls through (fail open); `deny` refuses them (fail closed).
+   */
+  readonly onStoreFailure?: "local" | "allow" | "deny" | undefined
 }
 
 /**
- * The defaults: calls wait for a permit, a failing store lets calls through (a limiter must not
- * take the application down with it), Redis keys under `liaison:ratelimit:`; the adaptive
+ * The defaults: calls wait for a permit, a failing store falls back to this instance's share of
+ * each limit (a limiter must not take the application down with it, nor let every call through),
+ * Redis keys under `liaison:ratelimit:`, a Redis decision waited for at most 100 ms, a heartbeat
+ * every second; the adaptive
  * limiter between 1 per second and 10 × its initial rate, +1 per second, × 0.5 on a 429.
  *
  * @since 0.1.0
@@ -205,8 +251,12 @@ export interface Options {
  */
 export const defaults: {
   readonly mode: Mode
-  readonly onStoreFailure: "allow" | "deny"
+  readonly onStoreFailure: "local" | "allow" | "deny"
   readonly prefix: string
+  /** The Redis store's longest wait for a decision before the fallback takes it. */
+  readonly storeTimeoutMillis: number
+  /** How often each instance refreshes its heartbeat (gone after three missed). */
+  readonly heartbeatMillis: number
   readonly adaptive: {
     readonly min: number
     /** `max` is `initial` times this. */
@@ -216,13 +266,15 @@ export const defaults: {
   }
 } = {
   mode: "wait",
-  onStoreFailure: "allow",
+  onStoreFailure: "local",
   prefix: "liaison:ratelimit:",
+  storeTimeoutMillis: 100,
+  heartbeatMillis: 1000,
   adaptive: { min: 1, maxOverInitial: 10, increase: 1, decrease: 0.5 }
 }
 
 /**
- * The options from the environment: `RATE_LIMIT_ON_STORE_FAILURE` (`allow` or `deny`). Unset, it
+ * The options from the environment: `RATE_LIMIT_ON_STORE_FAILURE` (`local`, `allow` or `deny`). Unset, it
  * stays undefined: {@link make} fills in the {@link defaults}.
  *
  * @since 0.1.0
@@ -230,7 +282,7 @@ export const defaults: {
  */
 export const config: Config.Config<Options> = Config.all({
   onStoreFailure: Config.map(
-    Config.option(Config.literal("allow", "deny")("RATE_LIMIT_ON_STORE_FAILURE")),
+    Config.option(Config.literal("local", "allow", "deny")("RATE_LIMIT_ON_STORE_FAILURE")),
     Option.getOrUndefined
   )
 })
@@ -281,13 +333,45 @@ export const layerStoreMemory: Layer.Layer<Store> = Layer.sync(Store, () => Stor
  * @since 0.1.0
  * @category layers
  */
-export const layerStoreRedis = (
-  options: { readonly prefix?: string | undefined } = {}
-): Layer.Layer<Store, never, Redis.Redis> =>
-  Layer.effect(
+export const layerStoreRedis = (options: RedisStoreOptions = {}): Layer.Layer<Store, never, Redis.Redis> =>
+  Layer.scoped(
     Store,
-    Effect.map(Redis.Redis, (redis) => Store.of(MemoryOrRedis.makeRedis(redis, options.prefix ?? defaults.prefix)))
+    Effect.flatMap(Redis.Redis, (redis) => {
+      const heartbeatMillis = options.heartbeatMillis ?? defaults.heartbeatMillis
+      const store = MemoryOrRedis.makeRedis(redis, {
+        prefix: options.prefix ?? defaults.prefix,
+        timeoutMillis: options.timeoutMillis ?? defaults.storeTimeoutMillis,
+        heartbeatMillis
+      })
+      // The first beat before the store is used (N known from the start), then one per interval;
+      // a failed beat keeps the last count, which is what the fallback needs while Redis is down.
+      return Effect.as(
+        Effect.zipRight(
+          Effect.ignore(store.beat),
+          Effect.zipRight(
+            Effect.forkScoped(
+              Effect.repeat(Effect.ignore(store.beat), Schedule.spaced(Duration.millis(heartbeatMillis)))
+            ),
+            Effect.addFinalizer(() => Effect.ignore(store.leave))
+          )
+        ),
+        Store.of(store)
+      )
+    })
   )
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisStoreOptions {
+  /** Key prefix, default `liaison:ratelimit:`; every instance sharing limits uses the same. */
+  readonly prefix?: string | undefined
+  /** Longest wait for Redis' decision before the fallback decides (default 100 ms). */
+  readonly timeoutMillis?: number | undefined
+  /** How often this instance says it is alive (default 1 s); gone after three missed beats. */
+  readonly heartbeatMillis?: number | undefined
+}
 
 /**
  * In-process limits: {@link layer} over {@link layerStoreMemory}.
@@ -305,7 +389,7 @@ export const layerMemory = (options: Options = {}): Layer.Layer<RateLimit> =>
  * @category layers
  */
 export const layerRedis = (
-  options: Options & { readonly prefix?: string | undefined } = {}
+  options: Options & RedisStoreOptions = {}
 ): Layer.Layer<RateLimit, never, Redis.Redis> => layer(options).pipe(Layer.provide(layerStoreRedis(options)))
 
 /**

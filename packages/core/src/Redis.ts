@@ -14,6 +14,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 // Types only: ioredis itself is loaded by `make`, and no public declaration names it.
 import type { Redis as IORedis } from "ioredis"
+import { guard } from "./internal/redisGuard.js"
 
 /**
  * A Redis command or connection failed. The message names the operation and the cause's own
@@ -107,19 +108,26 @@ export interface Pipeline {
 
 /**
  * Connection options passed to ioredis (its `RedisOptions`); the common ones are typed here,
- * any other ioredis option is passed through as given.
+ * any other ioredis option is passed through as given. Liaison's own defaults fail fast
+ * (see {@link defaults}): no offline queue, a short command timeout, quick reconnection.
  *
  * @since 0.1.0
  * @category models
  */
 export interface ClientOptions {
-  /** Delay before reconnection attempt `times`; `null` stops reconnecting. */
+  /** Delay before reconnection attempt `times`; `null` stops reconnecting. Default `min(50 ms × times, 1 s)`. */
   readonly retryStrategy?: ((times: number) => number | null | void) | undefined
-  /** Retries of one command while reconnecting before it fails; `null`: wait for ever. */
+  /** Retries of one command while reconnecting before it fails; `null`: wait for ever. Default 1. */
   readonly maxRetriesPerRequest?: number | null | undefined
-  /** Queue commands while not connected (ioredis' default `true`). */
+  /** Queue commands while not connected (ioredis' default `true`; Liaison's `false`: fail at once). */
   readonly enableOfflineQueue?: boolean | undefined
+  /** Milliseconds to establish a connection. Default 1000. */
   readonly connectTimeout?: number | undefined
+  /**
+   * Milliseconds before a command without a reply fails. Default 500. Applied by Liaison, not
+   * ioredis: a reply that arrived while the application blocked its event loop is not failed
+   * (ioredis' own timeout would). Not applied to `subscribe`, `multi()` or `duplicate()` connections.
+   */
   readonly commandTimeout?: number | undefined
   readonly [option: string]: unknown
 }
@@ -158,6 +166,15 @@ export interface Options {
    * keeping a whole application from starting.
    */
   readonly connect?: "await" | "background" | undefined
+  /**
+   * The breaker on Redis itself: after `failures` commands in a row fail for want of Redis
+   * (timeout, connection lost), commands fail at once for `openMillis` (then are tried again;
+   * a reconnection closes it at once). `false`: none. Default 3 failures, 1 s.
+   */
+  readonly breaker?:
+    | { readonly failures?: number | undefined; readonly openMillis?: number | undefined }
+    | false
+    | undefined
 }
 
 /**
@@ -167,7 +184,15 @@ export interface Options {
 export const defaults = {
   connect: "await",
   /** ioredis' retries of one command while reconnecting, before it fails with `RedisError`. */
-  maxRetriesPerRequest: 2
+  maxRetriesPerRequest: 1,
+  /** No queue while disconnected: a command fails at once instead of waiting for Redis to return. */
+  enableOfflineQueue: false,
+  /** A command without a reply in this many ms fails (a hung Redis costs this, then the breaker opens). */
+  commandTimeout: 500,
+  connectTimeout: 1000,
+  /** Reconnect quickly: attempt `n` after `min(50 ms × n, this)`. */
+  maxReconnectDelayMillis: 1000,
+  breaker: { failures: 3, openMillis: 1000 }
 } as const
 
 /** Sends QUIT (pending replies arrive first), then waits for the socket to end. */
@@ -200,20 +225,37 @@ const loadIoredis: Effect.Effect<typeof IORedis, RedisError> = Effect.tryPromise
     })
 }).pipe(Effect.map((module) => module.Redis))
 
+/** Resolves once the client is ready or its first connection attempt failed, whichever comes first. */
+const firstAttempt = (client: Client): Promise<void> =>
+  new Promise((resolve) => {
+    if (client.status === "ready") return resolve()
+    const done = () => resolve()
+    client.once("ready", done)
+    client.once("error", done)
+    client.once("close", done)
+  })
+
 /** Creates the client and connects it as `options.connect` says. */
 const connect = async (Constructor: typeof IORedis, options: Options): Promise<Client> => {
   const client = new Constructor(Redacted.value(options.url), {
     lazyConnect: true,
     maxRetriesPerRequest: defaults.maxRetriesPerRequest,
-    enableOfflineQueue: true,
-    ...options.redisOptions
+    enableOfflineQueue: defaults.enableOfflineQueue,
+    connectTimeout: defaults.connectTimeout,
+    retryStrategy: (times: number) => Math.min(50 * times, defaults.maxReconnectDelayMillis),
+    ...options.redisOptions,
+    // Liaison's own (see `ClientOptions.commandTimeout`).
+    commandTimeout: undefined
   })
   // Failures surface as rejected commands (RedisError); without a listener ioredis
   // would also print every reconnection error to stderr.
   client.on("error", () => {})
   if ((options.connect ?? defaults.connect) === "background") {
-    // ioredis keeps reconnecting on its own after a failed first attempt.
+    // ioredis keeps reconnecting on its own after a failed first attempt. The first attempt is
+    // awaited (it is quick either way): without an offline queue, a command sent before the
+    // connection is ready would fail although Redis is up.
     client.connect().catch(() => {})
+    await firstAttempt(client)
     return client
   }
   try {
@@ -241,7 +283,14 @@ export const make = (options: Options): Effect.Effect<Service, RedisError, Scope
         catch: (cause) => new RedisError({ operation: "connect", cause })
       }),
       (client) => Effect.promise(() => close(client))
-    )).pipe(Effect.map((client) => Redis.of({ client })))
+    )).pipe(Effect.map((client) => Redis.of({ client: guarded(client, options) })))
+
+const guarded = (client: Client, { breaker, redisOptions }: Options): Client =>
+  guard(client, {
+    failures: breaker === false ? Infinity : breaker?.failures ?? defaults.breaker.failures,
+    openMillis: breaker === false ? 0 : breaker?.openMillis ?? defaults.breaker.openMillis,
+    commandTimeout: redisOptions?.commandTimeout ?? defaults.commandTimeout
+  })
 
 /**
  * @since 0.1.0

@@ -1,30 +1,120 @@
 /**
- * The limiter engine over a store (a per-key turnstile for waiters, the store's failure policy),
- * and the adaptive AIMD limiter as pure steps applied with one `Ref.modify` / `Ref.update`.
+ * The limiter engine over a store: token buckets reserve their permit and sleep until it is due;
+ * sliding windows poll behind a per-key turnstile; a failing store falls back to a local limiter
+ * at `limit / instances` (or lets calls through, or refuses them, as configured); every decision is
+ * counted in `liaison_rate_limit_*` and, when a tracer is installed, a `liaison.rate_limit` event
+ * on the current span. Then the adaptive AIMD limiter as pure steps applied with one `Ref.modify` /
+ * `Ref.update`.
  */
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Ref from "effect/Ref"
+import * as Tracer from "effect/Tracer"
 import { RateLimited } from "../HttpError.js"
-import type { InvalidOptions } from "../LiaisonError.js"
+import type { InvalidOptions, StorageError } from "../LiaisonError.js"
 import type * as RateLimit from "../RateLimit.js"
 import { withoutStack } from "./fastError.js"
 import * as Invalid from "./invalidOptions.js"
 import type { OutageLog } from "./outageLog.js"
 import { makeOutageLog } from "./outageLog.js"
-import { limitOf } from "./rateLimitStore.js"
+import { limitOf, makeMemory } from "./rateLimitStore.js"
 import { retryAfterMillis } from "./retryAfter.js"
 
 type Rule = RateLimit.Rule
 
+// ---------------------------------------------------------------------------------------------
+// telemetry
+
+const decisions = Metric.counter("liaison_rate_limit_decisions_total", {
+  description: "Rate limiter decisions, by key (the policy's host, the rule's name or \"custom\") and outcome"
+})
+const waits = Metric.histogram(
+  "liaison_rate_limit_wait_seconds",
+  MetricBoundaries.fromIterable([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]),
+  "How long admitted calls waited for their permit, by key"
+)
+const fallbacks = Metric.counter("liaison_rate_limit_fallback_total", {
+  description: "Decisions taken by the local fallback while the shared store (Redis) fails, by key"
+})
+
+/** The label sets of one metric key, built once: the registry caches hooks by the array's identity. */
+interface Labels {
+  readonly key: string
+  readonly admitted: ReadonlyArray<MetricLabel.MetricLabel>
+  readonly rejected: ReadonlyArray<MetricLabel.MetricLabel>
+  readonly byKey: ReadonlyArray<MetricLabel.MetricLabel>
+}
+
+const labelsOf = (cache: Map<string, Labels>, key: string): Labels => {
+  let labels = cache.get(key)
+  if (labels === undefined) {
+    const byKey = [MetricLabel.make("key", key)]
+    labels = {
+      key,
+      byKey,
+      admitted: [...byKey, MetricLabel.make("outcome", "admitted")],
+      rejected: [...byKey, MetricLabel.make("outcome", "rejected")]
+    }
+    cache.set(key, labels)
+  }
+  return labels
+}
+
+const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
+/** Counts one decision; the span event only when a tracer that records is installed. */
+const record = (
+  labels: Labels,
+  admitted: boolean,
+  waitedMillis: number,
+  fallback: boolean
+): Effect.Effect<void> =>
+  Effect.withFiberRuntime((fiber) => {
+    decisions.unsafeUpdate(1, admitted ? labels.admitted : labels.rejected)
+    if (admitted) waits.unsafeUpdate(waitedMillis / 1000, labels.byKey)
+    if (fallback) fallbacks.unsafeUpdate(1, labels.byKey)
+    if (fiber.currentTracer === nativeTracer || !fiber.getFiberRef(FiberRef.currentTracerEnabled)) return Effect.void
+    const span = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
+    if (span._tag === "None" || span.value._tag !== "Span") return Effect.void
+    const clock = Context.get(fiber.getFiberRef(DefaultServices.currentServices), Clock.Clock)
+    span.value.event("liaison.rate_limit", clock.unsafeCurrentTimeNanos(), {
+      "liaison.rate_limit.key": labels.key,
+      "liaison.rate_limit.waited_ms": waitedMillis,
+      "liaison.rate_limit.outcome": admitted ? "admitted" : "rejected",
+      "liaison.rate_limit.fallback": fallback
+    })
+    return Effect.void
+  })
+
+// ---------------------------------------------------------------------------------------------
+// the limiter
+
+/** What the limiter does while its store fails. */
+export type OnStoreFailure = "local" | "allow" | "deny"
+
 interface Limiter {
   readonly store: RateLimit.StoreService
-  readonly deny: boolean
+  readonly onStoreFailure: OnStoreFailure
+  /** The fallback while the store fails: this process' share of each limit. */
+  readonly local: RateLimit.StoreService
   readonly turnstiles: Map<string, Effect.Semaphore>
   readonly rules: Map<string, Rule>
+  readonly labels: Map<string, Labels>
   /** A store that stops answering is logged once, then summed up, then its recovery. */
   readonly outage: OutageLog
+}
+
+/** A store's decision and whether the local fallback took it. */
+interface Taken {
+  readonly decision: RateLimit.Decision
+  readonly fallback: boolean
 }
 
 const turnstile = (limiter: Limiter, key: string): Effect.Semaphore => {
@@ -36,36 +126,104 @@ const turnstile = (limiter: Limiter, key: string): Effect.Semaphore => {
   return semaphore
 }
 
-/** A failed store lets the call through or refuses it, as configured, and says so in the log. */
-const take = (limiter: Limiter, key: string, rule: Rule): Effect.Effect<RateLimit.Decision> =>
-  limiter.store.take(key, rule).pipe(
-    Effect.tap(limiter.outage.recovered),
-    Effect.catchAll((error) =>
-      Effect.as(
-        limiter.outage.failed(`store failed, ${limiter.deny ? "denying" : "allowing"} calls: ${error.message}`),
-        { allowed: !limiter.deny, remaining: 0, retryAfterMillis: 1000, nowMillis: 0 }
-      )
-    )
-  )
+/** `rule` shared by `instances`: this instance's share (never below one permit). */
+export const share = (rule: Rule, instances: number): Rule =>
+  instances <= 1
+    ? rule
+    : rule._tag === "TokenBucket"
+    ? { ...rule, capacity: Math.max(1, rule.capacity / instances), refillPerMilli: rule.refillPerMilli / instances }
+    : { ...rule, limit: Math.max(1, Math.floor(rule.limit / instances)) }
 
-const waitFor = (limiter: Limiter, key: string, rule: Rule): Effect.Effect<void> =>
-  Effect.flatMap(take(limiter, key, rule), (decision) =>
+const fixed = (allowed: boolean): Taken => ({
+  decision: { allowed, remaining: 0, retryAfterMillis: 1000, nowMillis: 0 },
+  fallback: false
+})
+
+/** The store failed: the local share of the limit decides, or a fixed answer, and the log says so once. */
+const fallBack = (limiter: Limiter, key: string, rule: Rule, reserve: boolean, error: StorageError) => {
+  const { onStoreFailure, store } = limiter
+  const what = onStoreFailure === "local"
+    ? `limiting locally to 1/${store.instances?.() ?? 1} of each limit`
+    : onStoreFailure === "deny"
+    ? "denying calls"
+    : "allowing calls"
+  const logged = limiter.outage.failed(`store failed, ${what}: ${error.message}`)
+  if (onStoreFailure !== "local") return Effect.as(logged, fixed(onStoreFailure === "allow"))
+  const local = share(rule, store.instances?.() ?? 1)
+  const decided = reserve && limiter.local.reserve !== undefined
+    ? limiter.local.reserve(key, local)
+    : limiter.local.take(key, local)
+  return Effect.zipRight(
+    logged,
+    Effect.map(Effect.orDie(decided), (decision): Taken => ({ decision, fallback: true }))
+  )
+}
+
+const take = (limiter: Limiter, key: string, rule: Rule, reserve: boolean): Effect.Effect<Taken> => {
+  const { store } = limiter
+  const decided = reserve && store.reserve !== undefined ? store.reserve(key, rule) : store.take(key, rule)
+  return Effect.matchEffect(decided, {
+    onFailure: (error) => fallBack(limiter, key, rule, reserve, error),
+    onSuccess: (decision) => Effect.as(limiter.outage.recovered, { decision, fallback: false })
+  })
+}
+
+/** Asks until a permit comes (sliding windows, and stores that cannot reserve); whether the fallback gave it. */
+const poll = (limiter: Limiter, key: string, rule: Rule): Effect.Effect<boolean> =>
+  Effect.flatMap(take(limiter, key, rule, false), ({ decision, fallback }) =>
     decision.allowed
-      ? Effect.void
+      ? Effect.succeed(fallback)
       : Effect.zipRight(
         Effect.sleep(Duration.millis(Math.max(1, decision.retryAfterMillis))),
-        waitFor(limiter, key, rule)
+        poll(limiter, key, rule)
       ))
 
-const acquire = (limiter: Limiter, key: string, rule: Rule, mode: RateLimit.Mode): Effect.Effect<void, RateLimited> => {
-  limiter.rules.set(key, rule)
-  return mode === "fail"
-    ? Effect.flatMap(take(limiter, key, rule), (decision) =>
-      decision.allowed
-        ? Effect.void
-        : Effect.fail(withoutStack(() => new RateLimited({ key, retryAfterMillis: decision.retryAfterMillis }, true))))
+const waitPolling = (limiter: Limiter, key: string, rule: Rule, labels: Labels): Effect.Effect<void> =>
+  Effect.flatMap(Clock.currentTimeMillis, (start) =>
     // One waiter per key at the head of the line; the rest queue on the turnstile in order.
-    : turnstile(limiter, key).withPermits(1)(waitFor(limiter, key, rule))
+    turnstile(limiter, key).withPermits(1)(
+      Effect.flatMap(poll(limiter, key, rule), (fallback) =>
+        Effect.flatMap(Clock.currentTimeMillis, (end) => record(labels, true, end - start, fallback)))
+    ))
+
+/** Token buckets: the permit is reserved on arrival; the caller sleeps until it is due. */
+const waitReserved = (limiter: Limiter, key: string, rule: Rule, labels: Labels): Effect.Effect<void> =>
+  Effect.flatMap(take(limiter, key, rule, true), ({ decision, fallback }) => {
+    // Refused only by a failing store set to deny: ask again later, as a sliding window would.
+    if (!decision.allowed) return waitPolling(limiter, key, rule, labels)
+    const wait = decision.retryAfterMillis
+    return wait <= 0
+      ? record(labels, true, 0, fallback)
+      // Rounded up to the nanosecond: a `Duration` keeps whole nanoseconds, and waking early would break the bound.
+      : Effect.zipRight(
+        Effect.sleep(Duration.nanos(BigInt(Math.ceil(wait * 1e6)))),
+        record(labels, true, wait, fallback)
+      )
+  })
+
+const failFast = (limiter: Limiter, key: string, rule: Rule, labels: Labels): Effect.Effect<void, RateLimited> =>
+  Effect.flatMap(take(limiter, key, rule, false), ({ decision, fallback }) =>
+    decision.allowed
+      ? record(labels, true, 0, fallback)
+      : Effect.zipRight(
+        record(labels, false, 0, fallback),
+        Effect.fail(withoutStack(() => new RateLimited({ key, retryAfterMillis: decision.retryAfterMillis }, true)))
+      ))
+
+const acquire = (
+  limiter: Limiter,
+  key: string,
+  rule: Rule,
+  mode: RateLimit.Mode,
+  label: string | undefined
+): Effect.Effect<void, RateLimited> => {
+  limiter.rules.set(key, rule)
+  const labels = labelsOf(limiter.labels, label ?? rule.name ?? "custom")
+  return mode === "fail"
+    ? failFast(limiter, key, rule, labels)
+    : rule._tag === "TokenBucket"
+    ? waitReserved(limiter, key, rule, labels)
+    : waitPolling(limiter, key, rule, labels)
 }
 
 const snapshots = (limiter: Limiter): Effect.Effect<ReadonlyArray<RateLimit.Snapshot>> =>
@@ -84,18 +242,20 @@ const snapshots = (limiter: Limiter): Effect.Effect<ReadonlyArray<RateLimit.Snap
  */
 export const make = (
   store: RateLimit.StoreService,
-  onStoreFailure: "allow" | "deny",
+  onStoreFailure: OnStoreFailure,
   defaultMode: RateLimit.Mode
 ): RateLimit.Service => {
   const limiter: Limiter = {
     store,
-    deny: onStoreFailure === "deny",
+    onStoreFailure,
+    local: makeMemory(),
     turnstiles: new Map(),
     rules: new Map(),
+    labels: new Map(),
     outage: makeOutageLog("rate limiter")
   }
   return {
-    acquire: (key, rule, mode = defaultMode) => acquire(limiter, key, rule, mode),
+    acquire: (key, rule, mode = defaultMode, label) => acquire(limiter, key, rule, mode, label),
     snapshots: snapshots(limiter)
   }
 }
