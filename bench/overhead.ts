@@ -1,6 +1,7 @@
 /**
  * `overhead`: what Liaison costs on top of the clients it is built on. The same GET /json?size=1 requests,
- * at concurrency 64, through Liaison, bare @effect/platform HttpClient (undici), raw undici and got.
+ * at concurrency 64, through Liaison (its default transport), bare @effect/platform HttpClient (undici),
+ * raw undici and got.
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -97,7 +98,7 @@ const report = async (
     got_rps: round(get("got"), 0),
     liaison_vs_effect: round(get("liaison") / get("effect"), 3),
     liaison_vs_undici: round(get("liaison") / get("undici"), 3),
-    target: "liaison_vs_effect >= 0.95",
+    target: "liaison_vs_effect >= 2, liaison_vs_undici >= 0.5",
     config: { requests: REQUESTS, warmup: WARMUP, rounds: ROUNDS, concurrency: CONCURRENCY, route: "/json?size=1" },
     roundsMs: Object.fromEntries(Object.entries(times).map(([name, ms]) => [name, ms.map((t) => round(t, 1))]))
   }
@@ -109,7 +110,10 @@ const report = async (
     round(get(name) / get("undici"), 3)
   ])
   console.log(markdownTable(["client", "req/s (median)", "vs effect", "vs undici"], rows))
-  console.log(`\nliaison_vs_effect = ${result.liaison_vs_effect} (target >= 0.95); written to ${file}`)
+  console.log(
+    `\nliaison_vs_effect = ${result.liaison_vs_effect} (target >= 2), liaison_vs_undici = ${result.liaison_vs_undici}` +
+      ` (target >= 0.5); one run on a shared machine: the ratios count, not the absolute numbers; written to ${file}`
+  )
 }
 
 export const run = (): Promise<void> =>

@@ -29,6 +29,7 @@
  * @since 0.1.0
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Undici from "@effect/platform-node/Undici"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Config from "effect/Config"
@@ -49,6 +50,7 @@ import type { DecodeError } from "./HttpError.js"
 import * as HttpError from "./HttpError.js"
 import * as internal from "./internal/httpClient.js"
 import { guardedConnector } from "./internal/ssrf.js"
+import * as transport from "./internal/undiciTransport.js"
 import { encodePairs } from "./internal/urlEncoding.js"
 import { parseXml } from "./internal/xml.js"
 
@@ -120,7 +122,25 @@ export interface Options {
    * refused connection fails with a `TransportError` whose reason is `blocked`. Off by default.
    */
   readonly addressGuard?: AddressGuard | undefined
+  /**
+   * What sends the requests, both over undici with the pool, timeouts and address guard above:
+   * - `"undici"` (the default): Liaison's own lean `HttpClient` (no `AbortController` per call,
+   *   headers converted only when read, bodies kept as undici hands them over);
+   * - `"platform"`: `@effect/platform-node`'s `NodeHttpClient.makeUndici`.
+   *
+   * When unset, the environment variable `LIAISON_HTTP_TRANSPORT` (`undici` or `platform`)
+   * decides, so a deployment can switch without a code change.
+   */
+  readonly transport?: Transport | undefined
 }
+
+/**
+ * Which client sends the requests; see {@link Options.transport}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Transport = "undici" | "platform"
 
 /**
  * Which non-public addresses the {@link Options.addressGuard} lets a connection reach.
@@ -155,6 +175,7 @@ export interface ResolvedOptions {
   readonly pool: { readonly maxConnections: number; readonly keepAlive: Duration.Duration; readonly allowH2: boolean }
   readonly maxBodyBytes: number
   readonly maxErrorBodyBytes: number
+  readonly transport: Transport
 }
 
 /**
@@ -279,7 +300,14 @@ export const defaults: ResolvedOptions = {
   },
   pool: { maxConnections: 100, keepAlive: Duration.seconds(10), allowH2: true },
   maxBodyBytes: 32 * 1024 * 1024,
-  maxErrorBodyBytes: 4096
+  maxErrorBodyBytes: 4096,
+  transport: "undici"
+}
+
+const transportOf = (option: Transport | undefined): Transport => {
+  if (option !== undefined) return option
+  const fromEnv = globalThis.process?.env["LIAISON_HTTP_TRANSPORT"]
+  return fromEnv === "platform" ? "platform" : defaults.transport
 }
 
 const resolve = (options: Options): ResolvedOptions => {
@@ -302,7 +330,8 @@ const resolve = (options: Options): ResolvedOptions => {
       allowH2: pool.allowH2 ?? defaults.pool.allowH2
     },
     maxBodyBytes: options.maxBodyBytes ?? defaults.maxBodyBytes,
-    maxErrorBodyBytes: options.maxErrorBodyBytes ?? defaults.maxErrorBodyBytes
+    maxErrorBodyBytes: options.maxErrorBodyBytes ?? defaults.maxErrorBodyBytes,
+    transport: transportOf(options.transport)
   }
 }
 
@@ -321,21 +350,23 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       timeout: Duration.toMillis(resolved.timeouts.connect),
       ...(ca === undefined ? {} : { ca })
     }
+    const agentOptions: Undici.Agent.Options = {
+      connections: resolved.pool.maxConnections,
+      keepAliveTimeout: Duration.toMillis(resolved.pool.keepAlive),
+      allowH2: resolved.pool.allowH2,
+      connect: options.addressGuard === undefined
+        ? connectOptions
+        : guardedConnector({
+          loopback: options.addressGuard.loopback ?? false,
+          private: options.addressGuard.private ?? false,
+          linkLocal: options.addressGuard.linkLocal ?? false
+        }, { ...connectOptions, allowH2: resolved.pool.allowH2 })
+    }
     const dispatcher = yield* Effect.acquireRelease(
       Effect.sync(() =>
-        new internal.TimedAgent({
-          read: resolved.timeouts.read,
-          connections: resolved.pool.maxConnections,
-          keepAliveTimeout: Duration.toMillis(resolved.pool.keepAlive),
-          allowH2: resolved.pool.allowH2,
-          connect: options.addressGuard === undefined
-            ? connectOptions
-            : guardedConnector({
-              loopback: options.addressGuard.loopback ?? false,
-              private: options.addressGuard.private ?? false,
-              linkLocal: options.addressGuard.linkLocal ?? false
-            }, { ...connectOptions, allowH2: resolved.pool.allowH2 })
-        })
+        resolved.transport === "undici"
+          ? new Undici.Agent(agentOptions)
+          : new internal.TimedAgent({ ...agentOptions, read: resolved.timeouts.read })
       ),
       (agent) =>
         // A release runs uninterruptibly: without `interruptible` the timeout could not stop the wait.
@@ -345,9 +376,14 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
           Effect.orElse(() => Effect.promise(() => agent.destroy()))
         )
     )
+    const readMillis = Duration.toMillis(resolved.timeouts.read)
     // The platform's own span records the full URL (query string included): `execute` opens
-    // its own span instead, with the URL redacted.
-    let client = HttpClient.withTracerDisabledWhen(NodeHttpClient.makeUndici(dispatcher), () => true)
+    // its own span instead, with the URL redacted. Liaison's transport opens none.
+    let client = resolved.transport === "undici"
+      ? transport.make(dispatcher, { headersMillis: readMillis, bodyMillis: readMillis })
+      : internal.withPlatformDeadline(
+        HttpClient.withTracerDisabledWhen(NodeHttpClient.makeUndici(dispatcher), () => true)
+      )
     if (resolved.baseUrl !== undefined) {
       client = HttpClient.mapRequest(client, internal.prependBaseUrl(resolved.baseUrl))
     }

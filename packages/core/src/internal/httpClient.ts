@@ -1,3 +1,4 @@
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Undici from "@effect/platform-node/Undici"
 import * as Headers from "@effect/platform/Headers"
 import * as HttpBody from "@effect/platform/HttpBody"
@@ -30,6 +31,7 @@ import {
 } from "../HttpError.js"
 import type { PoolSlots } from "./poolSlots.js"
 import { makePoolSlots } from "./poolSlots.js"
+import { BodyTooLarge, currentHeadersDeadline, UndiciResponse } from "./undiciTransport.js"
 
 /** @internal */
 export const timeoutError = (
@@ -120,6 +122,26 @@ const fromRequestError = (
   return transportError(request, error.cause, options.timeouts)
 }
 
+/**
+ * A request failure as an `HttpError`; a headers timeout that a {@link currentHeadersDeadline}
+ * shorter than `read` set is that deadline's error (e.g. the policy's attempt timeout).
+ */
+const failRequest = (
+  request: HttpClientRequest.HttpClientRequest,
+  error: HttpClientError.HttpClientError,
+  options: ResolvedOptions
+): Effect.Effect<never, HttpError> => {
+  const mapped = fromRequestError(request, error, options)
+  if (mapped._tag !== "TimeoutError" || mapped.phase !== "read") return Effect.fail(mapped)
+  return Effect.flatMap(FiberRef.get(currentHeadersDeadline), (deadline) =>
+    Effect.fail(
+      deadline !== undefined && deadline.millis < Duration.toMillis(options.timeouts.read) &&
+        errorCodes(error.cause).includes("UND_ERR_HEADERS_TIMEOUT")
+        ? deadline.onTimeout()
+        : mapped
+    ))
+}
+
 /** A response body failing mid-way: the wire, unless nothing on the wire is to blame. */
 const fromBodyError = (
   request: HttpClientRequest.HttpClientRequest,
@@ -192,9 +214,20 @@ const wrapResponse = (
     chunked: (bytes: Uint8Array) => A
   ): Effect.Effect<A, HttpError> =>
     Effect.suspend((): Effect.Effect<A, HttpError> => {
+      if (response instanceof UndiciResponse) {
+        // Liaison's transport enforces the limit as the chunks arrive, without a stream.
+        const length = response.declaredLength()
+        if (length !== undefined && length > max) return Effect.fail(tooLarge(request, status, max))
+        body.started()
+        return Effect.mapBoth(response.readAll(max), {
+          onFailure: (error) =>
+            error.cause instanceof BodyTooLarge ? tooLarge(request, status, max) : onBodyError(error),
+          onSuccess: chunked
+        })
+      }
       const declared = response.headers["content-length"]
+      if (declared !== undefined && Number(declared) > max) return Effect.fail(tooLarge(request, status, max))
       if (declared === undefined) return Effect.map(collect(request, status, chunks(), max), chunked)
-      if (Number(declared) > max) return Effect.fail(tooLarge(request, status, max))
       body.started()
       return Effect.mapError(read(), onBodyError)
     }).pipe(Effect.ensuring(body.finished))
@@ -326,9 +359,33 @@ export class TimedAgent extends Undici.Agent {
     this.#read = Duration.toMillis(read)
   }
   override dispatch(options: Undici.Dispatcher.DispatchOptions, handler: Undici.Dispatcher.DispatchHandler): boolean {
-    return super.dispatch({ ...options, headersTimeout: this.#read, bodyTimeout: this.#read }, handler)
+    const deadline = (options as { readonly [headersDeadlineKey]?: number })[headersDeadlineKey]
+    const headersTimeout = deadline === undefined ? this.#read : Math.min(this.#read, Math.max(1, deadline))
+    return super.dispatch({ ...options, headersTimeout, bodyTimeout: this.#read }, handler)
   }
 }
+
+/** Where the platform client's request options carry a {@link currentHeadersDeadline} to {@link TimedAgent}. */
+const headersDeadlineKey = Symbol.for("@liaison/core/Http/headersDeadline")
+
+/**
+ * The platform client with {@link currentHeadersDeadline} honoured: it passes the request options
+ * in context (`UndiciRequestOptions`) on to the dispatcher, a {@link TimedAgent}.
+ *
+ * @internal
+ */
+export const withPlatformDeadline = (client: HttpClient.HttpClient): HttpClient.HttpClient =>
+  HttpClient.transform(client, (effect) =>
+    Effect.flatMap(FiberRef.get(currentHeadersDeadline), (deadline) => {
+      if (deadline === undefined) return effect
+      const options: Undici.Dispatcher.RequestOptions<null> & { readonly [headersDeadlineKey]: number } = {
+        origin: "",
+        path: "",
+        method: "GET",
+        [headersDeadlineKey]: deadline.millis
+      }
+      return Effect.provideService(effect, NodeHttpClient.UndiciRequestOptions, options)
+    }))
 
 /**
  * Cancels an unread body: the platform aborts the request when a started body stream ends or
@@ -338,7 +395,7 @@ export class TimedAgent extends Undici.Agent {
  * @internal
  */
 export const cancelBody = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<void> =>
-  Effect.flatMap(
+  response instanceof UndiciResponse ? Effect.sync(() => response.exchange.abort()) : Effect.flatMap(
     Effect.fork(Stream.runDrain(response.stream)),
     (fiber) => Effect.zipRight(Effect.yieldNow(), Fiber.interrupt(fiber))
   )
@@ -358,7 +415,7 @@ export const makeExecute = (
 ) => {
   const { pool, write } = options.timeouts
   const send = (request: HttpClientRequest.HttpClientRequest) =>
-    Effect.mapError(client.execute(request), (error) => fromRequestError(request, error, options))
+    Effect.catchAll(client.execute(request), (error) => failRequest(request, error, options))
   return (request: HttpClientRequest.HttpClientRequest): Effect.Effect<Response, HttpError, Scope.Scope> => {
     const sent = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<
       HttpClientResponse.HttpClientResponse,
