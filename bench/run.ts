@@ -9,7 +9,8 @@ const benchmarks: Readonly<Record<string, () => Promise<{ readonly run: () => Pr
   ratelimit: () => import("./ratelimit.js"),
   chaos: () => import("./chaos.js"),
   cache: () => import("./cache.js"),
-  webhooks: () => import("./webhooks.js")
+  webhooks: () => import("./webhooks.js"),
+  cluster: () => import("./cluster.js")
 }
 
 const name = process.argv[2] ?? ""
