@@ -135,6 +135,10 @@ export const nginxBinary = (): string => {
   throw new Error("nginx is not installed (apt-get install nginx, or set NGINX_BIN): the cluster needs it")
 }
 
+/** Every child still running: killed if this process exits without stopping them (a crash, a test timeout). */
+const running = new Set<ChildProcess>()
+process.once("exit", () => running.forEach((child) => child.kill("SIGKILL")))
+
 /** A child process that is started by `spawnIt` and whose output lines go to `onLine` and a short log. */
 const managed = (
   name: string,
@@ -151,6 +155,8 @@ const managed = (
     spawn: () => {
       const proc = spawnIt()
       child = proc
+      running.add(proc)
+      proc.once("exit", () => running.delete(proc))
       let partial = ""
       const onData = (data: Buffer) => {
         const lines = (partial + data.toString()).split("\n")

@@ -16,11 +16,11 @@ import { type Cluster, startCluster } from "../../deploy/cluster.js"
 import { type CountingUpstream, maxInWindow, startCountingUpstream } from "../fixtures/countingUpstream.js"
 import { byStatus, duration, load, type Outcome, quantile, request } from "./load.js"
 
-const limit = 10
+const limit = 5
 /** The bound of issue 14: the upstream never sees more than the limit + 3% in any 1 s window. */
 const windowBound = limit * 1.03
-/** Requests per second offered through nginx when a limit is exercised: 2.5 times the limit. */
-const offered = 25
+/** Requests per second offered through nginx when a limit is exercised: 2.4 times the limit. */
+const offered = 12
 
 const report = (name: string, figures: Record<string, unknown>) =>
   console.log(`cluster: ${name} ${JSON.stringify(figures)}`)
@@ -42,6 +42,9 @@ const limitEnv = () => ({
   RETRY_BASE_DELAY: "50 millis",
   RETRY_MAX_DELAY: "200 millis",
   BREAKER_FAILURE_THRESHOLD: "1000000",
+  // The cache treats a slower Redis as down (its default, 500 ms) and fetches itself; on a busy
+  // CI machine that would be the stampede check measuring the machine, not the lock.
+  CACHE_REDIS_TIMEOUT: "3 seconds",
   SHUTDOWN_TIMEOUT: "2 seconds"
 })
 
@@ -49,7 +52,7 @@ beforeAll(async () => {
   upstream = await startCountingUpstream()
   cluster = await startCluster({ instances: 3, run: "source", env: limitEnv() })
   await warmUp()
-}, 120_000)
+}, 240_000)
 
 /**
  * A fresh process answers its first requests slowly (the JIT, first use of each module): a few
@@ -108,7 +111,7 @@ describe("a cluster of 3 instances behind nginx, sharing one Redis", () => {
     // The limit was exercised: some requests were refused (429) rather than passed on.
     expect(run.statuses[429] ?? 0).toBeGreaterThan(0)
     expect(run.steadyMax).toBeLessThanOrEqual(windowBound)
-  }, 30_000)
+  }, 60_000)
 
   it(
     "(a) failing upstream (503, retried): the upstream never sees more than the limit + 3% in any 1 s window",
@@ -124,7 +127,7 @@ describe("a cluster of 3 instances behind nginx, sharing one Redis", () => {
         upstream.set({ mode: "ok" })
       }
     },
-    30_000
+    60_000
   )
 
   it("(d) a webhook delivered 50 times at once, to every instance, is processed once", async () => {
@@ -155,7 +158,7 @@ describe("a cluster of 3 instances behind nginx, sharing one Redis", () => {
     report("d-webhooks", { deliveries: 50, acceptedAsNew: firsts, state: event.state, attempts: event.attempts })
     expect(firsts).toBe(1)
     expect(event).toMatchObject({ state: "processed", attempts: 1 })
-  }, 30_000)
+  }, 60_000)
 
   it("(d) cache stampede: 300 concurrent misses of one user, across instances, make 1 upstream call", async () => {
     upstream.set({ mode: "ok", latencyMs: 300 })
@@ -169,12 +172,20 @@ describe("a cluster of 3 instances behind nginx, sharing one Redis", () => {
     } finally {
       upstream.set({ latencyMs: 0 })
     }
-  }, 30_000)
+  }, 60_000)
 
   it("(e) an instance kill -9'd under load: no request through nginx fails but those in flight on it", async () => {
     const ids = Array.from({ length: 20 }, (_, i) => i + 1)
     // Cached first (Redis, shared): the load below is cache hits and stays under the limit.
-    for (const id of ids) expect((await request(cluster.url, `/users/${id}`)).status).toBe(200)
+    for (const id of ids) {
+      // Paced by the upstream's limit: a 429 is tried again a moment later.
+      let status = 0
+      for (let i = 0; i < 50 && status !== 200; i++) {
+        status = (await request(cluster.url, `/users/${id}`)).status
+        if (status === 429) await sleep(250)
+      }
+      expect(status).toBe(200)
+    }
     const victim = cluster.instances[1]!
     let killedAt = 0
     const outcomes = await load({
@@ -199,7 +210,7 @@ describe("a cluster of 3 instances behind nginx, sharing one Redis", () => {
     })
     expect(failed.length).toBeLessThanOrEqual(inFlight)
     await victim.start()
-  }, 60_000)
+  }, 90_000)
 
   it("(f) no request stalls while an instance starts, through nginx or straight to it", async () => {
     const ids = Array.from({ length: 20 }, (_, i) => i + 1)
@@ -208,7 +219,7 @@ describe("a cluster of 3 instances behind nginx, sharing one Redis", () => {
     let started = 0
     const outcomes = await load({
       base: cluster.url,
-      rate: 15,
+      rate: 8,
       tailMs: 1000,
       path: (i) => `/users/${ids[i % ids.length]}`,
       during: async () => {
@@ -240,10 +251,11 @@ describe("a cluster of 3 instances behind nginx, sharing one Redis", () => {
     })
     expect(started).toBeGreaterThan(0)
     expect(byStatus(outcomes)).toEqual({ 200: outcomes.length })
-    // A stall is a request held for seconds (until a timeout); a slow one on a busy machine is not.
-    expect(Math.max(...outcomes.map(duration))).toBeLessThan(2000)
-    expect(Math.max(...direct.map(duration))).toBeLessThan(2000)
-  }, 60_000)
+    // A stall is a request held until a timeout (nginx's are 10 s and more); a slow one on a busy
+    // machine (seconds, measured on 2 shared cores) is not.
+    expect(Math.max(...outcomes.map(duration))).toBeLessThan(5000)
+    expect(Math.max(...direct.map(duration))).toBeLessThan(5000)
+  }, 180_000)
 
   it(
     "(c) Redis killed for 10 s: no call waits > 200 ms for it, the rate stays ≤ limit × 1.1, every instance recovers",
@@ -269,7 +281,7 @@ describe("a cluster of 3 instances behind nginx, sharing one Redis", () => {
       const outageMax = maxInWindow(arrivals, 1000, killedAt + 1000, killedAt + 10_000)
       await cluster.redis.start()
       const recovered: Array<string> = []
-      for (let i = 0; i < 100 && recovered.length < cluster.instances.length; i++) {
+      for (let i = 0; i < 300 && recovered.length < cluster.instances.length; i++) {
         await sleep(100)
         for (const instance of cluster.instances) {
           if (recovered.includes(instance.url)) continue
@@ -293,7 +305,7 @@ describe("a cluster of 3 instances behind nginx, sharing one Redis", () => {
       expect(Math.max(...outage.map(duration))).toBeLessThanOrEqual(baselineMax + 200)
       expect(outageMax).toBeLessThanOrEqual(limit * 1.1)
     },
-    60_000
+    120_000
   )
 
   describe("(b) the circuit breaker, shared", () => {
@@ -321,7 +333,7 @@ describe("a cluster of 3 instances behind nginx, sharing one Redis", () => {
           const trippedAt = Date.now()
           await sleep(150)
           // Then load through nginx, on every instance, for two more open periods.
-          const outcomes = await load({ base: cluster.url, rate: 15, durationMs: 3 * openMs, path: freshPage })
+          const outcomes = await load({ base: cluster.url, rate: 10, durationMs: 3 * openMs, path: freshPage })
           const arrivals = upstream.stats().arrivals
           const untilOpenEnds = arrivals.filter((t) => t < trippedAt + openMs - 100).length
           const probePhase = arrivals.filter((t) => t >= trippedAt + openMs - 100)
@@ -341,7 +353,7 @@ describe("a cluster of 3 instances behind nginx, sharing one Redis", () => {
           upstream.set({ mode: "ok" })
         }
       },
-      90_000
+      240_000
     )
   })
 })
