@@ -10,7 +10,8 @@ const benchmarks: Readonly<Record<string, () => Promise<{ readonly run: () => Pr
   chaos: () => import("./chaos.js"),
   cache: () => import("./cache.js"),
   webhooks: () => import("./webhooks.js"),
-  telemetry: () => import("./telemetry.js")
+  telemetry: () => import("./telemetry.js"),
+  cluster: () => import("./cluster.js")
 }
 
 const name = process.argv[2] ?? ""
