@@ -317,8 +317,8 @@ describe("Cache (Redis, live)", () => {
       for (let i = 0; i < 100; i += 2) yield* cache.set(`batch:${i}`, Schema.String, `stored-${i}`)
       const commands = (name: string) =>
         Effect.map(
-          Redis.use("info", (client) => client.info("commandstats")),
-          (info) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(info)?.[1] ?? 0)
+          Redis.use("info", (client) => client.call("INFO", "commandstats")),
+          (info) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(String(info))?.[1] ?? 0)
         ).pipe(Effect.provideServiceEffect(Redis.Redis, connect(server.url)), Effect.scoped)
       const [gets, mgets] = [yield* commands("get"), yield* commands("mget")]
       const answers = yield* Effect.forEach(
