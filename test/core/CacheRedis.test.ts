@@ -309,4 +309,35 @@ describe("Cache (Redis, live)", () => {
       }).pipe(Effect.scoped),
     30_000
   )
+
+  it.live("reads of one turn share an MGET: each caller gets its own key's value, misses fetched", () =>
+    Effect.gen(function*() {
+      const { cache, server } = yield* onPrivateRedis({})
+      const options = { schema: Schema.String } as const
+      for (let i = 0; i < 100; i += 2) yield* cache.set(`batch:${i}`, Schema.String, `stored-${i}`)
+      const commands = (name: string) =>
+        Effect.map(
+          Redis.use("info", (client) => client.call("INFO", "commandstats")),
+          (info) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(String(info))?.[1] ?? 0)
+        ).pipe(Effect.provideServiceEffect(Redis.Redis, connect(server.url)), Effect.scoped)
+      const [gets, mgets] = [yield* commands("get"), yield* commands("mget")]
+      const answers = yield* Effect.forEach(
+        Array.from({ length: 100 }, (_, i) => i),
+        (i) => cache.getOrFetchCached(`batch:${i}`, Effect.succeed(`fetched-${i}`), options),
+        { concurrency: "unbounded" }
+      )
+      expect(answers).toEqual(
+        Array.from(
+          { length: 100 },
+          (_, i) => i % 2 === 0 ? { value: `stored-${i}`, status: "hit" } : { value: `fetched-${i}`, status: "miss" }
+        )
+      )
+      // The 100 reads went out together; only the misses' own checks (under their locks) read alone.
+      expect((yield* commands("mget")) - mgets).toBeGreaterThanOrEqual(1)
+      expect((yield* commands("get")) - gets).toBeLessThan(100)
+      // One at a time, a read is a plain GET.
+      const before = yield* commands("get")
+      expect(yield* cache.getOrFetch("batch:0", Effect.succeed("unused"), options)).toBe("stored-0")
+      expect((yield* commands("get")) - before).toBe(1)
+    }).pipe(Effect.scoped))
 })

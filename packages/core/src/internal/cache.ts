@@ -324,7 +324,7 @@ export class Engine {
       const span = activeSpan(fiber)
       return shared.exec(
         "GET",
-        (client) => client.get(shared.valueKey(key)),
+        () => shared.readValue(key),
         (text) => {
           const held = this.#classify(schema, text)
           if (held instanceof Corrupt) {
@@ -376,7 +376,7 @@ export class Engine {
     const read: Effect.Effect<Found<A> | undefined> = skipShared ? Effect.succeed(local) : Effect.flatMap(
       shared.read(
         "GET",
-        (client) => client.get(shared.valueKey(key)),
+        () => shared.readValue(key),
         (text) => this.#classify(schema, text),
         undefined
       ),
@@ -430,7 +430,7 @@ export class Engine {
     return Effect.flatMap(
       shared.read(
         "GET",
-        (client) => client.get(shared.valueKey(key)),
+        () => shared.readValue(key),
         (text) => this.#classify(schema, text),
         undefined
       ),

@@ -4,7 +4,7 @@
  * Every metric is a fixed set of label values, so each counter's hook is resolved once and an
  * update is one addition (a tagged `Metric` would merge its labels on every call). Span events are
  * recorded only when a real tracer is installed and a span is current: with Effect's built-in
- * tracer nobody reads them, and the check costs two field reads.
+ * tracer nobody reads them, and the check is one field read (two with a tracer).
  *
  * No key, tag or value ever goes into a label or an attribute (a key may hold a person's id).
  *
