@@ -181,7 +181,8 @@ describe("RateLimit, Redis store", () => {
       // Four instances: each its own ioredis client and its own limiter.
       const instances = Array.from(
         { length: 4 },
-        () => RateLimit.layerRedis({ prefix }).pipe(Layer.provide(redisLayer(redisUrl())))
+        // A generous Redis wait: a decision taken by the local fallback on a loaded machine is not what this counts.
+        () => RateLimit.layerRedis({ prefix, timeoutMillis: 10_000 }).pipe(Layer.provide(redisLayer(redisUrl())))
       )
       const outcomes = yield* Effect.all(
         instances.map((instance) =>

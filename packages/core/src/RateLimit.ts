@@ -21,7 +21,7 @@
  * The counting is a {@link Store} (a Tag of its own): {@link layerStoreMemory} or
  * {@link layerStoreRedis}. The Redis store is atomic Lua on the shared ioredis client with Redis `TIME` as the clock (no
  * skew between instances), keys `liaison:ratelimit:{key}:…` (one Cluster slot per key), each
- * expiring. If Redis fails (or takes over 100 ms), the limiter falls back to a local limiter at
+ * expiring. If Redis fails (or takes over 200 ms), the limiter falls back to a local limiter at
  * `limit / N` by default, N the live instances counted by a Redis heartbeat before the outage
  * (one warning per outage, a summary every 30 s, one line on recovery); `onStoreFailure: "allow"`
  * fails open, `"deny"` fails closed.
@@ -242,7 +242,7 @@ export interface Options {
 /**
  * The defaults: calls wait for a permit, a failing store falls back to this instance's share of
  * each limit (a limiter must not take the application down with it, nor let every call through),
- * Redis keys under `liaison:ratelimit:`, a Redis decision waited for at most 100 ms, a heartbeat
+ * Redis keys under `liaison:ratelimit:`, a Redis decision waited for at most 200 ms, a heartbeat
  * every second; the adaptive
  * limiter between 1 per second and 10 × its initial rate, +1 per second, × 0.5 on a 429.
  *
@@ -268,7 +268,7 @@ export const defaults: {
   mode: "wait",
   onStoreFailure: "local",
   prefix: "liaison:ratelimit:",
-  storeTimeoutMillis: 100,
+  storeTimeoutMillis: 200,
   heartbeatMillis: 1000,
   adaptive: { min: 1, maxOverInitial: 10, increase: 1, decrease: 0.5 }
 }
@@ -367,7 +367,7 @@ export const layerStoreRedis = (options: RedisStoreOptions = {}): Layer.Layer<St
 export interface RedisStoreOptions {
   /** Key prefix, default `liaison:ratelimit:`; every instance sharing limits uses the same. */
   readonly prefix?: string | undefined
-  /** Longest wait for Redis' decision before the fallback decides (default 100 ms). */
+  /** Longest wait for Redis' decision before the fallback decides (default 200 ms). */
   readonly timeoutMillis?: number | undefined
   /** How often this instance says it is alive (default 1 s); gone after three missed beats. */
   readonly heartbeatMillis?: number | undefined

@@ -128,27 +128,31 @@ export const makeMemory = (): Store => {
 const clock = `
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
-local function ms(x) return string.format('%.3f', x) end
 `
 
 /**
- * GCRA. KEYS[1]: the theoretical arrival time. ARGV: interval between permits (ms), burst,
- * mode: 'take' (only if due now), 'reserve' (the next permit, due when it is), 'peek'.
- * Times are strings: a Lua number returned to Redis would lose its fraction.
+ * GCRA. KEYS[1]: the theoretical arrival time, in whole microseconds of Redis `TIME` (rounded up at
+ * every step: a stored time is never early, so no window ever holds one permit too many). ARGV:
+ * interval between permits (ms), burst, mode: 'take' (only if due now), 'reserve' (the next
+ * permit, due when it is), 'peek'. Times are answered as strings of milliseconds: a Lua number
+ * returned to Redis would lose its fraction.
  */
-const tokenBucketScript = `${clock}
-local interval = tonumber(ARGV[1])
+const tokenBucketScript = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local interval = tonumber(ARGV[1]) * 1000
 local burst = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
+local function ms(us) return string.format('%.3f', us / 1000) end
 local function left(t) return math.max(0, math.min(burst, math.floor(burst - (t - now) / interval + 1e-9))) end
 if ARGV[3] == 'peek' then return {0, left(tat), '0', ms(now)} end
-local due = tat - (burst - 1) * interval
-if due > now and ARGV[3] == 'take' then return {0, 0, math.ceil(due - now), ms(now)} end
+local due = math.ceil(tat - (burst - 1) * interval)
+if due > now and ARGV[3] == 'take' then return {0, 0, math.ceil((due - now) / 1000), ms(now)} end
 local at = math.max(due, now)
-local nexttat = tat + interval
+local nexttat = math.ceil(tat + interval)
 -- Gone once the bucket would be full again: an absent bucket is a full one.
-redis.call('SET', KEYS[1], ms(nexttat), 'PX', math.ceil(nexttat - now) + 1000)
+redis.call('SET', KEYS[1], string.format('%.0f', nexttat), 'PX', math.ceil((nexttat - now) / 1000) + 1000)
 return {1, left(nexttat), ms(at - now), ms(at)}
 `
 
@@ -227,7 +231,7 @@ type Mode = "take" | "reserve" | "peek"
  */
 export const makeRedis = (redis: Redis.Service, options: RedisStoreOptions | string): RedisStore => {
   const { heartbeatMillis, prefix, timeoutMillis } = typeof options === "string"
-    ? { prefix: options, timeoutMillis: 100, heartbeatMillis: 1000 }
+    ? { prefix: options, timeoutMillis: 200, heartbeatMillis: 1000 }
     : options
   // `{key}` is the hash tag: a limit's keys live in one Redis Cluster slot.
   const keyOf = (key: string) => `${prefix}{${key}}`
