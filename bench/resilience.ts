@@ -249,7 +249,12 @@ const measureOpenBreakers = async (): Promise<Rates> => {
 // Report
 // ---------------------------------------------------------------------------------------------------------------
 
-const TARGETS = { policyVsLiaison: 0.9, policyVsGotCockatiel: 1.5, openRejectionsPerSecond: 500_000 }
+const TARGETS = {
+  policyVsLiaison: 0.9,
+  policyVsGotCockatiel: 2,
+  policyVsOpossumUndici: 0.5,
+  openRejectionsPerSecond: 500_000
+}
 
 const report = async (http: Rates, open: Rates) => {
   const ratio = (rates: Record<string, number>, a: string, b: string) =>
@@ -258,27 +263,31 @@ const report = async (http: Rates, open: Rates) => {
     Object.fromEntries(Object.entries(rates).map(([name, rate]) => [name, round(rate, 0)]))
   const policyVsLiaison = ratio(http.wall, "policy", "liaison")
   const policyVsGotCockatiel = ratio(http.wall, "policy", "got+cockatiel")
+  const policyVsOpossumUndici = ratio(http.wall, "policy", "opossum+undici")
   const openRate = round(open.wall["liaison"] ?? Number.NaN, 0)
   const result = {
     requests_per_second: rounded(http.wall),
     requests_per_cpu_second: rounded(http.cpu),
     policy_vs_liaison: policyVsLiaison,
     policy_vs_got_cockatiel: policyVsGotCockatiel,
-    policy_vs_opossum_undici: ratio(http.wall, "policy", "opossum+undici"),
+    policy_vs_opossum_undici: policyVsOpossumUndici,
     by_cpu_time: {
       policy_vs_liaison: ratio(http.cpu, "policy", "liaison"),
-      policy_vs_got_cockatiel: ratio(http.cpu, "policy", "got+cockatiel")
+      policy_vs_got_cockatiel: ratio(http.cpu, "policy", "got+cockatiel"),
+      policy_vs_opossum_undici: ratio(http.cpu, "policy", "opossum+undici")
     },
     open_breaker_rejections_per_second: rounded(open.wall),
     open_breaker_rejections_per_cpu_second: rounded(open.cpu),
     targets: {
       policy_vs_liaison: `>= ${TARGETS.policyVsLiaison}`,
       policy_vs_got_cockatiel: `>= ${TARGETS.policyVsGotCockatiel}`,
+      policy_vs_opossum_undici: `>= ${TARGETS.policyVsOpossumUndici}`,
       open_breaker_rejections_per_second: `>= ${TARGETS.openRejectionsPerSecond}`
     },
     met: {
       policy_vs_liaison: policyVsLiaison >= TARGETS.policyVsLiaison,
       policy_vs_got_cockatiel: policyVsGotCockatiel >= TARGETS.policyVsGotCockatiel,
+      policy_vs_opossum_undici: policyVsOpossumUndici >= TARGETS.policyVsOpossumUndici,
       open_breaker_rejections_per_second: openRate >= TARGETS.openRejectionsPerSecond
     },
     config: {
@@ -326,6 +335,7 @@ const report = async (http: Rates, open: Rates) => {
   console.log(
     `\npolicy_vs_liaison = ${policyVsLiaison} (target >= ${TARGETS.policyVsLiaison}); ` +
       `policy_vs_got_cockatiel = ${policyVsGotCockatiel} (target >= ${TARGETS.policyVsGotCockatiel}); ` +
+      `policy_vs_opossum_undici = ${policyVsOpossumUndici} (target >= ${TARGETS.policyVsOpossumUndici}); ` +
       `open breaker ${openRate}/s (target >= ${TARGETS.openRejectionsPerSecond}); written to ${file}`
   )
 }

@@ -171,7 +171,9 @@ export const call = (
       span.attribute("http.request.method", request.method)
       span.attribute("server.address", labels.address)
       if (labels.port !== undefined) span.attribute("server.port", labels.port)
-      return Effect.flatMap(Effect.exit(Effect.withParentSpan(body(call, fiberLabels), span)), (exit) => {
+      // Not made the current span: every attempt names it as its parent, and nothing else of the
+      // call (the retry's waits) makes spans; a context copy per call saved.
+      return Effect.flatMap(Effect.exit(body(call, fiberLabels)), (exit) => {
         const status = record(exit)
         if (status !== undefined) span.attribute("http.response.status_code", status)
         span.attribute("liaison.attempts", call.attempts)
