@@ -83,8 +83,9 @@ const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
 
 /**
  * The options from the environment: `UPSTREAM_TOTAL_TIMEOUT`, `UPSTREAM_ATTEMPT_TIMEOUT`
- * (durations), `UPSTREAM_RATE_LIMIT` (calls per second, > 0: a token bucket of that many per
- * second, waiting for a permit unless the caller sets `mode`) and the retry's {@link Retry.config}.
+ * (durations), `UPSTREAM_RATE_LIMIT` (attempts per second, an integer ≥ 1: a sliding window, so
+ * no 1 s span ever holds more, retries included; waiting for a permit unless the caller sets
+ * `mode`) and the retry's {@link Retry.config}.
  * Unset variables stay undefined: {@link make} fills in the {@link defaults}.
  *
  * @since 0.1.0
@@ -94,9 +95,10 @@ export const config: Config.Config<Options> = Config.all({
   totalTimeout: optional(Config.duration("UPSTREAM_TOTAL_TIMEOUT")),
   attemptTimeout: optional(Config.duration("UPSTREAM_ATTEMPT_TIMEOUT")),
   rateLimit: optional(
-    Config.number("UPSTREAM_RATE_LIMIT").pipe(
-      Config.validate({ message: "Expected calls per second, > 0", validation: (n) => n > 0 }),
-      Config.map((perSecond) => ({ rule: RateLimit.tokenBucket({ limit: perSecond, interval: "1 second" }) }))
+    Config.integer("UPSTREAM_RATE_LIMIT").pipe(
+      Config.validate({ message: "Expected calls per second, an integer ≥ 1", validation: (n) => n >= 1 }),
+      // A sliding window: no 1 s span ever holds more (a token bucket would let its burst on top).
+      Config.map((perSecond) => ({ rule: RateLimit.slidingWindow({ limit: perSecond, window: "1 second" }) }))
     )
   ),
   retry: Retry.config

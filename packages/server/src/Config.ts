@@ -13,7 +13,7 @@
  * | `SERVER_KEEP_ALIVE_TIMEOUT` | `5 seconds` | how long an idle kept-alive connection stays open |
  * | `SERVER_MAX_HEADER_SIZE` | `16384` | bytes of request line and headers; more → 431 |
  * | `SERVER_MAX_CONNECTIONS` | `1024` | open connections; further ones are closed at once |
- * | `UPSTREAM_RATE_LIMIT` | none | calls per second to the upstream (token bucket; over it → 429) |
+ * | `UPSTREAM_RATE_LIMIT` | none | attempts per second to the upstream, retries included (sliding window; over it → 429) |
  * | `UPSTREAM_TOTAL_TIMEOUT`, `UPSTREAM_ATTEMPT_TIMEOUT` | `Policy.defaults` (30 s, 10 s) | a whole upstream call, retries included; one attempt, until its response headers |
  * | `RETRY_MAX_ATTEMPTS`, `RETRY_BASE_DELAY`, `RETRY_MAX_DELAY` | `Retry.defaults` (3, 1 s, 60 s) | attempts per call (the first included), the first backoff delay (doubling, jittered), the longest one |
  * | `BREAKER_FAILURE_THRESHOLD`, `BREAKER_OPEN_DURATION`, `BREAKER_HALF_OPEN_PROBES` | `CircuitBreaker.defaults` (5, 60 s, 2) | consecutive failures that open the circuit breaker, how long it stays open, probes that close it |

@@ -3,7 +3,7 @@
  * `npm start` needs nothing else) or {@link layerRedis} (every instance sharing one Redis behaves
  * as one). Each provides the backend of every stateful service the server uses: the rate limits,
  * the cache, the durable queues (inbound webhooks, outbound deliveries, emails), the webhook
- * subscriptions, the OAuth2 tokens and the circuit breakers' shared state. The services
+ * subscriptions, the OAuth2 tokens, the circuit breakers' shared state and the retry budgets. The services
  * themselves take their store from context.
  *
  * | variable | default | |
@@ -14,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import { Auth, Cache, CircuitBreaker, DurableQueue, RateLimit, WebhookDelivery } from "@liaison/core"
+import { Auth, Cache, CircuitBreaker, DurableQueue, RateLimit, Retry, WebhookDelivery } from "@liaison/core"
 import type { LiaisonError, Redis } from "@liaison/core"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -34,6 +34,7 @@ export type Stores =
   | WebhookDelivery.SubscriptionStore
   | Auth.TokenStore
   | CircuitBreaker.Store
+  | Retry.BudgetStore
 
 /**
  * `CACHE_TIER`: `two-tier` (default) or `redis`; read only with Redis.
@@ -71,7 +72,8 @@ export const layerMemory: Layer.Layer<Stores, LiaisonError.InvalidOptions | Conf
   DurableQueue.layerStoreMemory,
   WebhookDelivery.layerSubscriptionStoreMemory,
   Auth.layerTokenStoreMemory,
-  CircuitBreaker.layerStoreMemory
+  CircuitBreaker.layerStoreMemory,
+  Retry.layerBudgetStoreMemory
 )
 
 /**
@@ -96,5 +98,7 @@ export const layerRedis: Layer.Layer<
     WebhookDelivery.layerSubscriptionStoreRedis({ prefix }),
     Auth.layerTokenStoreRedis({ prefix }),
     // One breaker state per upstream for every instance (see docs/Resilience.md, the shared breaker).
-    CircuitBreaker.layerStoreRedis({ prefix: `${prefix}:breaker:` })
+    CircuitBreaker.layerStoreRedis({ prefix: `${prefix}:breaker:` }),
+    // One retry budget per upstream host for every instance: retries cannot multiply with N.
+    Retry.layerBudgetStoreRedis({ prefix: `${prefix}:retry-budget:` })
   )))

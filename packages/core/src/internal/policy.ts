@@ -250,7 +250,9 @@ const permits = (
   adaptive: RateLimit.Adaptive | undefined
 ): Effect.Effect<void, HttpError.RateLimited> | undefined => {
   const { rateLimit } = engine
-  const limit = rateLimit === undefined ? undefined : rateLimit.limiter.acquire(key, rateLimit.rule, rateLimit.mode)
+  const limit = rateLimit === undefined
+    ? undefined
+    : rateLimit.limiter.acquire(key, rateLimit.rule, rateLimit.mode, key)
   const adaptivePermit = adaptive?.acquire(engine.options.rateLimit?.mode)
   return adaptivePermit === undefined
     ? limit
