@@ -691,12 +691,17 @@ const buffered = <A, R>(
   request: HttpClientRequest.HttpClientRequest,
   read: (response: Response) => Effect.Effect<A, HttpError.HttpError, R>
 ): Effect.Effect<A, HttpError.HttpError, Http | R> =>
-  Effect.flatMap(Http, (http) =>
-    executeOkWith(http, request).pipe(
-      Effect.flatMap(read),
-      Effect.scoped,
-      withTotalTimeout(request, http.options.timeouts.total)
-    ))
+  Effect.flatMap(Http, (http) => {
+    // No middleware: the call and the read in one step, without a scope per call.
+    const direct = internal.directCallOf(http.execute)
+    const call = direct === undefined
+      ? Effect.scoped(Effect.flatMap(executeOkWith(http, request), read))
+      : direct(request, (response) => Effect.flatMap(okOf(http, response), read))
+    return withTotalTimeout(request, http.options.timeouts.total)(call)
+  })
+
+const okOf = (http: Service, response: Response) =>
+  ensureOk(response, { maxErrorBodyBytes: http.options.maxErrorBodyBytes })
 
 /**
  * Bounds a whole call (body included) by a total deadline; past it the call fails with a

@@ -416,20 +416,20 @@ export const makeExecute = (
   const { pool, write } = options.timeouts
   const send = (request: HttpClientRequest.HttpClientRequest) =>
     Effect.catchAll(client.execute(request), (error) => failRequest(request, error, options))
-  return (request: HttpClientRequest.HttpClientRequest): Effect.Effect<Response, HttpError, Scope.Scope> => {
-    const sent = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<
-      HttpClientResponse.HttpClientResponse,
-      HttpError
-    > => {
-      const upload = watchUpload(request, write)
-      return upload === undefined
-        ? send(request)
-        : Effect.flatMap(upload, ({ request: instrumented, stalled }) =>
-          Effect.raceFirst(
-            Effect.mapError(send(instrumented), (error): HttpError => error),
-            stalled
-          ))
-    }
+  const sent = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<
+    HttpClientResponse.HttpClientResponse,
+    HttpError
+  > => {
+    const upload = watchUpload(request, write)
+    return upload === undefined
+      ? send(request)
+      : Effect.flatMap(upload, ({ request: instrumented, stalled }) =>
+        Effect.raceFirst(
+          Effect.mapError(send(instrumented), (error): HttpError => error),
+          stalled
+        ))
+  }
+  const execute = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<Response, HttpError, Scope.Scope> => {
     // The slot goes back as soon as the body is read; a body nobody reads is cancelled when
     // the scope closes, just before the slot goes back, so its connection is not held until
     // GC. Unlike `HttpClient.withScope`, a call whose body is read is never aborted (no
@@ -454,6 +454,73 @@ export const makeExecute = (
       )
     })
   }
+  directCalls.set(execute, makeDirect(tracedWith(sent, options, span), slotsFor, options))
+  return execute
+}
+
+const tracedWith = (
+  sent: (
+    request: HttpClientRequest.HttpClientRequest
+  ) => Effect.Effect<HttpClientResponse.HttpClientResponse, HttpError>,
+  options: ResolvedOptions,
+  span: SpanHeaders
+) =>
+(request: HttpClientRequest.HttpClientRequest) => tracedSend(sent, request, options.baseUrl, span)
+
+/**
+ * A call from request to value with no middleware in between: `execute`, then `read` on the
+ * response, in one step.
+ *
+ * @internal
+ */
+export type DirectCall = <A, R>(
+  request: HttpClientRequest.HttpClientRequest,
+  read: (response: Response) => Effect.Effect<A, HttpError, R>
+) => Effect.Effect<A, HttpError, R>
+
+/** The direct call of each `execute` made by {@link makeExecute}; a middleware's `execute` has none. */
+const directCalls = new WeakMap<(request: HttpClientRequest.HttpClientRequest) => unknown, DirectCall>()
+
+/**
+ * The {@link DirectCall} of an `execute` built by {@link makeExecute}, if it is one (no middleware
+ * wraps it): the buffered readers use it to skip a `Scope` per call.
+ *
+ * @internal
+ */
+export const directCallOf = (
+  execute: (request: HttpClientRequest.HttpClientRequest) => unknown
+): DirectCall | undefined => directCalls.get(execute)
+
+/**
+ * `execute` then `read` without a scope: the slot is taken and given back in one uninterruptible
+ * region (the wait for it and the call itself interruptible), an unread body cancelled first.
+ */
+const makeDirect = (
+  send: (
+    request: HttpClientRequest.HttpClientRequest
+  ) => Effect.Effect<HttpClientResponse.HttpClientResponse, HttpError>,
+  slotsFor: (request: HttpClientRequest.HttpClientRequest) => PoolSlots,
+  options: ResolvedOptions
+): DirectCall =>
+(request, read) => {
+  const pool = options.timeouts.pool
+  return Effect.uninterruptibleMask((restore) => {
+    const slots = slotsFor(request)
+    let response: HttpClientResponse.HttpClientResponse | undefined
+    let started = false
+    const lifecycle = { started: () => void (started = true), finished: Effect.void }
+    return Effect.flatMap(restore(slots.take(pool, () => timeoutError(request, "pool", pool))), (slot) =>
+      Effect.onExit(
+        restore(Effect.flatMap(send(request), (received) => {
+          response = received
+          return read(wrapResponse(request, received, options, lifecycle))
+        })),
+        () =>
+          response === undefined || started
+            ? slots.release(slot)
+            : Effect.zipRight(cancelBody(response), slots.release(slot))
+      ))
+  })
 }
 
 /**

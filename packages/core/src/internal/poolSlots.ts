@@ -25,12 +25,22 @@ export interface PoolSlots {
     onTimeout: () => E,
     beforeRelease: () => Effect.Effect<void>
   ) => Effect.Effect<Effect.Effect<void>, E, Scope.Scope>
+  /**
+   * Takes a slot without a scope, for a call that gives it back itself ({@link PoolSlots.release})
+   * whatever happens: run it in an uninterruptible region, the wait restored to interruptible, and
+   * release in the same region (a scope per call costs more than the call's own bookkeeping).
+   */
+  readonly take: <E>(timeout: Duration.Duration, onTimeout: () => E) => Effect.Effect<Slot, E>
+  readonly release: (slot: Slot) => Effect.Effect<void>
 }
 
-interface Ticket {
+/** A slot taken by {@link PoolSlots.take}. */
+export interface Slot {
   held: boolean
   grant: (() => void) | undefined
 }
+
+type Ticket = Slot
 
 /** Internal: the pool of `size` slots. */
 export const makePoolSlots = (size: number): PoolSlots => {
@@ -60,7 +70,28 @@ export const makePoolSlots = (size: number): PoolSlots => {
       })
     })
 
+  const take = <E>(timeout: Duration.Duration, onTimeout: () => E): Effect.Effect<Slot, E> =>
+    Effect.suspend(() => {
+      const ticket: Ticket = { held: false, grant: undefined }
+      if (free > 0 && waiters.size === 0) {
+        free--
+        ticket.held = true
+        return Effect.succeed(ticket)
+      }
+      waiters.add(ticket)
+      // Timed out or interrupted just as a slot was granted: the slot goes back.
+      return Effect.as(
+        Effect.onExit(
+          Effect.timeoutFail(wait(ticket), { duration: timeout, onTimeout }),
+          (exit) => exit._tag === "Failure" ? release(ticket) : Effect.void
+        ),
+        ticket
+      )
+    })
+
   return {
+    take,
+    release,
     acquire: (timeout, onTimeout, beforeRelease) =>
       Effect.scopeWith((scope) => {
         const ticket: Ticket = { held: false, grant: undefined }
