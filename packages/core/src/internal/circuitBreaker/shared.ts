@@ -4,6 +4,7 @@
  * decisions other instances publish. The store failing (Redis down) never fails or holds up a
  * call: the local breaker decides alone, and the outage is logged once.
  */
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as CircuitBreaker from "../../CircuitBreaker.js"
@@ -87,15 +88,50 @@ const coordinator = (store: CircuitBreaker.StoreService, settings: Settings): En
   }
 }
 
-/** Applies a cluster decision to the local breaker of its key, if this instance has one. */
-const receive = (registry: Engine.Registry, instance: string) => (event: CircuitBreaker.SharedEvent) => {
+/** Open decisions for keys this instance has no breaker for yet: at most this many are kept. */
+const maxPendingKeys = 1024
+
+/** An open decision received before this instance had a breaker for its key, and when. */
+interface Pending {
+  readonly millis: number
+  readonly openedBy: Extract<CircuitBreaker.SharedEvent, { readonly _tag: "Open" }>["openedBy"]
+  readonly receivedAt: number
+}
+
+/**
+ * Applies a cluster decision to the local breaker of its key. Without one yet, an open decision
+ * is kept (bounded) for the breaker this instance creates at its first call of the key: that
+ * call is then refused, instead of reaching an upstream the cluster has already given up on.
+ */
+const receive = (registry: Engine.Registry, instance: string, pending: Map<string, Pending>) =>
+(
+  event: CircuitBreaker.SharedEvent
+) => {
   if (event.origin === instance) return Effect.void
   const cell = registry.cell(event.key)
-  if (cell === undefined) return Effect.void
+  if (cell === undefined) {
+    return Effect.map(Clock.currentTimeMillis, (receivedAt) => {
+      pending.delete(event.key)
+      if (event._tag !== "Open") return
+      if (pending.size >= maxPendingKeys) pending.delete(pending.keys().next().value!)
+      pending.set(event.key, { millis: event.millis, openedBy: event.openedBy, receivedAt })
+    })
+  }
   return Engine.applyShared(
     cell,
     event._tag === "Open" ? { _tag: "Open", millis: event.millis, openedBy: event.openedBy } : event
   )
+}
+
+/** Applies a kept open decision to a breaker just created, with what is left of its time. */
+const applyPending = (pending: Map<string, Pending>, cell: Engine.Cell): Effect.Effect<void> => {
+  const kept = pending.get(cell.key)
+  if (kept === undefined) return Effect.void
+  pending.delete(cell.key)
+  return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const millis = kept.millis - (now - kept.receivedAt)
+    return millis <= 0 ? Effect.void : Engine.applyShared(cell, { _tag: "Open", millis, openedBy: kept.openedBy })
+  })
 }
 
 /** A breaker created late catches up with the cluster: open here if it is open there. */
@@ -119,11 +155,17 @@ export const makeRegistry = (
   store: CircuitBreaker.StoreService
 ): Effect.Effect<CircuitBreaker.Service, InvalidOptions, Scope.Scope> =>
   Effect.gen(function*() {
+    const pending = new Map<string, Pending>()
     const registry = yield* Engine.makeRegistry(options, perKey, resolveOptions, {
       coordinator: coordinator(store, settings),
-      // In the background: the first call for a key does not wait for the store.
-      created: (cell) => Effect.asVoid(Effect.forkDaemon(catchUp(store, settings.timeoutMillis)(cell)))
+      // What this instance heard while it had no breaker for the key, at once; the store's own
+      // state in the background: the first call for a key does not wait for the store.
+      created: (cell) =>
+        Effect.zipRight(
+          applyPending(pending, cell),
+          Effect.asVoid(Effect.forkDaemon(catchUp(store, settings.timeoutMillis)(cell)))
+        )
     })
-    yield* store.subscribe(receive(registry, settings.instance))
+    yield* store.subscribe(receive(registry, settings.instance, pending))
     return registry.service
   })
