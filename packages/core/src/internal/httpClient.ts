@@ -31,7 +31,7 @@ import {
 } from "../HttpError.js"
 import type { PoolSlots } from "./poolSlots.js"
 import { makePoolSlots } from "./poolSlots.js"
-import { BodyTooLarge, currentHeadersDeadline, UndiciResponse } from "./undiciTransport.js"
+import { BodyTooLarge, concat, currentHeadersDeadline, UndiciResponse } from "./undiciTransport.js"
 
 /** @internal */
 export const timeoutError = (
@@ -156,17 +156,6 @@ const fromBodyError = (
 }
 
 const utf8 = new TextDecoder()
-
-const concat = (chunks: ReadonlyArray<Uint8Array>, size: number): Uint8Array => {
-  if (chunks.length === 1) return chunks[0]!
-  const out = new Uint8Array(size)
-  let offset = 0
-  for (const chunk of chunks) {
-    out.set(chunk, offset)
-    offset += chunk.length
-  }
-  return out
-}
 
 const collect = (
   request: HttpClientRequest.HttpClientRequest,

@@ -254,7 +254,8 @@ export class BodyTooLarge extends Error {
   readonly code = "ELIAISONBODYTOOLARGE"
 }
 
-const concat = (chunks: ReadonlyArray<Uint8Array>, size: number): Uint8Array => {
+/** The chunks of a body as one array (the only chunk itself when there is one). */
+export const concat = (chunks: ReadonlyArray<Uint8Array>, size: number): Uint8Array => {
   if (chunks.length === 1) return chunks[0]!
   const out = new Uint8Array(size)
   let offset = 0
