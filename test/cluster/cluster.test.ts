@@ -13,6 +13,7 @@ import { randomUUID } from "node:crypto"
 import { setTimeout as sleep } from "node:timers/promises"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Cluster, startCluster } from "../../deploy/cluster.js"
+import { type CountingSendGrid, countingSendGrid } from "../fixtures/countingSendGrid.js"
 import { type CountingUpstream, maxInWindow, startCountingUpstream } from "../fixtures/countingUpstream.js"
 import { byStatus, duration, load, type Outcome, quantile, request } from "./load.js"
 
@@ -29,6 +30,8 @@ const report = (name: string, figures: Record<string, unknown>) =>
 const errorsOf = (outcomes: ReadonlyArray<Outcome>) => [...new Set(outcomes.flatMap((o) => o.error ?? []))].slice(0, 3)
 
 let upstream: CountingUpstream
+/** Every instance's SendGrid: it counts what it received, so that an email sent twice shows. */
+let sendgrid: CountingSendGrid
 let cluster: Cluster
 let page = 0
 /** A list page no one asked for yet: a cache miss, so one upstream call through the policy. */
@@ -45,11 +48,17 @@ const limitEnv = () => ({
   // The cache treats a slower Redis as down (its default, 500 ms) and fetches itself; on a busy
   // CI machine that would be the stampede check measuring the machine, not the lock.
   CACHE_REDIS_TIMEOUT: "3 seconds",
-  SHUTDOWN_TIMEOUT: "2 seconds"
+  SHUTDOWN_TIMEOUT: "2 seconds",
+  SENDGRID_API_KEY: "SG.cluster-test.secret",
+  SENDGRID_API_BASE: sendgrid.url,
+  EMAIL_SENDERS: "shop@example.com",
+  // A send leased by a killed instance is taken over (and found unknown) a second later.
+  EMAIL_LEASE: "1 second"
 })
 
 beforeAll(async () => {
   upstream = await startCountingUpstream()
+  sendgrid = await countingSendGrid(300)
   cluster = await startCluster({ instances: 3, run: "source", env: limitEnv() })
   await warmUp()
 }, 240_000)
@@ -68,6 +77,7 @@ const warmUp = async () => {
 afterAll(async () => {
   await cluster?.stop()
   await upstream?.close()
+  await sendgrid?.close()
 }, 60_000)
 
 /**
@@ -99,6 +109,51 @@ const limitRun = async (warmMs: number, measureMs: number) => {
     maxMs: Math.max(...outcomes.map(duration)),
     errors: errorsOf(outcomes)
   }
+}
+
+const apiKey = { authorization: `Bearer ${SandboxSecrets.demoApiKey}` }
+
+/**
+ * `count` emails posted through nginx, one every `everyMs`: the ids of those accepted (202). A
+ * post in flight on an instance that dies may fail (nginx never resends a POST).
+ */
+const postEmails = async (count: number, everyMs: number, tag: string) => {
+  const posts = Array.from({ length: count }, async (_, n) => {
+    await sleep(n * everyMs)
+    const outcome = await request(cluster.url, "/emails", {
+      method: "POST",
+      headers: { ...apiKey, "content-type": "application/json" },
+      body: JSON.stringify({
+        from: { email: "shop@example.com" },
+        to: [{ email: `user${n}@example.com` }],
+        subject: `${tag} ${n}`,
+        text: "hello"
+      })
+    })
+    return outcome.status === 202 ? (JSON.parse(outcome.body) as { id: string }).id : undefined
+  })
+  const ids = await Promise.all(posts)
+  return {
+    accepted: ids.filter((id): id is string => id !== undefined),
+    refused: ids.filter((id) => id === undefined).length
+  }
+}
+
+/** Waits until every email has ended `sent`, `failed` or `unknown`; their counts. */
+const settleEmails = async (ids: ReadonlyArray<string>, timeoutMs: number) => {
+  const settled = new Map<string, string>()
+  const deadline = Date.now() + timeoutMs
+  while (settled.size < ids.length && Date.now() < deadline) {
+    for (const id of ids.filter((id) => !settled.has(id))) {
+      const outcome = await request(cluster.url, `/emails/${id}`, { headers: apiKey })
+      const status = outcome.status === 200 ? (JSON.parse(outcome.body) as { status: string }).status : ""
+      if (status === "sent" || status === "failed" || status === "unknown") settled.set(id, status)
+    }
+    if (settled.size < ids.length) await sleep(200)
+  }
+  const counts: Record<string, number> = {}
+  for (const status of settled.values()) counts[status] = (counts[status] ?? 0) + 1
+  return { settled: settled.size, counts }
 }
 
 describe("a cluster of 3 instances behind nginx, sharing one Redis", () => {
@@ -174,43 +229,64 @@ describe("a cluster of 3 instances behind nginx, sharing one Redis", () => {
     }
   }, 60_000)
 
-  it("(e) an instance kill -9'd under load: no request through nginx fails but those in flight on it", async () => {
-    const ids = Array.from({ length: 20 }, (_, i) => i + 1)
-    // Cached first (Redis, shared): the load below is cache hits and stays under the limit.
-    for (const id of ids) {
-      // Paced by the upstream's limit: a 429 is tried again a moment later.
-      let status = 0
-      for (let i = 0; i < 50 && status !== 200; i++) {
-        status = (await request(cluster.url, `/users/${id}`)).status
-        if (status === 429) await sleep(250)
+  it(
+    "(e) an instance kill -9'd under load: no request through nginx fails but those in flight on it; no email is sent twice",
+    async () => {
+      const ids = Array.from({ length: 20 }, (_, i) => i + 1)
+      // Cached first (Redis, shared): the load below is cache hits and stays under the limit.
+      for (const id of ids) {
+        // Paced by the upstream's limit: a 429 is tried again a moment later.
+        let status = 0
+        for (let i = 0; i < 50 && status !== 200; i++) {
+          status = (await request(cluster.url, `/users/${id}`)).status
+          if (status === 429) await sleep(250)
+        }
+        expect(status).toBe(200)
       }
-      expect(status).toBe(200)
-    }
-    const victim = cluster.instances[1]!
-    let killedAt = 0
-    const outcomes = await load({
-      base: cluster.url,
-      rate: 30,
-      durationMs: 3000,
-      path: (i) => `/users/${ids[i % ids.length]}`,
-      during: async () => {
-        await sleep(1000)
-        killedAt = Date.now()
-        await victim.stop("SIGKILL")
-      }
-    })
-    const inFlight = outcomes.filter((o) => o.start <= killedAt && o.end >= killedAt).length
-    const failed = outcomes.filter((o) => o.status !== 200)
-    report("e-kill", {
-      requests: outcomes.length,
-      inFlightAtKill: inFlight,
-      failed: failed.length,
-      statuses: byStatus(outcomes),
-      maxMs: Math.max(...outcomes.map(duration))
-    })
-    expect(failed.length).toBeLessThanOrEqual(inFlight)
-    await victim.start()
-  }, 90_000)
+      const victim = cluster.instances[1]!
+      let killedAt = 0
+      // Emails too, 40 over the 3 s, with SendGrid answering each after 300 ms: some are in flight
+      // on the victim when it dies.
+      const tag = `kill-${randomUUID()}`
+      const emails = postEmails(40, 75, tag)
+      const outcomes = await load({
+        base: cluster.url,
+        rate: 30,
+        durationMs: 3000,
+        path: (i) => `/users/${ids[i % ids.length]}`,
+        during: async () => {
+          await sleep(1000)
+          killedAt = Date.now()
+          await victim.stop("SIGKILL")
+        }
+      })
+      const inFlight = outcomes.filter((o) => o.start <= killedAt && o.end >= killedAt).length
+      const failed = outcomes.filter((o) => o.status !== 200)
+      const posted = await emails
+      await victim.start()
+      const settled = await settleEmails(posted.accepted, 30_000)
+      const ours = [...sendgrid.received].filter(([subject]) => subject.startsWith(tag))
+      report("e-kill", {
+        requests: outcomes.length,
+        inFlightAtKill: inFlight,
+        failed: failed.length,
+        statuses: byStatus(outcomes),
+        maxMs: Math.max(...outcomes.map(duration)),
+        emailsAccepted: posted.accepted.length,
+        emailsRefused: posted.refused,
+        emailsSettled: settled.counts,
+        sendGridReceived: ours.length,
+        sentTwice: ours.filter(([, times]) => times > 1).length
+      })
+      expect(failed.length).toBeLessThanOrEqual(inFlight)
+      // Every accepted email ends sent, failed or unknown, and none reaches SendGrid twice.
+      expect(settled.settled).toBe(posted.accepted.length)
+      expect(posted.accepted.length).toBeGreaterThan(30)
+      expect(ours.filter(([, times]) => times > 1)).toEqual([])
+      expect(settled.counts.sent ?? 0).toBeLessThanOrEqual(ours.length)
+    },
+    120_000
+  )
 
   it("(f) no request stalls while an instance starts, through nginx or straight to it", async () => {
     const ids = Array.from({ length: 20 }, (_, i) => i + 1)

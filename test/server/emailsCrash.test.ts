@@ -6,38 +6,11 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { SandboxSecrets } from "@liaison/server"
-import * as NodeHttp from "node:http"
-import type * as net from "node:net"
+import { countingSendGrid } from "../fixtures/countingSendGrid.js"
 import { privateRedis } from "../fixtures/redisServer.js"
 import { listeningUrl, startServer } from "../fixtures/serverProcess.js"
 
 const EMAILS = 200
-
-/** A SendGrid that answers each send after `delayMs` and counts what it received, by subject. */
-const countingSendGrid = async (delayMs: number) => {
-  const received = new Map<string, number>()
-  const server = NodeHttp.createServer((req, res) => {
-    let body = ""
-    req.on("data", (chunk: Buffer) => (body += chunk.toString()))
-    req.on("end", () => {
-      const subject = String((JSON.parse(body) as { subject?: unknown }).subject)
-      received.set(subject, (received.get(subject) ?? 0) + 1)
-      setTimeout(() => {
-        res.writeHead(202, { "x-message-id": `msg-${subject}` }).end()
-      }, delayMs)
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
-  return {
-    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    received,
-    total: () => [...received.values()].reduce((a, b) => a + b, 0),
-    close: () => {
-      server.closeAllConnections()
-      return new Promise((resolve) => server.close(resolve))
-    }
-  }
-}
 
 const postEmail = (url: string, n: number) =>
   fetch(`${url}/emails`, {
