@@ -11,6 +11,7 @@ const benchmarks: Readonly<Record<string, () => Promise<{ readonly run: () => Pr
   cache: () => import("./cache.js"),
   webhooks: () => import("./webhooks.js"),
   telemetry: () => import("./telemetry.js"),
+  shared: () => import("./shared.js"),
   cluster: () => import("./cluster.js")
 }
 

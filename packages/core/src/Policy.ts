@@ -83,8 +83,9 @@ const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
 
 /**
  * The options from the environment: `UPSTREAM_TOTAL_TIMEOUT`, `UPSTREAM_ATTEMPT_TIMEOUT`
- * (durations), `UPSTREAM_RATE_LIMIT` (attempts per second, an integer ≥ 1: a sliding window, so
- * no 1 s span ever holds more, retries included; waiting for a permit unless the caller sets
+ * (durations), `UPSTREAM_RATE_LIMIT` (attempts per second, an integer ≥ 1, retries included: a
+ * sliding window counted over 1.1 s, so that no second at the upstream holds more even when calls
+ * take up to 100 ms more or less to get there; waiting for a permit unless the caller sets
  * `mode`) and the retry's {@link Retry.config}.
  * Unset variables stay undefined: {@link make} fills in the {@link defaults}.
  *
@@ -97,8 +98,10 @@ export const config: Config.Config<Options> = Config.all({
   rateLimit: optional(
     Config.integer("UPSTREAM_RATE_LIMIT").pipe(
       Config.validate({ message: "Expected calls per second, an integer ≥ 1", validation: (n) => n >= 1 }),
-      // A sliding window: no 1 s span ever holds more (a token bucket would let its burst on top).
-      Config.map((perSecond) => ({ rule: RateLimit.slidingWindow({ limit: perSecond, window: "1 second" }) }))
+      // A sliding window (a token bucket would let its burst through on top), counted over 1.1 s:
+      // calls take different times from their permit to the upstream, and up to 100 ms of that
+      // spread must not put limit + 1 of them into one of the upstream's seconds.
+      Config.map((perSecond) => ({ rule: RateLimit.slidingWindow({ limit: perSecond, window: "1100 millis" }) }))
     )
   ),
   retry: Retry.config
