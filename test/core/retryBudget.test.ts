@@ -48,10 +48,17 @@ describe("Retry budget, Redis store", () => {
       expect(errors).toEqual({ StatusError: 10, RetryBudgetExhausted: 10 })
       expect(upstream.requests()).toBe(30)
       // The budget's key is under the prefix, hash-tagged by host, and expires.
-      const keys = yield* Redis.use("SCAN", (client) => client.scan("0", "MATCH", `${prefix}*`, "COUNT", 1000)).pipe(
-        Effect.map(([, batch]) => batch),
-        Effect.provide(redisLayer(redisUrl()))
-      )
+      // The whole keyspace (other tests write to the same Redis): one SCAN call may return none.
+      const keys = yield* Redis.use("SCAN", async (client) => {
+        const found: Array<string> = []
+        let cursor = "0"
+        do {
+          const [next, batch] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
+          found.push(...batch)
+          cursor = next
+        } while (cursor !== "0")
+        return found
+      }).pipe(Effect.provide(redisLayer(redisUrl())))
       expect(keys).toEqual([`${prefix}{${upstream.host}}:10000`])
       const ttl = yield* Redis.use("PTTL", (client) => client.call("PTTL", `${prefix}{${upstream.host}}:10000`)).pipe(
         Effect.provide(redisLayer(redisUrl()))
