@@ -24,7 +24,16 @@ import * as http from "node:http"
 import Opossum from "opossum"
 import { Agent, request } from "undici"
 import { spawnUpstream, withProcess } from "./lib/processes.js"
-import { type Contender, interleave, markdownTable, median, round, runPool, timeMs, writeResult } from "./lib/report.js"
+import {
+  type Contender,
+  interleave,
+  markdownTable,
+  median,
+  round,
+  runPool,
+  timeWithCpu,
+  writeResult
+} from "./lib/report.js"
 
 const REQUESTS = 10_000
 const WARMUP = 3_000
@@ -140,13 +149,7 @@ const opossumUndici = (url: string): Client => {
  */
 const cpuMs: Record<string, Array<number>> = {}
 
-const timed = async (name: string, body: () => Promise<void>): Promise<number> => {
-  const before = process.cpuUsage()
-  const ms = await timeMs(body)
-  const used = process.cpuUsage(before)
-  ;(cpuMs[name] ??= []).push((used.user + used.system) / 1000)
-  return ms
-}
+const timed = (name: string, body: () => Promise<void>): Promise<number> => timeWithCpu(cpuMs, name, body)
 
 const contender = (client: Client): Contender => ({
   name: client.name,

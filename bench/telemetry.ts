@@ -15,7 +15,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schema from "effect/Schema"
 import * as Tracer from "effect/Tracer"
 import { spawnUpstream, withProcess } from "./lib/processes.js"
-import { type Contender, interleave, markdownTable, median, round, timeMs, writeResult } from "./lib/report.js"
+import { type Contender, interleave, markdownTable, median, round, timeWithCpu, writeResult } from "./lib/report.js"
 
 const REQUESTS = 10_000
 const WARMUP = 3_000
@@ -100,13 +100,7 @@ export const run = (): Promise<void> =>
       const cpu: Record<string, Array<number>> = {}
       const contenders: Array<Contender> = clients.map((c) => ({
         name: c.name,
-        run: async () => {
-          const before = process.cpuUsage()
-          const ms = await timeMs(() => c.batch(REQUESTS))
-          const used = process.cpuUsage(before)
-          ;(cpu[c.name] ??= []).push((used.user + used.system) / 1000)
-          return ms
-        }
+        run: () => timeWithCpu(cpu, c.name, () => c.batch(REQUESTS))
       }))
       const times = await interleave(contenders, ROUNDS)
       const perSecond = (ms: ReadonlyArray<number>) => REQUESTS / (median(ms) / 1000)

@@ -22,6 +22,22 @@ export const timeMs = async (run: () => Promise<void>): Promise<number> => {
   return performance.now() - start
 }
 
+/**
+ * `timeMs`, also pushing this process' CPU time of the round (ms) to `cpu[name]`: on a shared,
+ * busy machine it says what a contender itself costs (the upstream runs in another process).
+ */
+export const timeWithCpu = async (
+  cpu: Record<string, Array<number>>,
+  name: string,
+  run: () => Promise<void>
+): Promise<number> => {
+  const before = process.cpuUsage()
+  const ms = await timeMs(run)
+  const used = process.cpuUsage(before)
+  ;(cpu[name] ??= []).push((used.user + used.system) / 1000)
+  return ms
+}
+
 /** Runs `total` tasks with at most `concurrency` in flight, for the promise-based contenders. */
 export const runPool = async (total: number, concurrency: number, task: () => Promise<void>): Promise<void> => {
   let started = 0
