@@ -13,8 +13,9 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schema from "effect/Schema"
-import * as Tracer from "effect/Tracer"
+import type * as Tracer from "effect/Tracer"
 import { spawnUpstream, withProcess } from "./lib/processes.js"
+import { recordingTracer } from "./lib/recordingTracer.js"
 import { type Contender, interleave, markdownTable, median, round, timeWithCpu, writeResult } from "./lib/report.js"
 
 const REQUESTS = 10_000
@@ -24,39 +25,6 @@ const CONCURRENCY = 64
 const TARGET = 0.9
 
 const Users = Schema.Array(Schema.Struct({ id: Schema.Number, name: Schema.String }))
-
-/** A tracer that keeps what an SDK span keeps (attributes, events, status) and exports nothing. */
-const noopExportTracer = Tracer.make({
-  span: (name, parent, context, links, startTime, kind) => {
-    const attributes = new Map<string, unknown>()
-    const events: Array<readonly [string, bigint, Record<string, unknown> | undefined]> = []
-    const span: Tracer.Span = {
-      _tag: "Span",
-      name,
-      spanId: Math.random().toString(16).slice(2),
-      traceId: parent._tag === "Some" ? parent.value.traceId : Math.random().toString(16).slice(2),
-      parent,
-      context,
-      status: { _tag: "Started", startTime },
-      attributes,
-      links: [...links],
-      sampled: true,
-      kind,
-      end: (endTime, exit) => {
-        ;(span as { status: Tracer.SpanStatus }).status = { _tag: "Ended", startTime, endTime, exit }
-      },
-      attribute: (key, value) => {
-        attributes.set(key, value)
-      },
-      event: (eventName, time, eventAttributes) => {
-        events.push([eventName, time, eventAttributes])
-      },
-      addLinks: () => {}
-    }
-    return span
-  },
-  context: (f) => f()
-})
 
 const policyLayer = Policy.layer({
   rateLimit: { rule: RateLimit.tokenBucket({ limit: 10_000_000, interval: "1 second" }), mode: "wait" },
@@ -91,7 +59,7 @@ const client = (name: string, url: string, tracer: Tracer.Tracer | undefined): C
 export const run = (): Promise<void> =>
   withProcess(spawnUpstream, async (upstream) => {
     const url = `${upstream.ready.url}/json?size=1`
-    const clients = [client("off", url, undefined), client("on", url, noopExportTracer)]
+    const clients = [client("off", url, undefined), client("on", url, recordingTracer)]
     try {
       for (const c of clients) {
         console.error(`warm-up ${c.name}: ${WARMUP} requests`)
