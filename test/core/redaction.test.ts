@@ -35,7 +35,8 @@ const expectNoSecret = <A, E>(effect: Effect.Effect<A, E>, tag: string) =>
     expect(error).toMatchObject({ _tag: tag })
     expect(shown(error, exit.cause)).not.toContain(secret)
     const spans = text()
-    expect(spans).toContain("http.client")
+    // The request's span (an \`http.client\` span, or a policy's attempt) recorded the URL, redacted.
+    expect(spans).toContain("url.full")
     expect(spans).not.toContain(secret)
   })
 

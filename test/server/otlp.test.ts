@@ -1,8 +1,8 @@
 /**
  * OTLP: the real demo server process exports its spans over OTLP/HTTP (JSON) to a receiver the
  * test runs; the received spans decode and form the expected tree — the caller's trace continued
- * by the server span, the upstream call (`http.client GET`) under it — and no attribute holds the
- * query string the caller sent.
+ * by the server span, the upstream call under it (the policy's `liaison.attempt`, or `http.client GET`
+ * outside a policy) — and no attribute holds the query string the caller sent.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { randomBytes } from "node:crypto"
@@ -108,7 +108,10 @@ describe("OTLP export", () => {
         })
         expect(reply.status).toBe(200)
         const mine = () => receiver.spans.filter((span) => span.traceId === traceId)
-        for (let i = 0; i < 100 && !mine().some((span) => span.name.startsWith("http.client")); i++) {
+        // The upstream request's span: the transport's \`http.client GET\`, or within a policy the
+        // attempt that stands for it; either carries OpenTelemetry's HTTP client attributes.
+        const isRequest = (span: OtlpSpan) => span.attributes.some((a) => a.key === "url.full")
+        for (let i = 0; i < 100 && !mine().some(isRequest); i++) {
           await new Promise((resolve) => setTimeout(resolve, 100))
         }
         const spans = mine()
@@ -123,12 +126,19 @@ describe("OTLP export", () => {
         expect(attribute(root, "http.request.method")).toBe("GET")
         expect(Number(attribute(root, "http.response.status_code"))).toBe(200)
 
-        const client = spans.filter((span) => span.name === "http.client GET")
+        const client = spans.filter(isRequest)
         expect(client.length).toBeGreaterThanOrEqual(1)
-        for (const span of client) expect(ancestors(spans, span)).toContain("http.server GET")
-        // When the policy's spans exist, the client span sits under them.
+        for (const span of client) {
+          expect(ancestors(spans, span)).toContain("http.server GET")
+          expect(span.kind).toBe(3) // SPAN_KIND_CLIENT
+          expect(attribute(span, "http.request.method")).toBe("GET")
+        }
+        // When the policy's spans exist, the request's span is an attempt of a call.
         const call = spans.find((span) => span.name === "liaison.call")
-        if (call !== undefined) expect(ancestors(spans, client[0]!)).toContain("liaison.call")
+        if (call !== undefined) {
+          expect(client.map((span) => span.name)).toEqual(client.map(() => "liaison.attempt"))
+          expect(ancestors(spans, client[0]!)).toContain("liaison.call")
+        }
 
         expect(receiver.services).toEqual(new Set(["liaison-otlp-test"]))
         expect([...receiver.contentTypes].every((type) => type.startsWith("application/json"))).toBe(true)

@@ -10,58 +10,13 @@
  *
  * @internal
  */
-import * as Context from "effect/Context"
-import * as DefaultServices from "effect/DefaultServices"
-import * as Effect from "effect/Effect"
-import type * as Fiber from "effect/Fiber"
-import * as FiberRef from "effect/FiberRef"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
-import * as Tracer from "effect/Tracer"
+import type * as Tracer from "effect/Tracer"
+import { eventTime } from "./tracing.js"
 
-const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
-
-/**
- * The span events of a call go to: the fiber's current span when a real tracer is installed and
- * tracing is on, `undefined` otherwise (then no event is built at all).
- *
- * @internal
- */
-export const activeSpan = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Tracer.Span | undefined => {
-  if (fiber.currentTracer === nativeTracer) return undefined
-  const span = fiber.currentSpan
-  return span !== undefined && span._tag === "Span" && fiber.getFiberRef(FiberRef.currentTracerEnabled)
-    ? span
-    : undefined
-}
-
-/**
- * Whether spans are worth making: a real tracer is installed and tracing is on.
- *
- * @internal
- */
-export const tracerOn = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
-  fiber.currentTracer !== nativeTracer && fiber.getFiberRef(FiberRef.currentTracerEnabled)
-
-/**
- * `f` inside a span named `name` (its parent the current span) when {@link tracerOn}, else `f`
- * alone: no span is made, no attribute built.
- *
- * @internal
- */
-export const withSpan = <A, E, R>(
-  name: string,
-  kind: Tracer.SpanKind,
-  f: (span: Tracer.Span | undefined) => Effect.Effect<A, E, R>
-): Effect.Effect<A, E, R> =>
-  Effect.withFiberRuntime((fiber) =>
-    tracerOn(fiber)
-      ? Effect.useSpan(name, { kind, captureStackTrace: false }, (span) => Effect.withParentSpan(f(span), span))
-      : f(undefined)
-  )
-
-/** The time of an event, as a span wants it. @internal */
-export const eventTime = (millis: number): bigint => BigInt(Math.round(millis)) * 1_000_000n
+// Where the cache's callers (and the queue's and webhooks') have always found these.
+export { activeSpan, eventTime, tracerOn, withSpan } from "./tracing.js"
 
 const noLabels: ReadonlyArray<never> = []
 

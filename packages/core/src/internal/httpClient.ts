@@ -7,8 +7,6 @@ import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
-import * as Context from "effect/Context"
-import * as DefaultServices from "effect/DefaultServices"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -17,7 +15,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Tracer from "effect/Tracer"
+import type * as Tracer from "effect/Tracer"
 import type { ResolvedOptions, Response } from "../Http.js"
 import type { HttpError, Target, TimeoutError, TimeoutPhase, TransportError, TransportReason } from "../HttpError.js"
 import {
@@ -31,6 +29,7 @@ import {
 } from "../HttpError.js"
 import type { PoolSlots } from "./poolSlots.js"
 import { makePoolSlots } from "./poolSlots.js"
+import * as Tracing from "./tracing.js"
 import { BodyTooLarge, concat, currentHeadersDeadline, UndiciResponse } from "./undiciTransport.js"
 
 /** @internal */
@@ -516,11 +515,9 @@ const makeDirect = (
  * The client span of a call, in place of the platform's (which records the query string):
  * OpenTelemetry's HTTP client attributes with the URL redacted, `traceparent` propagated
  * when propagation is on, the span ended when the headers arrive (or the call fails with its
- * `HttpError`). Nothing is done when tracing is off or no tracer is installed (Effect's built-in
- * tracer records nothing anyone reads: a span there is pure cost on every call).
+ * `HttpError`). Within a policy's attempt the attempt's span is that span (see
+ * `Tracing.offerForRequest`). Nothing is done when no tracer records.
  */
-const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
-
 const tracedSend = (
   send: (
     request: HttpClientRequest.HttpClientRequest
@@ -530,24 +527,26 @@ const tracedSend = (
   headers: SpanHeaders
 ): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpError> =>
   Effect.withFiberRuntime((fiber) => {
-    if (fiber.currentTracer === nativeTracer || !fiber.getFiberRef(FiberRef.currentTracerEnabled)) return send(request)
-    return Effect.useSpan(`http.client ${request.method}`, { kind: "client", captureStackTrace: false }, (span) => {
-      annotateRequest(span, request, baseUrl)
-      const redacted = Headers.redact(
-        headers.empty ? request.headers : { ...headers.defaults, ...request.headers },
-        headers.secret.length === 0
-          ? fiber.getFiberRef(Headers.currentRedactedNames)
-          : [...fiber.getFiberRef(Headers.currentRedactedNames), ...headers.secret]
-      )
-      for (const name in redacted) span.attribute(`http.request.header.${name}`, String(redacted[name]))
-      const outgoing = fiber.getFiberRef(HttpClient.currentTracerPropagation)
-        ? HttpClientRequest.setHeaders(request, HttpTraceContext.toHeaders(span))
-        : request
-      return send(outgoing).pipe(
-        Effect.withParentSpan(span),
-        Effect.tap((response) => span.attribute("http.response.status_code", response.status))
-      )
-    })
+    const tracer = Tracing.recordingTracer(fiber)
+    if (tracer === undefined) return send(request)
+    const offered = Tracing.takeForRequest(fiber)
+    const span = offered ?? Tracing.startSpan(fiber, tracer, `http.client ${request.method}`, "client")
+    annotateRequest(span, request, baseUrl)
+    const redacted = Headers.redact(
+      headers.empty ? request.headers : { ...headers.defaults, ...request.headers },
+      headers.secret.length === 0
+        ? fiber.getFiberRef(Headers.currentRedactedNames)
+        : [...fiber.getFiberRef(Headers.currentRedactedNames), ...headers.secret]
+    )
+    for (const name in redacted) span.attribute(`http.request.header.${name}`, String(redacted[name]))
+    const outgoing = fiber.getFiberRef(HttpClient.currentTracerPropagation)
+      ? HttpClientRequest.setHeaders(request, HttpTraceContext.toHeaders(span))
+      : request
+    // Not made the current span: the transport below makes none, and a context copy per call is saved.
+    const sent = Effect.tap(send(outgoing), (response) => span.attribute("http.response.status_code", response.status))
+    return offered !== undefined
+      ? sent // the attempt ends its span
+      : Effect.onExit(sent, (exit) => Effect.sync(() => Tracing.endSpan(fiber, span, exit)))
   })
 
 /**

@@ -5,13 +5,12 @@
  * updated synchronously on label arrays cached per host and method (the metric registry's own
  * cache is keyed by the array's identity).
  *
- * Attributes hold the method, host, port, status, counts and delays: never a URL, a query string
- * or a header, so nothing secret can reach a span.
+ * The attributes set here hold the method, host, port, status, counts and delays: never a URL, a
+ * query string or a header. (`Http` adds its redacted request attributes to an attempt's span.)
  */
 import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
@@ -19,10 +18,11 @@ import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import type * as MetricLabel from "effect/MetricLabel"
 import * as MetricLabelModule from "effect/MetricLabel"
-import * as Tracer from "effect/Tracer"
+import type * as Tracer from "effect/Tracer"
 import type * as Http from "../Http.js"
 import type * as HttpError from "../HttpError.js"
 import type { AttemptInfo } from "./retry.js"
+import * as Tracing from "./tracing.js"
 
 /** @internal */
 export type Outcome = "success" | "status_error" | "timeout" | "transport_error" | "rejected"
@@ -119,9 +119,6 @@ const statusOf = (exit: Exit.Exit<Http.Response, HttpError.HttpError>): number |
 const statusClassOf = (status: number | undefined): StatusClass =>
   status === undefined || status < 100 || status > 599 ? "error" : statusClasses[Math.floor(status / 100) - 1]!
 
-/** Effect's built-in tracer: spans there are pure cost, nobody reads them. */
-const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
-
 /**
  * The span of a call, and how many attempts it made so far.
  *
@@ -134,8 +131,6 @@ export interface CallSpan {
 }
 
 type Execute = ReturnType<Http.Service["execute"]>
-
-const spanOptions = { kind: "client", captureStackTrace: false } as const
 
 /**
  * Runs a call: its duration and final status class into the histogram, and, when a tracer
@@ -160,20 +155,22 @@ export const call = (
       )
       return status
     }
-    if (fiber.currentTracer === nativeTracer || !fiber.getFiberRef(FiberRef.currentTracerEnabled)) {
+    const tracer = Tracing.recordingTracer(fiber)
+    if (tracer === undefined) {
       return Effect.flatMap(Effect.exit(body(undefined, fiberLabels)), (exit) => {
         record(exit)
         return exit
       })
     }
-    return Effect.useSpan("liaison.call", spanOptions, (span) => {
-      const call: CallSpan = { span, attempts: 0, fiberLabels }
-      span.attribute("http.request.method", request.method)
-      span.attribute("server.address", labels.address)
-      if (labels.port !== undefined) span.attribute("server.port", labels.port)
-      // Not made the current span: every attempt names it as its parent, and nothing else of the
-      // call (the retry's waits) makes spans; a context copy per call saved.
-      return Effect.flatMap(Effect.exit(body(call, fiberLabels)), (exit) => {
+    const span = Tracing.startSpan(fiber, tracer, "liaison.call", "client")
+    const call: CallSpan = { span, attempts: 0, fiberLabels }
+    span.attribute("http.request.method", request.method)
+    span.attribute("server.address", labels.address)
+    if (labels.port !== undefined) span.attribute("server.port", labels.port)
+    // Not made the current span: every attempt names it as its parent, and nothing else of the
+    // call (the retry's waits) makes spans; a context copy per call saved.
+    return Effect.onExit(body(call, fiberLabels), (exit) =>
+      Effect.sync(() => {
         const status = record(exit)
         if (status !== undefined) span.attribute("http.response.status_code", status)
         span.attribute("liaison.attempts", call.attempts)
@@ -181,9 +178,8 @@ export const call = (
         if (exit._tag === "Failure" || (status !== undefined && status >= 400)) {
           span.attribute("error.type", errorType(exit, status))
         }
-        return exit
-      })
-    })
+        Tracing.endSpan(fiber, span, exit)
+      }))
   })
 
 /** OpenTelemetry's `error.type`: the status code for a status error, else the error's tag. */
@@ -211,8 +207,10 @@ export const countAttempt = (
 }
 
 /**
- * Runs an attempt of a traced call as a `liaison.attempt` span (the parent of the transport's
- * `http.client` span), its outcome counted.
+ * Runs an attempt of a traced call as a `liaison.attempt` span, its outcome counted. The span is
+ * current within the attempt (the breaker's and the limiter's events go to it) and stands for
+ * the attempt's HTTP request: the transport adds the request's attributes to it rather than
+ * making an `http.client` child (OpenTelemetry's HTTP client span is one per attempt).
  *
  * @internal
  */
@@ -222,15 +220,17 @@ export const tracedAttempt = (
   info: AttemptInfo,
   call: CallSpan,
   effect: Execute
-): Execute => {
-  call.attempts = info.attempt
-  return Effect.useSpan("liaison.attempt", { parent: call.span, captureStackTrace: false }, (span) => {
+): Execute =>
+  Effect.withFiberRuntime((fiber) => {
+    call.attempts = info.attempt
+    const span = Tracing.startSpan(fiber, fiber.currentTracer, "liaison.attempt", "client", call.span)
     span.attribute("liaison.attempt", info.attempt)
     span.attribute("liaison.delay_ms", info.delayMillis)
     if (info.retryAfterMillis !== undefined) span.attribute("liaison.retry_after_ms", info.retryAfterMillis)
-    return Effect.flatMap(Effect.exit(Effect.withParentSpan(effect, span)), (exit) => {
-      span.attribute("liaison.outcome", countAttempt(labels, method, call.fiberLabels, exit))
-      return exit
-    })
+    Tracing.offerForRequest(span)
+    return Effect.onExit(Effect.withParentSpan(effect, span), (exit) =>
+      Effect.sync(() => {
+        span.attribute("liaison.outcome", countAttempt(labels, method, call.fiberLabels, exit))
+        Tracing.endSpan(fiber, span, exit)
+      }))
   })
-}

@@ -8,15 +8,12 @@
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as DefaultServices from "effect/DefaultServices"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as FiberRef from "effect/FiberRef"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Ref from "effect/Ref"
-import * as Tracer from "effect/Tracer"
 import { RateLimited } from "../HttpError.js"
 import type { InvalidOptions, StorageError } from "../LiaisonError.js"
 import type * as RateLimit from "../RateLimit.js"
@@ -26,6 +23,7 @@ import type { OutageLog } from "./outageLog.js"
 import { makeOutageLog } from "./outageLog.js"
 import { limitOf, makeMemory } from "./rateLimitStore.js"
 import { retryAfterMillis } from "./retryAfter.js"
+import { activeSpan } from "./tracing.js"
 
 type Rule = RateLimit.Rule
 
@@ -67,8 +65,6 @@ const labelsOf = (cache: Map<string, Labels>, key: string): Labels => {
   return labels
 }
 
-const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
-
 /** Counts one decision; the span event only when a tracer that records is installed. */
 const record = (
   labels: Labels,
@@ -80,11 +76,10 @@ const record = (
     decisions.unsafeUpdate(1, admitted ? labels.admitted : labels.rejected)
     if (admitted) waits.unsafeUpdate(waitedMillis / 1000, labels.byKey)
     if (fallback) fallbacks.unsafeUpdate(1, labels.byKey)
-    if (fiber.currentTracer === nativeTracer || !fiber.getFiberRef(FiberRef.currentTracerEnabled)) return Effect.void
-    const span = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
-    if (span._tag === "None" || span.value._tag !== "Span") return Effect.void
-    const clock = Context.get(fiber.getFiberRef(DefaultServices.currentServices), Clock.Clock)
-    span.value.event("liaison.rate_limit", clock.unsafeCurrentTimeNanos(), {
+    const span = activeSpan(fiber)
+    if (span === undefined) return Effect.void
+    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+    span.event("liaison.rate_limit", clock.unsafeCurrentTimeNanos(), {
       "liaison.rate_limit.key": labels.key,
       "liaison.rate_limit.waited_ms": waitedMillis,
       "liaison.rate_limit.outcome": admitted ? "admitted" : "rejected",

@@ -5,16 +5,14 @@
  * nothing anyone reads), so a call pays no extra Effect steps for its telemetry.
  */
 import type * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
-import * as DefaultServices from "effect/DefaultServices"
 import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
 import type * as MetricKeyType from "effect/MetricKeyType"
 import * as MetricLabel from "effect/MetricLabel"
-import * as Tracer from "effect/Tracer"
 import type { StateName } from "../breakerState.js"
+import { activeSpan } from "../tracing.js"
 
 // Keys, not metrics: a breaker's metrics carry their tags in the key itself (see `make`).
 const transitions = MetricKey.counter("liaison_circuit_breaker_transitions_total", {
@@ -97,17 +95,6 @@ const setState = (
   for (const name of stateNames) telemetry.states[name].unsafeUpdate(name === current ? 1 : 0, labels)
 }
 
-const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
-
-/** The current span, when a real tracer would record an event on it. */
-const spanOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Tracer.Span | undefined => {
-  if (fiber.currentTracer === nativeTracer) return undefined
-  const span = fiber.currentSpan
-  return span !== undefined && span._tag === "Span" && fiber.getFiberRef(FiberRef.currentTracerEnabled)
-    ? span
-    : undefined
-}
-
 /**
  * A `liaison.circuit_breaker` event on the current span: a rejection, a probe, or (without a
  * decision) a change of state.
@@ -122,7 +109,7 @@ export const event = (
   decision: Decision | undefined,
   previous?: StateName
 ): void => {
-  const span = spanOf(fiber)
+  const span = activeSpan(fiber)
   if (span === undefined) return
   const attributes: Record<string, unknown> = {
     "liaison.circuit_breaker.key": telemetry.key,
