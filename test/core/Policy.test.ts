@@ -6,7 +6,7 @@
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { describe, expect, it } from "@effect/vitest"
 import { CircuitBreaker, Http, Policy, RateLimit } from "@liaison/core"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { ConfigProvider, Effect, Fiber, Layer } from "effect"
 import type * as NodeHttp from "node:http"
 import { stubUpstream } from "../server/support.js"
 
@@ -174,6 +174,29 @@ describe("Policy timeouts", () => {
       expect(upstream.requests("/stuck")).toBeGreaterThanOrEqual(1)
       expect(upstream.requests("/stuck")).toBeLessThanOrEqual(2)
     }))
+
+  it.scopedLive("the wait for a pool slot counts against the attempt (not only the pool timeout)", () =>
+    Effect.gen(function*() {
+      const upstream = yield* scriptedUpstream
+      // One connection, shared by a patient policy that holds it and a hurried one that waits for it.
+      const http = yield* Http.make({
+        baseUrl: upstream.url,
+        pool: { maxConnections: 1 },
+        timeouts: { pool: "10 seconds" }
+      })
+      const patient = yield* Policy.make(http, { attemptTimeout: "10 seconds", retry: false })
+      const hurried = yield* Policy.make(http, { attemptTimeout: "200 millis", retry: false })
+      const holder = yield* Effect.fork(get("/hold?steps=stall").pipe(Effect.provideService(Http.Http, patient)))
+      while (upstream.requests("/hold") === 0) yield* Effect.sleep("5 millis")
+      const waited = yield* get("/quick").pipe(Effect.provideService(Http.Http, hurried))
+      expect(waited._tag === "Left" && waited.left).toMatchObject({
+        _tag: "TimeoutError",
+        phase: "attempt",
+        timeoutMillis: 200
+      })
+      expect(upstream.requests("/quick")).toBe(0)
+      yield* Fiber.interrupt(holder)
+    }).pipe(Effect.provide(CircuitBreaker.layer())))
 })
 
 describe("Policy rate limit", () => {

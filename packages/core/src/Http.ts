@@ -404,7 +404,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         client,
         internal.slotsPerOrigin(resolved.baseUrl, resolved.pool.maxConnections),
         resolved,
-        { defaults: defaultHeaders, secret: secretHeaders, empty: Object.keys(defaultHeaders).length === 0 }
+        { defaults: defaultHeaders, secret: secretHeaders, empty: Object.keys(defaultHeaders).length === 0 },
+        resolved.transport === "undici"
       )
     }
   })

@@ -30,7 +30,7 @@ import {
 import type { PoolSlots } from "./poolSlots.js"
 import { makePoolSlots } from "./poolSlots.js"
 import * as Tracing from "./tracing.js"
-import { BodyTooLarge, concat, currentHeadersDeadline, UndiciResponse } from "./undiciTransport.js"
+import { BodyTooLarge, concat, currentHeadersDeadline, DeadlineExceeded, UndiciResponse } from "./undiciTransport.js"
 
 /** @internal */
 export const timeoutError = (
@@ -130,6 +130,12 @@ const failRequest = (
   error: HttpClientError.HttpClientError,
   options: ResolvedOptions
 ): Effect.Effect<never, HttpError> => {
+  if (error.cause instanceof DeadlineExceeded) {
+    return Effect.flatMap(
+      FiberRef.get(currentHeadersDeadline),
+      (deadline) => Effect.fail(deadline?.onTimeout() ?? timeoutError(request, "read", options.timeouts.read))
+    )
+  }
   const mapped = fromRequestError(request, error, options)
   if (mapped._tag !== "TimeoutError" || mapped.phase !== "read") return Effect.fail(mapped)
   return Effect.flatMap(FiberRef.get(currentHeadersDeadline), (deadline) =>
@@ -399,7 +405,9 @@ export const makeExecute = (
   client: HttpClient.HttpClient,
   slotsFor: (request: HttpClientRequest.HttpClientRequest) => PoolSlots,
   options: ResolvedOptions,
-  span: SpanHeaders = noSpanHeaders
+  span: SpanHeaders = noSpanHeaders,
+  /** `client` sends through Liaison's own transport, which honours a deadline's `at`. */
+  ownTransport = false
 ) => {
   const { pool, write } = options.timeouts
   const send = (request: HttpClientRequest.HttpClientRequest) =>
@@ -423,12 +431,16 @@ export const makeExecute = (
     // GC. Unlike `HttpClient.withScope`, a call whose body is read is never aborted (no
     // DOMException built for every call). The state is per run: the effect may run many times.
     const traced = tracedSend(sent, request, options.baseUrl, span)
-    return Effect.suspend(() => {
+    return Effect.withFiberRuntime((fiber) => {
       let response: HttpClientResponse.HttpClientResponse | undefined
       let started = false
       const beforeRelease = () => response === undefined || started ? Effect.void : cancelBody(response)
+      const deadline = fiber.getFiberRef(currentHeadersDeadline)
+      const left = deadline?.at === undefined ? undefined : deadline.at - Date.now()
       return Effect.flatMap(
-        slotsFor(request).acquire(pool, () => timeoutError(request, "pool", pool), beforeRelease),
+        left === undefined || left >= Duration.toMillis(pool)
+          ? slotsFor(request).acquire(pool, () => timeoutError(request, "pool", pool), beforeRelease)
+          : slotsFor(request).acquire(Duration.millis(Math.max(0, left)), deadline!.onTimeout, beforeRelease),
         (giveBack) =>
           Effect.map(traced, (received) => {
             response = received
@@ -443,8 +455,22 @@ export const makeExecute = (
     })
   }
   directCalls.set(execute, makeDirect(tracedWith(sent, options, span), slotsFor, options))
+  if (ownTransport) deadlineHonouring.add(execute)
   return execute
 }
+
+/** The `execute`s of {@link makeExecute} over Liaison's own transport. */
+const deadlineHonouring = new WeakSet<(request: HttpClientRequest.HttpClientRequest) => unknown>()
+
+/**
+ * Whether `execute` (no middleware around it) bounds a request by a `HeadersDeadline` with
+ * `at` from the wait for its pool slot to its response headers: then a policy needs no timer of
+ * its own for an attempt. A client's `transformClient` must send through the client it is given.
+ *
+ * @internal
+ */
+export const honoursDeadlines = (execute: (request: HttpClientRequest.HttpClientRequest) => unknown): boolean =>
+  deadlineHonouring.has(execute)
 
 const tracedWith = (
   sent: (

@@ -4,6 +4,8 @@
  * a top-level function over one `Engine`; what a key needs (its breaker, adaptive limiter,
  * labels) is resolved once and kept in a `KeyState`.
  */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
@@ -16,11 +18,12 @@ import type * as Policy from "../Policy.js"
 import * as RateLimit from "../RateLimit.js"
 import * as Retry from "../Retry.js"
 import { millis } from "./duration.js"
-import { isAbsoluteUrl } from "./httpClient.js"
+import { honoursDeadlines, isAbsoluteUrl } from "./httpClient.js"
 import * as Invalid from "./invalidOptions.js"
 import * as Telemetry from "./policyTelemetry.js"
 import * as RetryEngine from "./retry.js"
-import { timeoutFail } from "./timeout.js"
+import { liveClock, timeoutFail } from "./timeout.js"
+import { currentHeadersDeadline } from "./undiciTransport.js"
 
 /**
  * What every call of one policy shares.
@@ -195,23 +198,26 @@ const adaptiveFor = (engine: Engine, key: string): Effect.Effect<RateLimit.Adapt
 
 type Send = (request: Request, remainingMillis: number | undefined) => ReturnType<Http.Service["execute"]>
 
-/** One timer per attempt: the attempt timeout, or what is left of the total when that is less. */
-const timed = (engine: Engine, execute: Http.Service["execute"]): Send =>
-(
-  request: Request,
-  remainingMillis: number | undefined
-): ReturnType<Http.Service["execute"]> => {
-  const byTotal = remainingMillis !== undefined && remainingMillis < engine.attemptMillis
-  return timeoutFail(
-    execute(request),
-    byTotal ? Math.max(0, remainingMillis) : engine.attemptMillis,
-    () =>
-      HttpError.timeout(
-        request,
-        byTotal ? "total" : "attempt",
-        byTotal ? engine.totalMillis : engine.attemptMillis
-      )
-  )
+/**
+ * One deadline per attempt: the attempt timeout, or what is left of the total when that is less.
+ * Over Liaison's own transport (and the live clock) the transport keeps it, as one plain timer
+ * from the wait for a pool slot to the response headers; otherwise a timer interrupts the attempt
+ * (under a `TestClock`, Effect's own, which the test clock drives).
+ */
+const timed = (engine: Engine, execute: Http.Service["execute"]): Send => {
+  const transportKeepsIt = honoursDeadlines(execute)
+  return (request, remainingMillis) => {
+    const byTotal = remainingMillis !== undefined && remainingMillis < engine.attemptMillis
+    const millis = byTotal ? Math.max(0, remainingMillis) : engine.attemptMillis
+    const onTimeout = () =>
+      HttpError.timeout(request, byTotal ? "total" : "attempt", byTotal ? engine.totalMillis : engine.attemptMillis)
+    if (!transportKeepsIt) return timeoutFail(execute(request), millis, onTimeout)
+    return Effect.withFiberRuntime((fiber) =>
+      Context.get(fiber.currentDefaultServices, Clock.Clock) === liveClock
+        ? Effect.locally(execute(request), currentHeadersDeadline, { millis, at: Date.now() + millis, onTimeout })
+        : timeoutFail(execute(request), millis, onTimeout)
+    )
+  }
 }
 
 /**

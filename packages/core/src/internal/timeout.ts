@@ -10,8 +10,12 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 
-/** The default services' clock: the only one whose time is the wall clock's. */
-const liveClock: Clock.Clock = Effect.runSync(Effect.clock)
+/**
+ * The default services' clock: the only one whose time is the wall clock's.
+ *
+ * @internal
+ */
+export const liveClock: Clock.Clock = Effect.runSync(Effect.clock)
 
 /**
  * Fails with `onTimeout()` when `effect` takes longer than `millis`, interrupting it.

@@ -10,7 +10,8 @@
  * - the body is kept as undici hands it over: a buffered read concatenates the chunks once,
  *   a stream pulls whatever has arrived (undici pauses past {@link highWaterMark} unread bytes);
  * - no span: Liaison's `Http` opens its own redacted `http.client` span above the transport;
- * - timeouts are undici's per-request `headersTimeout` and `bodyTimeout` (no Effect timer).
+ * - timeouts are undici's per-request `headersTimeout` and `bodyTimeout` (no Effect timer), and
+ *   a {@link HeadersDeadline} is one plain timer from dispatch to headers.
  *
  * Failures are the platform's `RequestError` (`Transport`, `InvalidUrl`) and `ResponseError`
  * (`Decode`), their `cause` undici's error, exactly as the platform client reports them.
@@ -39,17 +40,35 @@ import type { HttpError } from "../HttpError.js"
 export const highWaterMark = 64 * 1024
 
 /**
- * A deadline for the response headers of the requests made within an effect, handed to undici
- * as that request's `headersTimeout` when it is shorter than the client's own `read` timeout.
- * `onTimeout` builds the error the call fails with when this deadline is the one that fired
- * (e.g. a `TimeoutError` in phase `attempt`).
+ * A deadline for the response headers of the requests made within an effect, when it is shorter
+ * than the client's own `read` timeout. `onTimeout` builds the error the call fails with when this
+ * deadline is the one that fired (e.g. a `TimeoutError` in phase `attempt`).
+ *
+ * Liaison's transport counts it from dispatch (connecting and writing the request count), or up
+ * to `at` when that is set, so that the wait for a pool slot counts too; the platform's transport
+ * hands `millis` to undici as the request's `headersTimeout` (from when the request is written).
  *
  * Not marked `@internal`: tests import it (`./internal/*` is not exported by the package).
  */
 export interface HeadersDeadline {
   readonly millis: number
+  /** The wall-clock time (`Date.now()`) by which the headers must have arrived. */
+  readonly at?: number | undefined
   readonly onTimeout: () => HttpError
 }
+
+/** What a request that missed its {@link HeadersDeadline} is aborted with. @internal */
+export class DeadlineExceeded extends Error {
+  readonly code = "ELIAISONDEADLINE"
+}
+
+/**
+ * Milliseconds left of a deadline now (at least 1: a deadline already past still gets its timer).
+ *
+ * @internal
+ */
+export const remainingOf = (deadline: HeadersDeadline): number =>
+  Math.max(1, deadline.at === undefined ? deadline.millis : deadline.at - Date.now())
 
 /** The {@link HeadersDeadline} of the requests made by the current fiber; none by default. */
 export const currentHeadersDeadline: FiberRef.FiberRef<HeadersDeadline | undefined> = globalValue(
@@ -85,9 +104,8 @@ const send = (
       return Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: url.left }))
     }
     const deadline = fiber.getFiberRef(currentHeadersDeadline)
-    const headersTimeout = deadline === undefined || deadline.millis >= timeouts.headersMillis
-      ? timeouts.headersMillis
-      : Math.max(1, deadline.millis)
+    const deadlineMillis = deadline === undefined ? undefined : remainingOf(deadline)
+    const timer = deadlineMillis !== undefined && deadlineMillis < timeouts.headersMillis ? deadlineMillis : undefined
     const options = (body: RequestBody): Undici.Dispatcher.DispatchOptions => ({
       origin: url.right.origin,
       // The fragment stays with the client: it is not part of an HTTP request target.
@@ -95,16 +113,16 @@ const send = (
       method: request.method,
       headers: request.headers,
       body,
-      headersTimeout,
+      headersTimeout: timeouts.headersMillis,
       bodyTimeout: timeouts.bodyMillis
     })
     const body = request.body
     return body._tag === "Stream"
       ? Effect.flatMap(
         NodeStream.toReadable(body.stream),
-        (readable) => exchange(dispatcher, request, options(readable))
+        (readable) => exchange(dispatcher, request, options(readable), timer)
       )
-      : exchange(dispatcher, request, options(bodyOf(body)))
+      : exchange(dispatcher, request, options(bodyOf(body)), timer)
   })
 
 type RequestBody = Exclude<Undici.Dispatcher.DispatchOptions["body"], undefined>
@@ -122,14 +140,19 @@ const bodyOf = (body: Exclude<HttpBody.HttpBody, HttpBody.Stream>): RequestBody 
   }
 }
 
-/** Dispatches the request; succeeds once the headers arrive. Interruption aborts the request. */
+/**
+ * Dispatches the request; succeeds once the headers arrive. Interruption aborts the request, and
+ * so does `deadlineMillis` passing before the headers arrive.
+ */
 const exchange = (
   dispatcher: Undici.Dispatcher,
   request: HttpClientRequest.HttpClientRequest,
-  options: Undici.Dispatcher.DispatchOptions
+  options: Undici.Dispatcher.DispatchOptions,
+  deadlineMillis: number | undefined
 ): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError> =>
   Effect.async((resume) => {
     const handler = new Exchange(request, resume)
+    if (deadlineMillis !== undefined) handler.expireAfter(deadlineMillis)
     dispatcher.dispatch(options, handler)
     return Effect.sync(() => handler.cancel())
   })
@@ -147,6 +170,7 @@ export class Exchange implements Undici.Dispatcher.DispatchHandler {
   #cancelled = false
   #resume: Resume | undefined
   #resumeBody: (() => void) | undefined = undefined
+  #deadline: ReturnType<typeof setTimeout> | undefined = undefined
   /** Unread chunks, and how many bytes they hold. */
   chunks: Array<Uint8Array> = []
   buffered = 0
@@ -166,14 +190,35 @@ export class Exchange implements Undici.Dispatcher.DispatchHandler {
     this.#resume = resume
   }
 
+  /** Aborts the request with a {@link DeadlineExceeded} unless its headers arrive within `millis`. */
+  expireAfter(millis: number): void {
+    this.#deadline = setTimeout(() => this.#expire(), millis)
+  }
+
+  #expire(): void {
+    this.#deadline = undefined
+    if (this.headersArrived) return
+    const error = new DeadlineExceeded()
+    this.abort(error)
+    // Not connected yet (undici aborts it at `onConnect`): the caller hears of it now.
+    if (this.#resume !== undefined) this.onError(error)
+  }
+
+  #clearDeadline(): void {
+    if (this.#deadline === undefined) return
+    clearTimeout(this.#deadline)
+    this.#deadline = undefined
+  }
+
   onConnect(abort: (reason?: Error) => void): void {
-    if (this.#cancelled) return abort(new Undici.errors.RequestAbortedError())
+    if (this.#cancelled) return abort(this.failure ?? new Undici.errors.RequestAbortedError())
     this.#abort = abort
   }
 
   onHeaders(statusCode: number, rawHeaders: Array<Buffer>, resume: () => void): boolean {
     if (statusCode < 200) return true // 1xx: informational, the answer follows
     this.headersArrived = true
+    this.#clearDeadline()
     this.#resumeBody = resume
     const callback = this.#resume
     this.#resume = undefined
@@ -201,6 +246,7 @@ export class Exchange implements Undici.Dispatcher.DispatchHandler {
   }
 
   onError(error: Error): void {
+    this.#clearDeadline()
     const callback = this.#resume
     if (callback !== undefined) {
       this.#resume = undefined
@@ -244,6 +290,7 @@ export class Exchange implements Undici.Dispatcher.DispatchHandler {
 
   /** The fiber waiting for the headers was interrupted. */
   cancel(): void {
+    this.#clearDeadline()
     this.#resume = undefined
     this.abort()
   }
