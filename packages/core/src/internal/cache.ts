@@ -322,9 +322,8 @@ export class Engine {
     const shared = this.#shared as RedisTier
     return Effect.withFiberRuntime((fiber) => {
       const span = activeSpan(fiber)
-      return shared.exec(
-        "GET",
-        () => shared.readValue(key),
+      return shared.readEntry(
+        key,
         (text) => {
           const held = this.#classify(schema, text)
           if (held instanceof Corrupt) {
@@ -374,12 +373,7 @@ export class Engine {
     const skipShared = (local !== undefined && local.freshUntil > this.#now()) || shared === undefined ||
       !shared.usable
     const read: Effect.Effect<Found<A> | undefined> = skipShared ? Effect.succeed(local) : Effect.flatMap(
-      shared.read(
-        "GET",
-        () => shared.readValue(key),
-        (text) => this.#classify(schema, text),
-        undefined
-      ),
+      shared.readEntry(key, (text) => Effect.succeed(this.#classify(schema, text)), () => noEntry),
       (held) => {
         if (held instanceof Corrupt) return Effect.as(this.#dropCorrupt(key, held.reason), local)
         if (held !== undefined && held.freshUntil > this.#now()) {
@@ -428,12 +422,7 @@ export class Engine {
     const shared = this.#shared
     if (shared === undefined || !shared.usable) return Effect.succeed(undefined)
     return Effect.flatMap(
-      shared.read(
-        "GET",
-        () => shared.readValue(key),
-        (text) => this.#classify(schema, text),
-        undefined
-      ),
+      shared.readEntry(key, (text) => Effect.succeed(this.#classify(schema, text)), () => noEntry),
       (held) =>
         held instanceof Corrupt ? Effect.as(this.#dropCorrupt(key, held.reason), undefined) : Effect.succeed(held)
     )
@@ -829,6 +818,9 @@ export class Engine {
 }
 
 const always = () => true
+
+/** A failed read is a miss (fail open): the failure is already counted and logged by the tier. */
+const noEntry = Effect.succeed(undefined)
 
 const valueOf = <A>(cached: Cached<A>): A => cached.value
 
