@@ -397,4 +397,26 @@ describe("Cache (Redis, live)", () => {
       expect(after.errors).toBe(before.errors)
       expect(after.redis).toBe("up")
     }).pipe(Effect.scoped))
+
+  it.live("an unchanged Redis entry is decoded once: hits share its value until the entry changes", () =>
+    Effect.gen(function*() {
+      const { cache, fetch, options, server } = yield* onPrivateRedis({ prefix: "{memo}:" })
+      const first = yield* cache.getOrFetch("users:1", fetch, options)
+      const [a, b] = [
+        yield* cache.getOrFetch("users:1", fetch, options),
+        yield* cache.getOrFetch("users:1", fetch, options)
+      ]
+      expect(a).toBe(b)
+      expect(a).toEqual(first)
+      // A write changes the stored text: the next hit decodes it.
+      yield* cache.set("users:1", User, user(7))
+      const changed = yield* cache.getOrFetch("users:1", fetch, options)
+      expect(changed.id).toBe(7)
+      expect(changed).not.toBe(a)
+      // Text that is no longer an entry is corrupt, whatever was decoded before.
+      const admin = yield* connect(server.url)
+      yield* Effect.promise(() => admin.client.set("{memo}:v:users:1", "not json"))
+      const refetched = yield* cache.getOrFetchCached("users:1", fetch, options)
+      expect(refetched).toEqual({ value: user(2), status: "miss" })
+    }).pipe(Effect.scoped))
 })
