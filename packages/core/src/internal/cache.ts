@@ -441,10 +441,13 @@ export class Engine {
     return found.staleUntil <= this.#now() ? undefined : found
   }
 
-  /** Keeps a key's last decoded reply: a bounded number of keys, small texts only, first in first out. */
+  /**
+   * Keeps a key's last decoded reply: a bounded number of keys, small texts only, first in first
+   * out. Not with a memory tier: its copy already answers the repeated hits.
+   */
   #remember(key: string, schema: unknown, text: string, found: Found<unknown>): void {
     const decoded = this.#decoded
-    if (text.length > DECODED_MAX_CHARS) return
+    if (this.#local !== undefined || text.length > DECODED_MAX_CHARS) return
     if (!decoded.delete(key) && decoded.size >= DECODED_MAX_KEYS) {
       decoded.delete(decoded.keys().next().value as string)
     }
