@@ -1,6 +1,6 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Cache, Redis } from "@liaison/core"
-import { Deferred, Effect, Fiber, Layer, Option, Redacted, Ref, Schema, TestClock } from "effect"
+import { Deferred, Duration, Effect, Fiber, Layer, Option, Redacted, Ref, Schema, TestClock } from "effect"
 import { privateRedis } from "../fixtures/redisServer.js"
 import { redisUrl, testPrefix } from "../setup/redisUrl.js"
 
@@ -339,5 +339,84 @@ describe("Cache (Redis, live)", () => {
       const before = yield* commands("get")
       expect(yield* cache.getOrFetch("batch:0", Effect.succeed("unused"), options)).toBe("stored-0")
       expect((yield* commands("get")) - before).toBe(1)
+    }).pipe(Effect.scoped))
+
+  it.live("the cache's reads count towards the shared Redis breaker, and an open breaker skips them at once", () =>
+    Effect.gen(function*() {
+      const server = yield* Effect.acquireRelease(
+        Effect.promise(() => privateRedis()),
+        (redis) => Effect.promise(() => redis.dispose())
+      )
+      const redis = yield* Redis.make({
+        url: Redacted.make(server.url),
+        redisOptions: { commandTimeout: 300 },
+        breaker: { failures: 1, openMillis: 60_000 }
+      })
+      // No cooldown of its own: only the shared breaker keeps the cache off Redis.
+      const cache = yield* Cache.make({}).pipe(
+        Effect.provide(Cache.layerStoreRedis({ prefix: uniquePrefix(), timeout: "1 second", cooldown: "0 millis" })),
+        Effect.provideService(Redis.Redis, redis)
+      )
+      const options = { schema: Schema.String } as const
+      yield* cache.set("k", Schema.String, "stored")
+      const admin = yield* connect(server.url)
+      yield* Effect.promise(() => admin.client.call("CLIENT", "PAUSE", "1500", "ALL"))
+      const timed = <A, E>(effect: Effect.Effect<A, E>) =>
+        Effect.map(Effect.timed(effect), ([duration, value]) => ({ millis: Duration.toMillis(duration), value }))
+      // The read times out after the connection's 300 ms (shorter than the cache's own 1 s) ...
+      const first = yield* timed(cache.getOrFetchCached("k", Effect.succeed("fetched"), options))
+      expect(first.value).toEqual({ value: "fetched", status: "miss" })
+      expect(first.millis).toBeGreaterThanOrEqual(299)
+      expect(first.millis).toBeLessThan(900)
+      // ... and counts as the one failure that opens the connection's breaker, for every user of it.
+      const other = yield* Effect.promise(() => redis.client.get("k").then(() => "answered", (e: Error) => e.message))
+      expect(other).toContain("Redis unavailable")
+      const second = yield* timed(cache.getOrFetchCached("k", Effect.succeed("fetched again"), options))
+      expect(second.value).toEqual({ value: "fetched again", status: "miss" })
+      expect(second.millis).toBeLessThan(200)
+    }).pipe(Effect.scoped))
+
+  it.live("a hit whose reply arrived while the application blocked its event loop is not a timeout", () =>
+    Effect.gen(function*() {
+      const { cache, fetch, options } = yield* onPrivateRedis({ timeout: "50 millis", cooldown: "1 minute" })
+      yield* cache.getOrFetch("users:1", fetch, options)
+      const before = yield* cache.stats
+      const read = yield* Effect.fork(cache.getOrFetchCached("users:1", fetch, options))
+      // The read is sent when its fiber first runs; then the loop is busy for 6 timeouts.
+      yield* Effect.yieldNow()
+      yield* Effect.sync(() => {
+        const until = performance.now() + 300
+        while (performance.now() < until) {
+          // busy: a long synchronous task
+        }
+      })
+      const result = yield* Fiber.join(read)
+      expect(result.status).toBe("hit")
+      expect(result.value.id).toBe(1)
+      const after = yield* cache.stats
+      expect(after.errors).toBe(before.errors)
+      expect(after.redis).toBe("up")
+    }).pipe(Effect.scoped))
+
+  it.live("an unchanged Redis entry is decoded once: hits share its value until the entry changes", () =>
+    Effect.gen(function*() {
+      const { cache, fetch, options, server } = yield* onPrivateRedis({ prefix: "{memo}:" })
+      const first = yield* cache.getOrFetch("users:1", fetch, options)
+      const [a, b] = [
+        yield* cache.getOrFetch("users:1", fetch, options),
+        yield* cache.getOrFetch("users:1", fetch, options)
+      ]
+      expect(a).toBe(b)
+      expect(a).toEqual(first)
+      // A write changes the stored text: the next hit decodes it.
+      yield* cache.set("users:1", User, user(7))
+      const changed = yield* cache.getOrFetch("users:1", fetch, options)
+      expect(changed.id).toBe(7)
+      expect(changed).not.toBe(a)
+      // Text that is no longer an entry is corrupt, whatever was decoded before.
+      const admin = yield* connect(server.url)
+      yield* Effect.promise(() => admin.client.set("{memo}:v:users:1", "not json"))
+      const refetched = yield* cache.getOrFetchCached("users:1", fetch, options)
+      expect(refetched).toEqual({ value: user(2), status: "miss" })
     }).pipe(Effect.scoped))
 })

@@ -423,6 +423,8 @@ export const layerStoreMemory = (options: StoreMemoryOptions = {}): Layer.Layer<
 /**
  * The Redis store, on the shared {@link Redis.Redis} connection: every hit is a Redis `GET`. Do
  * not give that connection an ioredis `keyPrefix`: pattern invalidation matches whole keys.
+ * An entry read again unchanged is not decoded again: its hits share one value, as a memory
+ * tier's do (cached values are to be treated as immutable).
  *
  * @since 0.1.0
  * @category layers

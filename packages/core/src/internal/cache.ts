@@ -154,6 +154,17 @@ type Acquired =
 
 const unlocked: Acquired = { _tag: "Unlocked" }
 
+/** A Redis reply already decoded: its text, the Schema it was decoded with, and the entry. */
+interface Decoded {
+  readonly text: string
+  readonly schema: unknown
+  readonly found: Found<unknown>
+}
+
+/** Replies kept decoded: how many keys, and how long a text at most (the memory it may hold is bounded). */
+const DECODED_MAX_KEYS = 1024
+const DECODED_MAX_CHARS = 16_384
+
 /** @internal */
 export class Engine {
   readonly #local: MemoryStore | undefined
@@ -161,6 +172,8 @@ export class Engine {
   readonly #options: EngineOptions
   readonly #now: () => number
   readonly #inflight = new Map<string, Flight>()
+  /** The last Redis reply decoded per key (see `#classify`). */
+  readonly #decoded = new Map<string, Decoded>()
   /** Tells this instance's own invalidation messages from the others'. */
   readonly origin: string = randomUUID()
   #hits = 0
@@ -322,11 +335,10 @@ export class Engine {
     const shared = this.#shared as RedisTier
     return Effect.withFiberRuntime((fiber) => {
       const span = activeSpan(fiber)
-      return shared.exec(
-        "GET",
-        () => shared.readValue(key),
+      return shared.readEntry(
+        key,
         (text) => {
-          const held = this.#classify(schema, text)
+          const held = this.#classify(key, schema, text)
           if (held instanceof Corrupt) {
             return after(
               Effect.zipRight(
@@ -374,12 +386,7 @@ export class Engine {
     const skipShared = (local !== undefined && local.freshUntil > this.#now()) || shared === undefined ||
       !shared.usable
     const read: Effect.Effect<Found<A> | undefined> = skipShared ? Effect.succeed(local) : Effect.flatMap(
-      shared.read(
-        "GET",
-        () => shared.readValue(key),
-        (text) => this.#classify(schema, text),
-        undefined
-      ),
+      shared.readEntry(key, (text) => Effect.succeed(this.#classify(key, schema, text)), () => noEntry),
       (held) => {
         if (held instanceof Corrupt) return Effect.as(this.#dropCorrupt(key, held.reason), local)
         if (held !== undefined && held.freshUntil > this.#now()) {
@@ -406,21 +413,45 @@ export class Engine {
     )
   }
 
-  /** A Redis reply as an entry (`undefined`: none, or past its stale-until), or why it is corrupt. Plain code. */
-  #classify<A, I>(schema: Schema.Schema<A, I>, text: string | null): Found<A> | Corrupt | undefined {
+  /**
+   * A Redis reply as an entry (`undefined`: none, or past its stale-until), or why it is corrupt.
+   * Plain code. The same text as the key's last reply, for the same Schema, is not parsed nor
+   * decoded again: its entry is reused (its value shared, as a memory tier's is).
+   */
+  #classify<A, I>(key: string, schema: Schema.Schema<A, I>, text: string | null): Found<A> | Corrupt | undefined {
     if (text === null) return undefined
-    const stored = decodeEnvelope(text)
-    if (stored === undefined) return new Corrupt("is not a cache entry")
-    const decoded = decoderOf(schema)(stored.encoded)
-    if (Either.isLeft(decoded)) return new Corrupt("does not decode with its Schema")
-    if (stored.staleUntil <= this.#now()) return undefined
-    return {
-      value: decoded.right,
-      freshUntil: stored.freshUntil,
-      staleUntil: stored.staleUntil,
-      etag: stored.etag,
-      tags: stored.tags
+    const known = this.#decoded.get(key)
+    let found: Found<A>
+    if (known !== undefined && known.text === text && known.schema === schema) {
+      found = known.found as Found<A>
+    } else {
+      const stored = decodeEnvelope(text)
+      if (stored === undefined) return new Corrupt("is not a cache entry")
+      const decoded = decoderOf(schema)(stored.encoded)
+      if (Either.isLeft(decoded)) return new Corrupt("does not decode with its Schema")
+      found = {
+        value: decoded.right,
+        freshUntil: stored.freshUntil,
+        staleUntil: stored.staleUntil,
+        etag: stored.etag,
+        tags: stored.tags
+      }
+      this.#remember(key, schema, text, found)
     }
+    return found.staleUntil <= this.#now() ? undefined : found
+  }
+
+  /**
+   * Keeps a key's last decoded reply: a bounded number of keys, small texts only, first in first
+   * out. Not with a memory tier: its copy already answers the repeated hits.
+   */
+  #remember(key: string, schema: unknown, text: string, found: Found<unknown>): void {
+    const decoded = this.#decoded
+    if (this.#local !== undefined || text.length > DECODED_MAX_CHARS) return
+    if (!decoded.delete(key) && decoded.size >= DECODED_MAX_KEYS) {
+      decoded.delete(decoded.keys().next().value as string)
+    }
+    decoded.set(key, { text, schema, found })
   }
 
   /** Reads a Redis entry; a failure is a miss (fail open), a corrupt entry is dropped. */
@@ -428,19 +459,14 @@ export class Engine {
     const shared = this.#shared
     if (shared === undefined || !shared.usable) return Effect.succeed(undefined)
     return Effect.flatMap(
-      shared.read(
-        "GET",
-        () => shared.readValue(key),
-        (text) => this.#classify(schema, text),
-        undefined
-      ),
+      shared.readEntry(key, (text) => Effect.succeed(this.#classify(key, schema, text)), () => noEntry),
       (held) =>
         held instanceof Corrupt ? Effect.as(this.#dropCorrupt(key, held.reason), undefined) : Effect.succeed(held)
     )
   }
 
   #parseShared<A, I>(key: string, schema: Schema.Schema<A, I>, text: string): Effect.Effect<Found<A> | undefined> {
-    const held = this.#classify(schema, text)
+    const held = this.#classify(key, schema, text)
     return held instanceof Corrupt ? Effect.as(this.#dropCorrupt(key, held.reason), undefined) : Effect.succeed(held)
   }
 
@@ -829,6 +855,9 @@ export class Engine {
 }
 
 const always = () => true
+
+/** A failed read is a miss (fail open): the failure is already counted and logged by the tier. */
+const noEntry = Effect.succeed(undefined)
 
 const valueOf = <A>(cached: Cached<A>): A => cached.value
 

@@ -21,6 +21,8 @@ import * as Effect from "effect/Effect"
 import type { Client as IORedis } from "../Redis.js"
 import type * as Redis from "../Redis.js"
 import { escapeGlob } from "./glob.js"
+import type { GuardHandle } from "./redisGuard.js"
+import { guardOf, RedisUnavailable } from "./redisGuard.js"
 import { redisScript } from "./redisScript.js"
 
 /**
@@ -113,20 +115,25 @@ export interface RedisTierOptions {
   readonly batchSize: number
 }
 
-interface Pending {
+/** A command in flight, answered, failed or expired once: whatever comes later is ignored. */
+interface Pending<R> {
   /** Epoch ms (real time: the wait is for real I/O). */
   readonly deadline: number
-  /** Answered, failed or expired: whatever comes later is ignored. */
   done: boolean
-  readonly expire: () => void
   /** Its place in the watch queue (a sequence number), so that an answer lets go of it at once. */
   seq: number
+  /** Resumes the fiber with the reply; false when it came too late. */
+  readonly reply: (value: R) => boolean
+  /** Resumes the fiber with the failure; false when it came too late. */
+  readonly fail: (error: unknown) => boolean
+  readonly expire: () => void
+  /** Set for a read sent on the client itself: its outcome is the guard's to count, once per command. */
+  direct: Direct | undefined
 }
 
-interface Read {
-  readonly valueKey: string
-  readonly resolve: (value: string | null) => void
-  readonly reject: (error: unknown) => void
+/** One command sent past the guard's proxy (a `GET`, or an `MGET` shared by the reads of a turn). */
+interface Direct {
+  told: boolean
 }
 
 /** What the gate saw last, for logs and stats. @internal */
@@ -139,8 +146,14 @@ export type TierState = "up" | "down"
  * @internal
  */
 export class RedisTier {
+  /** Through the guard's proxy: every command but the hot read. */
   readonly #client: IORedis
+  /** The client itself, for the hot read (`GET`/`MGET`): the guard is asked and told directly. */
+  readonly #direct: IORedis
+  readonly #guard: GuardHandle | undefined
   readonly #options: RedisTierOptions
+  /** The tier's timeout, or the guard's command timeout when shorter (it used to apply to every command). */
+  readonly #timeoutMillis: number
   readonly #now: () => number
   #openUntil = 0
   #state: TierState = "up"
@@ -153,47 +166,103 @@ export class RedisTier {
 
   constructor(redis: Redis.Service, options: RedisTierOptions, now: () => number) {
     this.#client = redis.client
+    this.#guard = guardOf(redis.client)
+    this.#direct = this.#guard?.client ?? redis.client
     this.#options = options
+    this.#timeoutMillis = Math.min(options.timeoutMillis, this.#guard?.commandTimeout ?? Infinity)
     this.#now = now
     this.channel = `${options.prefix}invalidate`
     this.#batching = /\{[^}]+\}/.test(options.prefix)
   }
 
-  // Reads of one turn of the event loop go out as one `MGET` (one command, one write, one reply
-  // to parse) instead of one `GET` each: under load, the socket writes were most of a hit's cost.
-  // A read alone is still a plain `GET`, sent at the end of the current microtask.
-  #reads: Array<Read> | undefined = undefined
+  // Reads go out as one `MGET` per turn of the event loop (one command, one write, one reply to
+  // parse) instead of one `GET` each: under load, the socket writes were most of a hit's cost. A
+  // read while no other is in flight goes at once as a plain `GET` (one at a time, waiting for the
+  // turn's end only added latency); the reads behind it share the next `MGET`. Reads skip the
+  // guard's proxy (its promise and timer per command cost a hit more than the rest of the cache
+  // did): the tier's own watchdog times them out, and the guard hears of each command once.
+  #reads: Array<Pending<string | null>> | undefined = undefined
+  #readKeys: Array<string> = []
+  /** Direct read commands sent and not answered yet. */
+  #reading = 0
 
-  /** The value stored under cache key `key` (`null`: none), read with the others of this turn. */
-  readValue(key: string): Promise<string | null> {
+  /**
+   * The text stored under cache key `key` (`null`: none), read with the others of this turn: the
+   * fiber resumes with `onReply`'s effect, or `onFailure`'s, in one step (see {@link exec}).
+   */
+  readEntry<A, E, Env>(
+    key: string,
+    onReply: (text: string | null) => Effect.Effect<A, E, Env>,
+    onFailure: (failure: TierFailure) => Effect.Effect<A, E, Env>
+  ): Effect.Effect<A, E, Env> {
     const valueKey = this.valueKey(key)
-    if (!this.#batching) return this.#client.get(valueKey)
-    return new Promise((resolve, reject) => {
-      let reads = this.#reads
-      if (reads === undefined) {
-        reads = this.#reads = []
-        queueMicrotask(this.#flushReads)
+    return this.#exec<string | null, A, E, Env>("GET", (pending) => this.#read(valueKey, pending), onReply, onFailure)
+  }
+
+  #read(valueKey: string, pending: Pending<string | null>): void {
+    const refused = this.#guard?.refusal()
+    if (refused !== undefined) {
+      pending.fail(refused)
+      return
+    }
+    if (!this.#batching || (this.#reading === 0 && this.#reads === undefined)) return this.#get(valueKey, pending)
+    let reads = this.#reads
+    if (reads === undefined) {
+      reads = this.#reads = []
+      this.#readKeys = []
+      queueMicrotask(this.#flushReads)
+    }
+    reads.push(pending)
+    this.#readKeys.push(valueKey)
+  }
+
+  #get(valueKey: string, pending: Pending<string | null>): void {
+    const direct: Direct = pending.direct = { told: false }
+    this.#reading++
+    this.#direct.get(valueKey).then(
+      (value) => {
+        this.#reading--
+        this.#told(direct, pending.reply(value), undefined)
+      },
+      (error: unknown) => {
+        this.#reading--
+        this.#told(direct, pending.fail(error), error)
       }
-      reads.push({ valueKey, resolve, reject })
-    })
+    )
   }
 
   readonly #flushReads = (): void => {
-    const reads = this.#reads as Array<Read>
+    const reads = this.#reads as Array<Pending<string | null>>
+    const keys = this.#readKeys
     this.#reads = undefined
-    if (reads.length === 1) {
-      const read = reads[0] as Read
-      this.#client.get(read.valueKey).then(read.resolve, read.reject)
-      return
-    }
-    this.#client.mget(reads.map((read) => read.valueKey)).then(
+    if (reads.length === 1) return this.#get(keys[0] as string, reads[0] as Pending<string | null>)
+    const direct: Direct = { told: false }
+    for (const read of reads) read.direct = direct
+    this.#reading++
+    this.#direct.mget(keys).then(
       (values) => {
-        for (let i = 0; i < reads.length; i++) (reads[i] as Read).resolve(values[i] ?? null)
+        this.#reading--
+        let taken = false
+        for (let i = 0; i < reads.length; i++) {
+          taken = (reads[i] as Pending<string | null>).reply(values[i] ?? null) || taken
+        }
+        this.#told(direct, taken, undefined)
       },
       (error: unknown) => {
-        for (const read of reads) read.reject(error)
+        this.#reading--
+        let taken = false
+        for (const read of reads) taken = read.fail(error) || taken
+        this.#told(direct, taken, error)
       }
     )
+  }
+
+  /** Tells the guard how a direct command went, once, unless it timed out first (then it was told so). */
+  #told(direct: Direct, taken: boolean, error: unknown): void {
+    if (!taken || direct.told) return
+    direct.told = true
+    if (error === undefined) this.#guard?.succeeded()
+    else this.#guard?.failedWith(error)
   }
 
   get client(): IORedis {
@@ -223,7 +292,7 @@ export class RedisTier {
 
   /** Whether a call may try Redis now: the gate is closed and the client connected. */
   get usable(): boolean {
-    return this.#client.status === "ready" && this.#now() >= this.#openUntil
+    return this.#direct.status === "ready" && this.#now() >= this.#openUntil
   }
 
   /**
@@ -236,19 +305,6 @@ export class RedisTier {
   }
 
   /**
-   * {@link run} for reads that fail open: the reply goes through `map` (in the reply's callback, no
-   * further step), a failure becomes `fallback` (still counted, logged and opening the gate).
-   */
-  read<R, A>(
-    operation: string,
-    f: (client: IORedis) => Promise<R>,
-    map: (reply: R) => A,
-    fallback: A
-  ): Effect.Effect<A> {
-    return this.exec(operation, f, (reply) => Effect.succeed(map(reply)), () => Effect.succeed(fallback))
-  }
-
-  /**
    * The general form: the fiber resumes with `onReply`'s effect, or `onFailure`'s (after the log
    * line when this changes Redis' state) — one step for a whole hit.
    */
@@ -258,41 +314,69 @@ export class RedisTier {
     onReply: (reply: R) => Effect.Effect<A, E, Env>,
     onFailure: (failure: TierFailure) => Effect.Effect<A, E, Env>
   ): Effect.Effect<A, E, Env> {
+    return this.#exec<R, A, E, Env>(
+      operation,
+      (pending) => {
+        f(this.#client).then(pending.reply, pending.fail)
+      },
+      onReply,
+      onFailure
+    )
+  }
+
+  #exec<R, A, E, Env>(
+    operation: string,
+    send: (pending: Pending<R>) => void,
+    onReply: (reply: R) => Effect.Effect<A, E, Env>,
+    onFailure: (failure: TierFailure) => Effect.Effect<A, E, Env>
+  ): Effect.Effect<A, E, Env> {
     return Effect.async<A, E, Env>((resume) => {
       if (!this.usable) {
-        const connected = this.#client.status === "ready"
+        const connected = this.#direct.status === "ready"
         // Skipped: not a new failure. A client that is not connected counts once per cooldown.
         const counted = !connected && this.#gateClosed
         return resume(
           this.#failed(operation, connected ? "skipped after a recent failure" : "not connected", counted, onFailure)
         )
       }
-      const pending: Pending = {
-        deadline: Date.now() + this.#options.timeoutMillis,
+      const pending: Pending<R> = {
+        deadline: Date.now() + this.#timeoutMillis,
         done: false,
-        expire: () => {
-          pending.done = true
-          resume(this.#failed(operation, `no answer within ${this.#options.timeoutMillis} ms`, true, onFailure))
-        },
-        seq: 0
-      }
-      this.#watch(pending)
-      f(this.#client).then(
-        (reply) => {
-          if (pending.done) return
+        seq: 0,
+        direct: undefined,
+        reply: (reply) => {
+          if (pending.done) return false
           pending.done = true
           this.#unwatch(pending)
-          if (this.#state === "up") return resume(onReply(reply))
+          if (this.#state === "up") {
+            resume(onReply(reply))
+            return true
+          }
           this.#state = "up"
           resume(Effect.zipRight(Effect.logInfo("cache: Redis answers again, using it"), onReply(reply)))
+          return true
         },
-        (error: unknown) => {
-          if (pending.done) return
+        fail: (error) => {
+          if (pending.done) return false
           pending.done = true
           this.#unwatch(pending)
           resume(this.#failed(operation, error instanceof Error ? error.message : String(error), true, onFailure))
+          return true
+        },
+        expire: () => {
+          pending.done = true
+          const direct = pending.direct
+          if (direct !== undefined && !direct.told) {
+            direct.told = true
+            this.#guard?.failedWith(
+              new RedisUnavailable(`Redis ${operation} timed out: no reply in ${this.#timeoutMillis} ms`)
+            )
+          }
+          resume(this.#failed(operation, `no answer within ${this.#timeoutMillis} ms`, true, onFailure))
         }
-      )
+      }
+      this.#watch(pending)
+      send(pending)
     })
   }
 
@@ -313,22 +397,22 @@ export class RedisTier {
   // the commands were sent: a queue, whose answered entries are skipped when they reach the front.
   // An answer empties its slot at once: a command (and the fiber's continuation it holds) kept
   // until the next sweep outlives the young generation, and the GC then pays for every hit.
-  #queue: Array<Pending | undefined> = []
+  #queue: Array<Pending<never> | undefined> = []
   #head = 0
   /** The sequence number of `#queue[0]`. */
   #base = 0
   #watchdog: ReturnType<typeof setInterval> | undefined
 
-  #watch(pending: Pending): void {
+  #watch<R>(pending: Pending<R>): void {
     pending.seq = this.#base + this.#queue.length
-    this.#queue.push(pending)
+    this.#queue.push(pending as Pending<never>)
     if (this.#watchdog !== undefined) return
-    const tick = Math.max(5, Math.min(100, Math.floor(this.#options.timeoutMillis / 4)))
+    const tick = Math.max(5, Math.min(100, Math.floor(this.#timeoutMillis / 4)))
     this.#watchdog = setInterval(() => this.#sweep(), tick)
     this.#watchdog.unref()
   }
 
-  #unwatch(pending: Pending): void {
+  #unwatch<R>(pending: Pending<R>): void {
     const at = pending.seq - this.#base
     if (at >= this.#head && at < this.#queue.length) this.#queue[at] = undefined
   }
@@ -336,12 +420,20 @@ export class RedisTier {
   #sweep(): void {
     const now = Date.now()
     const queue = this.#queue
+    const late: Array<Pending<never>> = []
     while (this.#head < queue.length) {
       const first = queue[this.#head]
       if (first !== undefined && !first.done && first.deadline > now) break
       queue[this.#head] = undefined
       this.#head++
-      if (first !== undefined && !first.done) first.expire()
+      if (first !== undefined && !first.done) late.push(first)
+    }
+    // Timers run before I/O: after a blocked loop, a reply may be waiting unread. Expire only what
+    // is still unanswered once this turn's I/O has been read.
+    if (late.length > 0) {
+      setImmediate(() => {
+        for (const pending of late) if (!pending.done) pending.expire()
+      })
     }
     if (this.#head === queue.length) {
       this.#base += queue.length
@@ -376,7 +468,7 @@ export class RedisTier {
   }
 
   get(key: string): Effect.Effect<string | null, TierFailure> {
-    return this.run("GET", () => this.readValue(key))
+    return this.readEntry(key, Effect.succeed, Effect.fail)
   }
 
   set(key: string, envelope: string, expiresInMillis: number, tags: ReadonlyArray<string>): Effect.Effect<

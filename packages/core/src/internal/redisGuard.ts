@@ -77,6 +77,29 @@ export const withTimeout = <A>(reply: Promise<A>, millis: number, what = "Redis 
   })
 
 /**
+ * The breaker of a guarded client, for a caller that sends a hot command on the client itself
+ * (the cache's hit path: no proxy, no promise around the reply, no timer per command) and keeps
+ * its own timeout: it asks {@link GuardHandle.refusal} first and reports every outcome.
+ *
+ * @internal
+ */
+export interface GuardHandle {
+  /** The ioredis client behind the proxy. */
+  readonly client: Client
+  readonly commandTimeout: number
+  /** What the guarded command would reject with now (the breaker is open), or `undefined`. */
+  readonly refusal: () => RedisUnavailable | undefined
+  readonly succeeded: () => void
+  /** A failure: counted when it is an outage (anything but a Redis error reply). */
+  readonly failedWith: (error: unknown) => void
+}
+
+const handles = new WeakMap<Client, GuardHandle>()
+
+/** The breaker behind a client made by {@link guard}; `undefined` for any other client. @internal */
+export const guardOf = (client: Client): GuardHandle | undefined => handles.get(client)
+
+/**
  * `client` behind the breaker: the same object for everything but the guarded commands, which
  * time out after `commandTimeout` and reject with {@link RedisUnavailable} while it is open.
  * `subscribe`, transactions and `duplicate()` connections (subscribers) are not guarded.
@@ -101,15 +124,14 @@ export const guard = (client: Client, options: GuardOptions): Client => {
   type Method = (...args: Array<unknown>) => Promise<unknown>
   /** Per name, the method seen and what stands for it (a method replaced on the client is wrapped anew). */
   const wrappers = new Map<PropertyKey, { readonly method: Method; readonly wrapper: Method }>()
+  const refusal = (): RedisUnavailable | undefined =>
+    openUntil !== 0 && Date.now() < openUntil
+      ? new RedisUnavailable(`Redis unavailable: ${failed} commands failed in a row; not retried before the pause ends`)
+      : undefined
   const wrap = (name: PropertyKey, command: Method): Method => {
     const wrapper = (...args: Array<unknown>): Promise<unknown> => {
-      if (openUntil !== 0 && Date.now() < openUntil) {
-        return Promise.reject(
-          new RedisUnavailable(
-            `Redis unavailable: ${failed} commands failed in a row; not retried before the pause ends`
-          )
-        )
-      }
+      const refused = refusal()
+      if (refused !== undefined) return Promise.reject(refused)
       const reply = withTimeout(command.apply(client, args), options.commandTimeout)
       reply.then(succeeded, failedWith)
       return reply
@@ -117,7 +139,7 @@ export const guard = (client: Client, options: GuardOptions): Client => {
     wrappers.set(name, { method: command, wrapper })
     return wrapper
   }
-  return new Proxy(client, {
+  const proxy = new Proxy(client, {
     get: (target, name) => {
       const value: unknown = Reflect.get(target, name, target)
       if (typeof value !== "function") return value
@@ -131,4 +153,6 @@ export const guard = (client: Client, options: GuardOptions): Client => {
       return bound
     }
   })
+  handles.set(proxy, { client, commandTimeout: options.commandTimeout, refusal, succeeded, failedWith })
+  return proxy
 }
