@@ -229,6 +229,9 @@ const targetArithmetic = [
  */
 class AttemptLog {
   attempts = 0
+  /** Finished attempts, and how many of them failed: the failure rate this run's draws really had. */
+  ended = 0
+  failed = 0
   longestFailureRun = 0
   maxWindowFailures = 0
   /** Timeouts among the failures of the worst window. */
@@ -247,6 +250,8 @@ class AttemptLog {
   }
 
   end(verdict: Verdict): void {
+    this.ended++
+    if (verdict !== "ok") this.failed++
     this.run = verdict === "ok" ? 0 : this.run + 1
     this.longestFailureRun = Math.max(this.longestFailureRun, this.run)
     if (this.ring.length < WINDOW) this.ring.push(verdict)
@@ -414,6 +419,9 @@ interface Outcome {
   readonly expected: Variant["expected"]
   /** Measured / expected attempts per request; target ≤ 1.02. */
   readonly attemptsRatio: number | undefined
+  /** The failure rate of this run's attempts (client-side), and the ratio against the expectation at that rate. */
+  readonly seenFailureRate: number
+  readonly attemptsRatioAtSeenRate: number | undefined
   readonly successMet: boolean
   readonly attemptsRatioMet: boolean | undefined
 }
@@ -435,6 +443,7 @@ const summarize = (
   const successRate = counts.successes / REQUESTS
   const perRequest = counts.upstreamAttempts / REQUESTS
   const ratio = variant.expected === undefined ? undefined : perRequest / variant.expected.attemptsPerRequest
+  const seen = log.ended === 0 ? 0 : log.failed / log.ended
   return {
     variant: variant.name,
     run,
@@ -458,6 +467,10 @@ const summarize = (
       attemptsPerRequest: round(variant.expected.attemptsPerRequest, 3)
     },
     attemptsRatio: ratio === undefined ? undefined : round(ratio, 4),
+    seenFailureRate: round(seen, 4),
+    attemptsRatioAtSeenRate: ratio === undefined
+      ? undefined
+      : round(perRequest / predict(MAX_ATTEMPTS, seen).attemptsPerRequest, 4),
     successMet: successRate >= SUCCESS_TARGET,
     attemptsRatioMet: ratio === undefined ? undefined : ratio <= ATTEMPTS_RATIO_TARGET
   }
@@ -604,11 +617,11 @@ const phaseReport = (stats: PhaseStats, i: number) => ({
   seconds: (phases[i]?.millis ?? 0) / 1000,
   requests: stats.requests,
   successes: stats.successes,
-  rejectedFast: stats.circuitOpen,
+  circuitOpen: stats.circuitOpen,
   otherFailures: stats.otherFailures,
   upstreamAttempts: stats.attempts,
-  rejectedMedianMs: stats.rejectedMs.length === 0 ? undefined : round(median(stats.rejectedMs), 3),
-  rejectedP99Ms: stats.rejectedMs.length === 0 ? undefined : round(quantile(stats.rejectedMs, 0.99), 3)
+  circuitOpenMedianMs: stats.rejectedMs.length === 0 ? undefined : round(median(stats.rejectedMs), 3),
+  circuitOpenP99Ms: stats.rejectedMs.length === 0 ? undefined : round(quantile(stats.rejectedMs, 0.99), 3)
 })
 
 type OutageOutcome = ReturnType<typeof outageOutcome>
@@ -623,7 +636,7 @@ const outageOutcome = (outage: OutageLog) => {
     openedAfterMs: opened?.atMs,
     outageAttemptsBeforeOpen: outage.attemptsBeforeOpen,
     outageAttemptsAfterOpen: outage.attemptsAfterOpen,
-    rejectedFast: outage.stats[OUTAGE]?.circuitOpen ?? 0,
+    circuitOpenInOutage: outage.stats[OUTAGE]?.circuitOpen ?? 0,
     openedInChaosPhase: openedInChaos,
     closedAgainAfterMs: firstIn("recovered", "Closed")?.atMs,
     tripped: opened !== undefined && openedInChaos === 0,
@@ -687,6 +700,7 @@ const outcomeTable = (outcomes: ReadonlyArray<Outcome>): string =>
       "attempts / request",
       "(1 − qⁿ)/(1 − q)",
       "ratio",
+      "q seen (ratio at it)",
       "success ≥ 99%",
       "ratio ≤ 1.02",
       "breaker opened",
@@ -703,6 +717,7 @@ const outcomeTable = (outcomes: ReadonlyArray<Outcome>): string =>
       o.upstreamAttemptsPerRequest,
       o.expected === undefined ? "-" : o.expected.attemptsPerRequest,
       o.attemptsRatio ?? "-",
+      o.attemptsRatio === undefined ? "-" : `${o.seenFailureRate} (${o.attemptsRatioAtSeenRate ?? "-"})`,
       yesNo(o.successMet),
       yesNo(o.attemptsRatioMet),
       o.opens.length === 0
@@ -723,20 +738,20 @@ const outageTable = (outage: OutageOutcome): string =>
       "s",
       "requests",
       "successes",
-      "rejected fast",
+      "CircuitOpen",
       "other failures",
       "upstream attempts",
-      "rejected p50 / p99 ms"
+      "CircuitOpen p50 / p99 ms"
     ],
     outage.phases.map((p) => [
       `${p.phase} (${p.query})`,
       p.seconds,
       p.requests,
       p.successes,
-      p.rejectedFast,
+      p.circuitOpen,
       p.otherFailures,
       p.upstreamAttempts,
-      p.rejectedMedianMs === undefined ? "-" : `${p.rejectedMedianMs} / ${p.rejectedP99Ms ?? "-"}`
+      p.circuitOpenMedianMs === undefined ? "-" : `${p.circuitOpenMedianMs} / ${p.circuitOpenP99Ms ?? "-"}`
     ])
   )
 
@@ -744,7 +759,8 @@ const outageSummary = (outage: OutageOutcome): string =>
   outage.tripped
     ? `Outage: the breaker opened ${outage.openedAfterMs} ms into it, after ${outage.outageAttemptsBeforeOpen} ` +
       `upstream attempts; once open, ${outage.outageAttemptsAfterOpen} more attempts reached the upstream (probes) ` +
-      `while ${outage.rejectedFast} calls were rejected fast; ` +
+      `while ${outage.circuitOpenInOutage} calls failed with CircuitOpen (median ` +
+      `${outage.phases[OUTAGE]?.circuitOpenMedianMs ?? "-"} ms; the slow ones had been retrying when it opened); ` +
       (outage.closedAgainAfterMs === undefined
         ? "it had not closed again by the end of the recovery phase."
         : `it closed again ${outage.closedAgainAfterMs} ms after the upstream recovered.`)
