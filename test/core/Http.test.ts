@@ -461,6 +461,23 @@ describe("Http connections", () => {
       expect(texts).toEqual(["hello", "hello", "hello"])
     }).pipe(Effect.provide(client({ pool: { maxConnections: 1 } }))))
 
+  it.live("a failed or interrupted call gives its pool slot back at once, not when the scope closes", () =>
+    Effect.gen(function*() {
+      // A retry runs in the caller's scope: a slot held until it closes would starve the next attempt.
+      const outcome = yield* Effect.scoped(
+        Effect.gen(function*() {
+          const reset = yield* Effect.flip(Http.execute(HttpClientRequest.get("/reset")))
+          const stalled = yield* Http.execute(HttpClientRequest.get("/stall/headers")).pipe(
+            Effect.timeout("100 millis"),
+            Effect.flip
+          )
+          const text = yield* Effect.flatMap(Http.execute(HttpClientRequest.get("/text")), (r) => r.text)
+          return [reset._tag, stalled._tag, text]
+        })
+      )
+      expect(outcome).toEqual(["TransportError", "TimeoutException", "hello"])
+    }).pipe(Effect.provide(client({ pool: { maxConnections: 1 }, timeouts: { pool: "1 second" } }))))
+
   it.effect("pool slots are per origin: a stalled upstream does not starve another", () =>
     Effect.gen(function*() {
       chaos.reset()

@@ -64,6 +64,21 @@ describe("Policy over a real upstream", () => {
       expect(upstream.requests("/mixed")).toBe(5)
     }))
 
+  it.scopedLive("on one connection, a reset and a timed-out attempt leave the slot to the retry", () =>
+    Effect.gen(function*() {
+      const upstream = yield* scriptedUpstream
+      // The retries share the call's scope: a failed attempt that kept its slot would starve the next one.
+      const layer = Policy.layer({ attemptTimeout: "200 millis", retry: { ...fastRetry, maxAttempts: 3 } }).pipe(
+        Layer.provide(
+          Http.layer({ baseUrl: upstream.url, pool: { maxConnections: 1 }, timeouts: { pool: "1 second" } })
+        ),
+        Layer.provideMerge(Layer.mergeAll(CircuitBreaker.layer(), RateLimit.layerMemory()))
+      )
+      const result = yield* get("/flaky?steps=reset,stall,200").pipe(Effect.provide(layer))
+      expect(result._tag === "Right" && JSON.parse(result.right)).toEqual({ call: 3, status: 200 })
+      expect(upstream.requests("/flaky")).toBe(3)
+    }))
+
   it.scopedLive("the breaker opens after repeated failures; the next call fails fast without touching the wire", () =>
     Effect.gen(function*() {
       const upstream = yield* scriptedUpstream

@@ -426,7 +426,7 @@ export const makeExecute = (
         ))
   }
   const execute = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<Response, HttpError, Scope.Scope> => {
-    // The slot goes back as soon as the body is read; a body nobody reads is cancelled when
+    // The slot goes back as soon as the body is read (or the send fails); a body nobody reads is cancelled when
     // the scope closes, just before the slot goes back, so its connection is not held until
     // GC. Unlike `HttpClient.withScope`, a call whose body is read is never aborted (no
     // DOMException built for every call). The state is per run: the effect may run many times.
@@ -442,15 +442,20 @@ export const makeExecute = (
           ? slotsFor(request).acquire(pool, () => timeoutError(request, "pool", pool), beforeRelease)
           : slotsFor(request).acquire(Duration.millis(Math.max(0, left)), deadline!.onTimeout, beforeRelease),
         (giveBack) =>
-          Effect.map(traced, (received) => {
-            response = received
-            return wrapResponse(request, received, options, {
-              started: () => {
-                started = true
-              },
-              finished: giveBack
-            })
-          })
+          // A send that fails or is interrupted (an attempt timeout) holds nothing: its slot goes
+          // back now, not when the caller's scope closes (retries share that scope).
+          Effect.onError(
+            Effect.map(traced, (received) => {
+              response = received
+              return wrapResponse(request, received, options, {
+                started: () => {
+                  started = true
+                },
+                finished: giveBack
+              })
+            }),
+            () => giveBack
+          )
       )
     })
   }
