@@ -37,9 +37,15 @@ const parseJsonUrl = (line: string): Target | undefined => {
   return typeof parsed.url === "string" ? { url: parsed.url } : undefined
 }
 
+/** `BENCH_CPU_PROF=<dir>` runs the demo server under `node --cpu-prof`, its profiles written into `<dir>`. */
+const profileArgs = (): ReadonlyArray<string> => {
+  const dir = process.env.BENCH_CPU_PROF
+  return dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`]
+}
+
 const liaisonServer = (redisUrl: string | undefined) => (): Promise<Spawned<Target>> =>
   spawnNode({
-    args: ["packages/server/dist/main.js"],
+    args: [...profileArgs(), "packages/server/dist/main.js"],
     typescript: false,
     env: {
       PORT: "0",
