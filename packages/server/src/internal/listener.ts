@@ -6,8 +6,6 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
-import * as HttpApp from "@effect/platform/HttpApp"
-import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Context from "effect/Context"
@@ -22,7 +20,7 @@ import type * as Net from "node:net"
 import type { Connections } from "../Config.js"
 import * as Probes from "../health/Probes.js"
 import * as Access from "../observability/Access.js"
-import { problemBody, problemDetails } from "./problem.js"
+import { problemBody, toProblem } from "./problem.js"
 
 /**
  * How often Node checks the headers and request timeouts (its default, 30 s, would let a slow
@@ -104,18 +102,11 @@ export const nodeServer = (connections: Connections): NodeHttp.Server => {
   return node
 }
 
-/** While draining, every response closes its connection after it. */
-const closeConnectionsWhenDraining = (draining: MutableRef.MutableRef<boolean>) =>
-  HttpMiddleware.make((app) =>
-    Effect.zipRight(
-      HttpApp.appendPreResponseHandler((_request, response) =>
-        Effect.succeed(
-          MutableRef.get(draining) ? HttpServerResponse.setHeader(response, "connection", "close") : response
-        )
-      ),
-      app
-    )
-  )
+/** While draining, every response closes its connection after it; every error is problem+json. */
+const finishWith =
+  (draining: MutableRef.MutableRef<boolean>) =>
+  (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse =>
+    toProblem(MutableRef.get(draining) ? HttpServerResponse.setHeader(response, "connection", "close") : response)
 
 /**
  * Stops accepting connections (Node's `close` also closes the idle ones) and waits until every
@@ -181,13 +172,10 @@ const listenAndServe = (options: ServeOptions) =>
     const app = yield* HttpApiBuilder.httpApp
     const node = nodeServer(options.connections)
     const server = yield* NodeHttpServer.make(() => node, { port: options.port, host: options.host })
-    yield* server.serve(app, (served) =>
-      Access.middleware(closeConnectionsWhenDraining(draining)(problemDetails(served))))
+    yield* server.serve(app, Access.make(finishWith(draining)))
     // Added after `serve`'s own finalizer, so it runs first: readiness turns false, then the
     // handler stays attached until every request in flight is answered.
-    yield* Effect.addFinalizer(() =>
-      drain(node, draining, options.shutdownTimeout)
-    )
+    yield* Effect.addFinalizer(() => drain(node, draining, options.shutdownTimeout))
     const context = Context.make(HttpServer.HttpServer, server)
     yield* HttpServer.addressFormattedWith((url) => Effect.logInfo(startupLine(url, options.sandboxes ?? []))).pipe(
       Effect.provide(context)

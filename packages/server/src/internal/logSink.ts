@@ -16,8 +16,6 @@ const maxPending = 64 * 1024
 interface Sink {
   readonly write: (chunk: string) => boolean
   readonly flush: () => void
-  readonly isTTY: boolean | undefined
-  readonly getColorDepth: () => number
 }
 
 const sinkFor = (stream: NodeJS.WriteStream): Sink => {
@@ -43,10 +41,7 @@ const sinkFor = (stream: NodeJS.WriteStream): Sink => {
       }
       return true
     },
-    flush,
-    // As the real stream, so that Node's console colours inspected values as it would there.
-    isTTY: stream.isTTY,
-    getColorDepth: () => (typeof stream.getColorDepth === "function" ? stream.getColorDepth() : 1)
+    flush
   }
 }
 
@@ -95,7 +90,9 @@ export const bufferedConsole = (): Console.Console => {
   const node = new NodeConsole({
     stdout: stdout as unknown as NodeJS.WritableStream,
     stderr: stderr as unknown as NodeJS.WritableStream,
-    ignoreErrors: false
+    ignoreErrors: false,
+    // Decided once, as Node would for the real stream (its "auto" asks on every call).
+    colorMode: process.stdout.isTTY === true && process.stdout.getColorDepth() > 2
   })
   shared = effectConsole(node)
   return shared

@@ -20,6 +20,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
 import * as Effect from "effect/Effect"
+import { identity } from "effect/Function"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricKey from "effect/MetricKey"
@@ -148,29 +149,41 @@ const accessLog = (method: string, answer: Answer, millis: number, requestId: st
 
 /**
  * The request id, server span, duration metric and access log around `app` (see the module's
- * description). Outermost, so that its response header is set before other pre-response
- * handlers (`problem`'s) run.
+ * description), with `finish` applied to every response after its `x-request-id` header is set:
+ * one pre-response handler for all of the server's own touches (each one added costs a copy of
+ * the fiber's locals). Outermost, so that the header is set before other pre-response handlers run.
  *
  * @since 0.1.0
  * @category middleware
  */
-export const middleware = HttpMiddleware.make((app) =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    const requestId = requestIdOf(request.headers[requestIdHeader])
-    const started = performance.now()
-    const method = methodLabel(request.method)
-    return HttpApp.appendPreResponseHandler((_request, response) =>
-      Effect.succeed(HttpServerResponse.setHeader(response, requestIdHeader, requestId))
-    ).pipe(
-      Effect.zipRight(traced(app, request)),
-      Effect.annotateLogs("request_id", requestId),
-      Effect.flatMap(([exit, answer]) => {
-        const millis = performance.now() - started
-        return Metric.update(durationOf(method, answer.route, answer.status), millis / 1000).pipe(
-          Effect.zipRight(accessLog(method, answer, millis, requestId)),
-          Effect.zipRight(exit)
-        )
-      })
-    )
-  })
-)
+export const make = (
+  finish: (response: HttpServerResponse.HttpServerResponse) => HttpServerResponse.HttpServerResponse = identity
+) =>
+  HttpMiddleware.make((app) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const requestId = requestIdOf(request.headers[requestIdHeader])
+      const started = performance.now()
+      const method = methodLabel(request.method)
+      return HttpApp.appendPreResponseHandler((_request, response) =>
+        Effect.succeed(finish(HttpServerResponse.setHeader(response, requestIdHeader, requestId)))
+      ).pipe(
+        Effect.zipRight(traced(app, request)),
+        Effect.annotateLogs("request_id", requestId),
+        Effect.flatMap(([exit, answer]) => {
+          const millis = performance.now() - started
+          return Metric.update(durationOf(method, answer.route, answer.status), millis / 1000).pipe(
+            Effect.zipRight(accessLog(method, answer, millis, requestId)),
+            Effect.zipRight(exit)
+          )
+        })
+      )
+    })
+  )
+
+/**
+ * {@link make} with nothing more to do to a response.
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const middleware = make()
