@@ -4,10 +4,15 @@
  * drain that lets every request in flight finish, and the serving of the `HttpApi`.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Etag from "@effect/platform/Etag"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
+import * as HttpPlatform from "@effect/platform/HttpPlatform"
+import type * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -15,6 +20,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as MutableRef from "effect/MutableRef"
+import * as Scope from "effect/Scope"
 import * as NodeHttp from "node:http"
 import type * as Net from "node:net"
 import type { Connections } from "../Config.js"
@@ -172,7 +178,14 @@ const listenAndServe = (options: ServeOptions) =>
     const app = yield* HttpApiBuilder.httpApp
     const node = nodeServer(options.connections)
     const server = yield* NodeHttpServer.make(() => node, { port: options.port, host: options.host })
-    yield* server.serve(app, Access.make(finishWith(draining)))
+    // Each request copies the serving fiber's context to add itself: serve with only the scope and
+    // the platform's services (the handlers keep the context they were built with), not every
+    // service of the server.
+    yield* server.serve(app, Access.make(finishWith(draining))).pipe(
+      Effect.mapInputContext((context: Context.Context<Scope.Scope | HttpRouter.HttpRouter.DefaultServices>) =>
+        Context.pick(Scope.Scope, HttpPlatform.HttpPlatform, Etag.Generator, FileSystem.FileSystem, Path.Path)(context)
+      )
+    )
     // Added after `serve`'s own finalizer, so it runs first: readiness turns false, then the
     // handler stays attached until every request in flight is answered.
     yield* Effect.addFinalizer(() => drain(node, draining, options.shutdownTimeout))
