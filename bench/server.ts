@@ -15,7 +15,7 @@
  */
 import * as fs from "node:fs/promises"
 import { Agent, request } from "undici"
-import { type Spawned, spawnNode, withProcess } from "./lib/processes.js"
+import { profileArgs, type Spawned, spawnNode, withProcess } from "./lib/processes.js"
 import { spawnRedis } from "./lib/redis.js"
 import { type Contender, interleave, markdownTable, median, round, writeResult } from "./lib/report.js"
 
@@ -27,11 +27,6 @@ const ROUNDS = 5
 interface Target {
   readonly url: string
   readonly upstream: string
-}
-
-const profileArgs = (): ReadonlyArray<string> => {
-  const dir = process.env.BENCH_CPU_PROF
-  return dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`]
 }
 
 /** The demo server logs its sandbox upstream's address, then the address it listens on. */

@@ -12,7 +12,7 @@
 import { StripeWebhook } from "@liaison/integrations"
 import * as Redacted from "effect/Redacted"
 import { Agent, request } from "undici"
-import { type Spawned, spawnNode, withProcess } from "./lib/processes.js"
+import { profileArgs, type Spawned, spawnNode, withProcess } from "./lib/processes.js"
 import { spawnRedis } from "./lib/redis.js"
 import { type Contender, interleave, markdownTable, median, round, writeResult } from "./lib/report.js"
 
@@ -35,12 +35,6 @@ const parseJsonUrl = (line: string): Target | undefined => {
   if (!line.startsWith("{")) return undefined
   const parsed = JSON.parse(line) as { readonly url?: unknown }
   return typeof parsed.url === "string" ? { url: parsed.url } : undefined
-}
-
-/** `BENCH_CPU_PROF=<dir>` runs the demo server under `node --cpu-prof`, its profiles written into `<dir>`. */
-const profileArgs = (): ReadonlyArray<string> => {
-  const dir = process.env.BENCH_CPU_PROF
-  return dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`]
 }
 
 const liaisonServer = (redisUrl: string | undefined) => (): Promise<Spawned<Target>> =>

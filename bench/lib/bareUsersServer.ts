@@ -9,7 +9,7 @@
  */
 import { Redis as IORedis } from "ioredis"
 import * as http from "node:http"
-import type * as net from "node:net"
+import { listenAndAnnounce } from "./bareServer.js"
 
 const upstream = process.env.UPSTREAM_URL ?? ""
 const redis = process.env.REDIS_URL === undefined ? undefined : new IORedis(process.env.REDIS_URL)
@@ -54,14 +54,4 @@ const server = http.createServer((req, res) => {
   }).catch(() => answer(res, 503, "{\"status\":503}"))
 })
 
-server.listen(0, "127.0.0.1", () => {
-  process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}` })}\n`)
-})
-
-const stop = () => {
-  server.close()
-  redis?.disconnect()
-  process.exit(0)
-}
-process.once("SIGTERM", stop)
-process.once("SIGINT", stop)
+listenAndAnnounce(server, () => redis?.disconnect())

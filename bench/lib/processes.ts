@@ -30,6 +30,15 @@ export interface SpawnOptions<A> {
   readonly typescript?: boolean
 }
 
+/**
+ * `BENCH_CPU_PROF=<dir>`: the arguments that run a server under test with `node --cpu-prof`, its
+ * profile written into `<dir>` when it exits; none otherwise.
+ */
+export const profileArgs = (): ReadonlyArray<string> => {
+  const dir = process.env.BENCH_CPU_PROF
+  return dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`]
+}
+
 const running = new Set<ChildProcess>()
 
 // A crashed benchmark must not leave servers behind.
