@@ -13,9 +13,8 @@
  *
  * `BENCH_CPU_PROF=<dir>` runs the demo server and the floor under `node --cpu-prof`, profiles into `<dir>`.
  */
-import * as fs from "node:fs/promises"
 import { Agent, request } from "undici"
-import { profileArgs, type Spawned, spawnNode, withProcess } from "./lib/processes.js"
+import { cpuMicros, profileArgs, type Spawned, spawnNode, withProcess } from "./lib/processes.js"
 import { spawnRedis } from "./lib/redis.js"
 import { type Contender, interleave, markdownTable, median, round, writeResult } from "./lib/report.js"
 
@@ -63,13 +62,6 @@ const referenceServer = (script: string, upstream: string, redisUrl?: string) =>
     env: { UPSTREAM_URL: upstream, ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl }) },
     ready: jsonReady(upstream)
   })
-
-/** CPU time (user + system) of a process so far, in microseconds, from `/proc/<pid>/stat`. */
-const cpuMicros = async (pid: number): Promise<number> => {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8")
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return (Number(fields[11]) + Number(fields[12])) * 10_000
-}
 
 const send = async (agent: Agent, url: string): Promise<Record<string, number>> => {
   const answers: Record<string, number> = {}
