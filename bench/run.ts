@@ -10,6 +10,7 @@ const benchmarks: Readonly<Record<string, () => Promise<{ readonly run: () => Pr
   chaos: () => import("./chaos.js"),
   cache: () => import("./cache.js"),
   webhooks: () => import("./webhooks.js"),
+  server: () => import("./server.js"),
   telemetry: () => import("./telemetry.js"),
   shared: () => import("./shared.js"),
   cluster: () => import("./cluster.js")

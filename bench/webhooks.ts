@@ -7,12 +7,13 @@
  * The server (built, in its own process) is compared with a bare `node:http` server doing only the minimum
  * (`bench/lib/bareWebhookServer.ts`: verify, claim with a `Set` or `SET NX EX`, answer), on the same machine,
  * rounds interleaved. After each Liaison round, the time until its workers have processed every event is
- * measured too (polling a sample of the last ids).
+ * measured too (polling a sample of the last ids). The CPU time of each server process per request (from `/proc`,
+ * its workers included) is reported beside the rate: a busy machine disturbs it less than the wall clock.
  */
 import { StripeWebhook } from "@liaison/integrations"
 import * as Redacted from "effect/Redacted"
 import { Agent, request } from "undici"
-import { type Spawned, spawnNode, withProcess } from "./lib/processes.js"
+import { cpuMicros, profileArgs, type Spawned, spawnNode, withProcess } from "./lib/processes.js"
 import { spawnRedis } from "./lib/redis.js"
 import { type Contender, interleave, markdownTable, median, round, writeResult } from "./lib/report.js"
 
@@ -39,7 +40,7 @@ const parseJsonUrl = (line: string): Target | undefined => {
 
 const liaisonServer = (redisUrl: string | undefined) => (): Promise<Spawned<Target>> =>
   spawnNode({
-    args: ["packages/server/dist/main.js"],
+    args: [...profileArgs(), "packages/server/dist/main.js"],
     typescript: false,
     env: {
       PORT: "0",
@@ -127,22 +128,29 @@ interface Run {
   readonly contender: Contender
   readonly drains: Array<number>
   readonly failures: Array<Record<number, number>>
+  /** The server process' CPU µs per request while the round's requests are answered (its workers' included). */
+  readonly cpuPerRequest: Array<number>
 }
 
-const contender = (name: string, url: string, agent: Agent, measureDrain: boolean): Run => {
+const contender = (name: string, server: Spawned<Target>, agent: Agent, measureDrain: boolean): Run => {
   const drains: Array<number> = []
   const failures: Array<Record<number, number>> = []
+  const cpuPerRequest: Array<number> = []
+  const url = server.ready.url
   let roundNumber = 0
   return {
     drains,
     failures,
+    cpuPerRequest,
     contender: {
       name,
       run: async () => {
         const { requests, unique } = prepare(`${name}_${Date.now()}_${roundNumber++}`)
+        const cpuBefore = await cpuMicros(server.pid)
         const start = performance.now()
         const statuses = await send(agent, url, requests)
         const ms = performance.now() - start
+        cpuPerRequest.push(((await cpuMicros(server.pid)) - cpuBefore) / requests.length)
         if (statuses[200] !== requests.length) failures.push(statuses)
         if (measureDrain) drains.push(await drain(agent, url, unique))
         return ms
@@ -183,17 +191,22 @@ export const run = async (): Promise<void> => {
                 const agent = new Agent({ connections: CONCURRENCY })
                 try {
                   const runs = [
-                    contender("liaison-memory", liaisonMemory.ready.url, agent, true),
-                    contender("liaison-redis", liaisonRedis.ready.url, agent, true),
-                    contender("bare-memory", bareMemory.ready.url, agent, false),
-                    contender("bare-redis", bareRedis.ready.url, agent, false)
+                    contender("liaison-memory", liaisonMemory, agent, true),
+                    contender("liaison-redis", liaisonRedis, agent, true),
+                    contender("bare-memory", bareMemory, agent, false),
+                    contender("bare-redis", bareRedis, agent, false)
                   ]
                   const contenders = [...runs.map((r) => r.contender), health(liaisonMemory.ready.url, agent)]
                   // One untimed round each: connections, JIT, Lua scripts loaded.
                   for (const contender of contenders) await contender.run()
-                  for (const r of runs) r.drains.length = 0
+                  for (const r of runs) {
+                    r.drains.length = 0
+                    r.cpuPerRequest.length = 0
+                  }
                   const times = await interleave(contenders, ROUNDS)
                   const rate = (name: string) => perSecond(median(times[name] ?? []))
+                  const cpu = (name: string) =>
+                    round(median(runs.find((r) => r.contender.name === name)!.cpuPerRequest), 1)
                   const drainMs = (name: string) =>
                     round(median(runs.find((r) => r.contender.name === name)!.drains), 0)
                   const result = {
@@ -203,6 +216,7 @@ export const run = async (): Promise<void> => {
                     bare_redis_events_per_s: rate("bare-redis"),
                     liaison_get_health_per_s: rate("liaison-health"),
                     memory_ratio_to_bare: round(rate("liaison-memory") / rate("bare-memory"), 3),
+                    cpu_us_per_event: Object.fromEntries(runs.map((r) => [r.contender.name, cpu(r.contender.name)])),
                     redis_ratio_to_bare: round(rate("liaison-redis") / rate("bare-redis"), 3),
                     liaison_memory_processed_all_after_ms: drainMs("liaison-memory"),
                     liaison_redis_processed_all_after_ms: drainMs("liaison-redis"),
@@ -223,12 +237,20 @@ export const run = async (): Promise<void> => {
                   }
                   const file = await writeResult("webhooks", result)
                   console.log(markdownTable(
-                    ["server", "store", "events/s (median)", "ratio to bare node:http", "all processed after (ms)"],
+                    [
+                      "server",
+                      "store",
+                      "events/s (median)",
+                      "server CPU µs/event",
+                      "ratio to bare node:http",
+                      "all processed after (ms)"
+                    ],
                     [
                       [
                         "liaison",
                         "memory",
                         result.liaison_memory_events_per_s,
+                        cpu("liaison-memory"),
                         result.memory_ratio_to_bare,
                         result.liaison_memory_processed_all_after_ms
                       ],
@@ -236,12 +258,13 @@ export const run = async (): Promise<void> => {
                         "liaison",
                         "redis",
                         result.liaison_redis_events_per_s,
+                        cpu("liaison-redis"),
                         result.redis_ratio_to_bare,
                         result.liaison_redis_processed_all_after_ms
                       ],
-                      ["bare node:http", "memory (Set)", result.bare_memory_events_per_s, 1, "-"],
-                      ["bare node:http", "redis (SET NX)", result.bare_redis_events_per_s, 1, "-"],
-                      ["liaison GET /health (reference)", "-", result.liaison_get_health_per_s, "-", "-"]
+                      ["bare node:http", "memory (Set)", result.bare_memory_events_per_s, cpu("bare-memory"), 1, "-"],
+                      ["bare node:http", "redis (SET NX)", result.bare_redis_events_per_s, cpu("bare-redis"), 1, "-"],
+                      ["liaison GET /health (reference)", "-", result.liaison_get_health_per_s, "-", "-", "-"]
                     ]
                   ))
                   console.log(`\nwritten to ${file}`)

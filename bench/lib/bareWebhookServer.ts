@@ -10,7 +10,7 @@
 import { Redis as IORedis } from "ioredis"
 import { createHmac, timingSafeEqual } from "node:crypto"
 import * as http from "node:http"
-import type * as net from "node:net"
+import { listenAndAnnounce } from "./bareServer.js"
 
 const secret = process.env.STRIPE_WEBHOOK_SECRET ?? ""
 const redis = process.env.REDIS_URL === undefined ? undefined : new IORedis(process.env.REDIS_URL)
@@ -58,14 +58,4 @@ const server = http.createServer((req, res) => {
   })
 })
 
-server.listen(0, "127.0.0.1", () => {
-  process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}` })}\n`)
-})
-
-const stop = () => {
-  server.close()
-  redis?.disconnect()
-  process.exit(0)
-}
-process.once("SIGTERM", stop)
-process.once("SIGINT", stop)
+listenAndAnnounce(server, () => redis?.disconnect())

@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { once } from "node:events"
+import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as readline from "node:readline"
 
@@ -28,6 +29,22 @@ export interface SpawnOptions<A> {
   readonly timeoutMs?: number
   /** Run TypeScript sources through tsx (the default); false runs built JavaScript as it is. */
   readonly typescript?: boolean
+}
+
+/**
+ * `BENCH_CPU_PROF=<dir>`: the arguments that run a server under test with `node --cpu-prof`, its
+ * profile written into `<dir>` when it exits; none otherwise.
+ */
+export const profileArgs = (): ReadonlyArray<string> => {
+  const dir = process.env.BENCH_CPU_PROF
+  return dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`]
+}
+
+/** CPU time (user + system) of a process so far, in microseconds, from `/proc/<pid>/stat` (Linux). */
+export const cpuMicros = async (pid: number): Promise<number> => {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return (Number(fields[11]) + Number(fields[12])) * 10_000
 }
 
 const running = new Set<ChildProcess>()

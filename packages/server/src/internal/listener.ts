@@ -4,12 +4,15 @@
  * drain that lets every request in flight finish, and the serving of the `HttpApi`.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Etag from "@effect/platform/Etag"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
-import * as HttpApp from "@effect/platform/HttpApp"
-import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpPlatform from "@effect/platform/HttpPlatform"
+import type * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -17,12 +20,13 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as MutableRef from "effect/MutableRef"
+import * as Scope from "effect/Scope"
 import * as NodeHttp from "node:http"
 import type * as Net from "node:net"
 import type { Connections } from "../Config.js"
 import * as Probes from "../health/Probes.js"
 import * as Access from "../observability/Access.js"
-import { problemBody, problemDetails } from "./problem.js"
+import { problemBody, toProblem } from "./problem.js"
 
 /**
  * How often Node checks the headers and request timeouts (its default, 30 s, would let a slow
@@ -104,18 +108,11 @@ export const nodeServer = (connections: Connections): NodeHttp.Server => {
   return node
 }
 
-/** While draining, every response closes its connection after it. */
-const closeConnectionsWhenDraining = (draining: MutableRef.MutableRef<boolean>) =>
-  HttpMiddleware.make((app) =>
-    Effect.zipRight(
-      HttpApp.appendPreResponseHandler((_request, response) =>
-        Effect.succeed(
-          MutableRef.get(draining) ? HttpServerResponse.setHeader(response, "connection", "close") : response
-        )
-      ),
-      app
-    )
-  )
+/** While draining, every response closes its connection after it; every error is problem+json. */
+const finishWith =
+  (draining: MutableRef.MutableRef<boolean>) =>
+  (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse =>
+    toProblem(MutableRef.get(draining) ? HttpServerResponse.setHeader(response, "connection", "close") : response)
 
 /**
  * Stops accepting connections (Node's `close` also closes the idle ones) and waits until every
@@ -181,13 +178,17 @@ const listenAndServe = (options: ServeOptions) =>
     const app = yield* HttpApiBuilder.httpApp
     const node = nodeServer(options.connections)
     const server = yield* NodeHttpServer.make(() => node, { port: options.port, host: options.host })
-    yield* server.serve(app, (served) =>
-      Access.middleware(closeConnectionsWhenDraining(draining)(problemDetails(served))))
+    // Each request copies the serving fiber's context to add itself: serve with only the scope and
+    // the platform's services (the handlers keep the context they were built with), not every
+    // service of the server.
+    yield* server.serve(app, Access.make(finishWith(draining))).pipe(
+      Effect.mapInputContext((context: Context.Context<Scope.Scope | HttpRouter.HttpRouter.DefaultServices>) =>
+        Context.pick(Scope.Scope, HttpPlatform.HttpPlatform, Etag.Generator, FileSystem.FileSystem, Path.Path)(context)
+      )
+    )
     // Added after `serve`'s own finalizer, so it runs first: readiness turns false, then the
     // handler stays attached until every request in flight is answered.
-    yield* Effect.addFinalizer(() =>
-      drain(node, draining, options.shutdownTimeout)
-    )
+    yield* Effect.addFinalizer(() => drain(node, draining, options.shutdownTimeout))
     const context = Context.make(HttpServer.HttpServer, server)
     yield* HttpServer.addressFormattedWith((url) => Effect.logInfo(startupLine(url, options.sandboxes ?? []))).pipe(
       Effect.provide(context)

@@ -1,8 +1,5 @@
-import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpBody from "@effect/platform/HttpBody"
-import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as Effect from "effect/Effect"
 import { STATUS_CODES } from "node:http"
 
 /**
@@ -95,16 +92,3 @@ export const toProblem = (response: HttpServerResponse.HttpServerResponse): Http
   const problem = { type: "about:blank", title, status: response.status, detail, ...members, ...tagged }
   return HttpServerResponse.setBody(response, HttpBody.text(JSON.stringify(problem), "application/problem+json"))
 }
-
-/**
- * Turns every error response into problem+json, the server's own answers to failures (an
- * unknown route included) too: a pre-response handler sees each response just before it is sent.
- *
- * @internal
- */
-export const problemDetails = HttpMiddleware.make((app) =>
-  Effect.zipRight(
-    HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(toProblem(response))),
-    app
-  )
-)

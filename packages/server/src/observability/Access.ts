@@ -20,8 +20,11 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
 import * as Effect from "effect/Effect"
+import { identity } from "effect/Function"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricKey from "effect/MetricKey"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type * as Tracer from "effect/Tracer"
 
@@ -45,6 +48,12 @@ const validRequestId = /^[A-Za-z0-9._:=+/-]{1,128}$/
 export const requestIdOf = (given: string | undefined): string =>
   given !== undefined && validRequestId.test(given) ? given : globalThis.crypto.randomUUID()
 
+const serverDurationKey = MetricKey.histogram(
+  "liaison_http_server_duration_seconds",
+  MetricBoundaries.fromIterable([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]),
+  "Time the demo server took to answer a request, by method, route template and status class"
+)
+
 /**
  * `liaison_http_server_duration_seconds`: how long the server took to answer, by method, route
  * template and status class.
@@ -52,11 +61,30 @@ export const requestIdOf = (given: string | undefined): string =>
  * @since 0.1.0
  * @category metrics
  */
-export const serverDuration = Metric.histogram(
-  "liaison_http_server_duration_seconds",
-  MetricBoundaries.fromIterable([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]),
-  "Time the demo server took to answer a request, by method, route template and status class"
-)
+export const serverDuration = Metric.fromMetricKey(serverDurationKey)
+
+type Histogram = typeof serverDuration
+
+/**
+ * The histogram of one method, route and status class, built once per combination: `Metric.tagged`
+ * derives and hashes a new key on every update. Bounded: known methods × route templates × 5 classes.
+ */
+const taggedDurations = new Map<string, Histogram>()
+
+const durationOf = (method: string, route: string, status: number): Histogram => {
+  const statusLabel = statusClass(status)
+  const key = `${method} ${route} ${statusLabel}`
+  let metric = taggedDurations.get(key)
+  if (metric === undefined) {
+    metric = Metric.fromMetricKey(MetricKey.taggedWithLabels(serverDurationKey, [
+      MetricLabel.make("method", method),
+      MetricLabel.make("route", route),
+      MetricLabel.make("status_class", statusLabel)
+    ]))
+    taggedDurations.set(key, metric)
+  }
+  return metric
+}
 
 const knownMethods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 
@@ -121,33 +149,41 @@ const accessLog = (method: string, answer: Answer, millis: number, requestId: st
 
 /**
  * The request id, server span, duration metric and access log around `app` (see the module's
- * description). Outermost, so that its response header is set before other pre-response
- * handlers (`problem`'s) run.
+ * description), with `finish` applied to every response after its `x-request-id` header is set:
+ * one pre-response handler for all of the server's own touches (each one added costs a copy of
+ * the fiber's locals). Outermost, so that the header is set before other pre-response handlers run.
  *
  * @since 0.1.0
  * @category middleware
  */
-export const middleware = HttpMiddleware.make((app) =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    const requestId = requestIdOf(request.headers[requestIdHeader])
-    const started = performance.now()
-    const method = methodLabel(request.method)
-    return HttpApp.appendPreResponseHandler((_request, response) =>
-      Effect.succeed(HttpServerResponse.setHeader(response, requestIdHeader, requestId))
-    ).pipe(
-      Effect.zipRight(traced(app, request)),
-      Effect.annotateLogs("request_id", requestId),
-      Effect.flatMap(([exit, answer]) => {
-        const millis = performance.now() - started
-        return Metric.update(
-          serverDuration.pipe(
-            Metric.tagged("method", method),
-            Metric.tagged("route", answer.route),
-            Metric.tagged("status_class", statusClass(answer.status))
-          ),
-          millis / 1000
-        ).pipe(Effect.zipRight(accessLog(method, answer, millis, requestId)), Effect.zipRight(exit))
-      })
-    )
-  })
-)
+export const make = (
+  finish: (response: HttpServerResponse.HttpServerResponse) => HttpServerResponse.HttpServerResponse = identity
+) =>
+  HttpMiddleware.make((app) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const requestId = requestIdOf(request.headers[requestIdHeader])
+      const started = performance.now()
+      const method = methodLabel(request.method)
+      return HttpApp.appendPreResponseHandler((_request, response) =>
+        Effect.succeed(finish(HttpServerResponse.setHeader(response, requestIdHeader, requestId)))
+      ).pipe(
+        Effect.zipRight(traced(app, request)),
+        Effect.annotateLogs("request_id", requestId),
+        Effect.flatMap(([exit, answer]) => {
+          const millis = performance.now() - started
+          return Metric.update(durationOf(method, answer.route, answer.status), millis / 1000).pipe(
+            Effect.zipRight(accessLog(method, answer, millis, requestId)),
+            Effect.zipRight(exit)
+          )
+        })
+      )
+    })
+  )
+
+/**
+ * {@link make} with nothing more to do to a response.
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const middleware = make()

@@ -17,6 +17,7 @@ import { Api } from "../Api.js"
 import * as ApiError from "../ApiError.js"
 import type { Authorization, JsonOnly } from "../Credentials.js"
 import { CachedUsers, withCacheHeader } from "./CachedUsers.js"
+import * as Users from "./Users.js"
 
 /**
  * How many upstream calls one `GET /users/batch` makes at once.
@@ -27,6 +28,8 @@ import { CachedUsers, withCacheHeader } from "./CachedUsers.js"
 export const batchConcurrency = 10
 
 const isNotFound = (error: HttpError.HttpError) => error._tag === "StatusError" && error.status === 404
+
+const userWithCacheHeader = withCacheHeader(Users.User)
 
 type UsersGroup = HttpApiGroup.ApiGroup<"liaison", "users">
 
@@ -60,7 +63,7 @@ export const UsersLive: Layer.Layer<UsersGroup, never, CachedUsers | Authorizati
             ApiError.mapUpstream
           ))
         .handle("list", ({ urlParams }) => ApiError.mapUpstream(upstream.list(urlParams)))
-        .handle("get", ({ path }) => ApiError.mapUpstream(withCacheHeader(upstream.getCached(path.id))))
+        .handle("get", ({ path }) => ApiError.mapUpstream(userWithCacheHeader(upstream.getCached(path.id))))
         .handle("create", ({ payload }) => ApiError.mapUpstream(upstream.create(payload)))
         .handle("replace", ({ path, payload }) => ApiError.mapUpstream(upstream.replace(path.id, payload)))
         .handle("update", ({ path, payload }) => ApiError.mapUpstream(upstream.update(path.id, payload)))
