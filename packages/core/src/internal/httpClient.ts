@@ -30,7 +30,14 @@ import {
 import type { PoolSlots } from "./poolSlots.js"
 import { makePoolSlots } from "./poolSlots.js"
 import * as Tracing from "./tracing.js"
-import { BodyTooLarge, concat, currentHeadersDeadline, DeadlineExceeded, UndiciResponse } from "./undiciTransport.js"
+import {
+  BodyTooLarge,
+  concat,
+  currentHeadersDeadline,
+  DeadlineExceeded,
+  type HeadersDeadline,
+  UndiciResponse
+} from "./undiciTransport.js"
 
 /** @internal */
 export const timeoutError = (
@@ -435,12 +442,9 @@ export const makeExecute = (
       let response: HttpClientResponse.HttpClientResponse | undefined
       let started = false
       const beforeRelease = () => response === undefined || started ? Effect.void : cancelBody(response)
-      const deadline = fiber.getFiberRef(currentHeadersDeadline)
-      const left = deadline?.at === undefined ? undefined : deadline.at - Date.now()
+      const { onTimeout, wait } = slotWait(request, pool, fiber.getFiberRef(currentHeadersDeadline))
       return Effect.flatMap(
-        left === undefined || left >= Duration.toMillis(pool)
-          ? slotsFor(request).acquire(pool, () => timeoutError(request, "pool", pool), beforeRelease)
-          : slotsFor(request).acquire(Duration.millis(Math.max(0, left)), deadline!.onTimeout, beforeRelease),
+        slotsFor(request).acquire(wait, onTimeout, beforeRelease),
         (giveBack) =>
           // A send that fails or is interrupted (an attempt timeout) holds nothing: its slot goes
           // back now, not when the caller's scope closes (retries share that scope).
@@ -460,8 +464,99 @@ export const makeExecute = (
     })
   }
   directCalls.set(execute, makeDirect(tracedWith(sent, options, span), slotsFor, options))
+  openers.set(execute, makeOpen(tracedWith(sent, options, span), slotsFor, options))
   if (ownTransport) deadlineHonouring.add(execute)
   return execute
+}
+
+/**
+ * Sends a request without a scope: `register` receives, as soon as a pool slot is held and before
+ * anything can interrupt, the effect that gives the slot back (cancelling an unread body first);
+ * running it more than once does nothing. Reading the whole body gives the slot back too. A send
+ * that fails or is interrupted gives it back at once.
+ *
+ * @internal
+ */
+export type Open = (
+  request: HttpClientRequest.HttpClientRequest,
+  register: (close: Effect.Effect<void>) => void
+) => Effect.Effect<Response, HttpError>
+
+/** The {@link Open} of each `execute` made by {@link makeExecute}. */
+const openers = new WeakMap<(request: HttpClientRequest.HttpClientRequest) => unknown, Open>()
+
+/**
+ * The {@link Open} of an `execute` built by {@link makeExecute} (no middleware around it): a
+ * middleware that reads the body itself (a policy's direct call) uses it to skip a `Scope` per call.
+ *
+ * @internal
+ */
+export const openOf = (execute: (request: HttpClientRequest.HttpClientRequest) => unknown): Open | undefined =>
+  openers.get(execute)
+
+/**
+ * Registers `direct` as the {@link DirectCall} of a middleware's `execute`.
+ *
+ * @internal
+ */
+export const setDirectCall = (
+  execute: (request: HttpClientRequest.HttpClientRequest) => unknown,
+  direct: DirectCall
+): void => {
+  directCalls.set(execute, direct)
+}
+
+/** A request sent, succeeding once the headers arrive. */
+type SendRequest = (
+  request: HttpClientRequest.HttpClientRequest
+) => Effect.Effect<HttpClientResponse.HttpClientResponse, HttpError>
+
+const makeOpen = (
+  send: SendRequest,
+  slotsFor: (request: HttpClientRequest.HttpClientRequest) => PoolSlots,
+  options: ResolvedOptions
+): Open =>
+(request, register) =>
+  Effect.withFiberRuntime((fiber) => {
+    const slots = slotsFor(request)
+    const { onTimeout, wait } = slotWait(request, options.timeouts.pool, fiber.getFiberRef(currentHeadersDeadline))
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(restore(slots.take(wait, onTimeout)), (slot) => {
+        let response: HttpClientResponse.HttpClientResponse | undefined
+        let started = false
+        let closed = false
+        const close = Effect.suspend(() => {
+          if (closed) return Effect.void
+          closed = true
+          return response === undefined || started
+            ? slots.release(slot)
+            : Effect.zipRight(cancelBody(response), slots.release(slot))
+        })
+        register(close)
+        return Effect.onError(
+          Effect.map(restore(send(request)), (received) => {
+            response = received
+            return wrapResponse(request, received, options, { started: () => void (started = true), finished: close })
+          }),
+          () => close
+        )
+      })
+    )
+  })
+
+/**
+ * How long a call may wait for a pool slot, and what it fails with then: the `pool` timeout, or
+ * what is left of a deadline with `at` (an attempt's) when that is less.
+ */
+const slotWait = (
+  request: HttpClientRequest.HttpClientRequest,
+  pool: Duration.Duration,
+  deadline: HeadersDeadline | undefined
+): { readonly wait: Duration.Duration; readonly onTimeout: () => HttpError } => {
+  const left = deadline?.at === undefined ? undefined : deadline.at - Date.now()
+  return deadline === undefined || left === undefined || left >= Duration.toMillis(pool)
+    ? { wait: pool, onTimeout: () => timeoutError(request, "pool", pool) }
+    : { wait: Duration.millis(Math.max(0, left)), onTimeout: deadline.onTimeout }
 }
 
 /** The `execute`s of {@link makeExecute} over Liaison's own transport. */
@@ -515,9 +610,7 @@ export const directCallOf = (
  * region (the wait for it and the call itself interruptible), an unread body cancelled first.
  */
 const makeDirect = (
-  send: (
-    request: HttpClientRequest.HttpClientRequest
-  ) => Effect.Effect<HttpClientResponse.HttpClientResponse, HttpError>,
+  send: SendRequest,
   slotsFor: (request: HttpClientRequest.HttpClientRequest) => PoolSlots,
   options: ResolvedOptions
 ): DirectCall =>

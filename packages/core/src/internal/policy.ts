@@ -18,7 +18,7 @@ import type * as Policy from "../Policy.js"
 import * as RateLimit from "../RateLimit.js"
 import * as Retry from "../Retry.js"
 import { millis } from "./duration.js"
-import { honoursDeadlines, isAbsoluteUrl } from "./httpClient.js"
+import { directCallOf, honoursDeadlines, isAbsoluteUrl, type Open, openOf, setDirectCall } from "./httpClient.js"
 import * as Invalid from "./invalidOptions.js"
 import * as Telemetry from "./policyTelemetry.js"
 import * as RetryEngine from "./retry.js"
@@ -178,7 +178,7 @@ const stateFor = (wrapped: Wrapped, key: string, host: string): Effect.Effect<Ke
       labels: Telemetry.hostLabels(host),
       permit: permits(engine, key, adaptive),
       judge: (exit) => judge(state, exit, wrapped.baseUrl),
-      attempt: (request, remaining, info) => attemptWith(wrapped, state, undefined, request, remaining, info),
+      attempt: (request, remaining, info) => attemptWith(wrapped.send, state, undefined, request, remaining, info),
       healthy: true
     }
     wrapped.states.set(id, state)
@@ -204,8 +204,7 @@ type Send = (request: Request, remainingMillis: number | undefined) => ReturnTyp
  * from the wait for a pool slot to the response headers; otherwise a timer interrupts the attempt
  * (under a `TestClock`, Effect's own, which the test clock drives).
  */
-const timed = (engine: Engine, execute: Http.Service["execute"]): Send => {
-  const transportKeepsIt = honoursDeadlines(execute)
+const timed = (engine: Engine, execute: Http.Service["execute"], transportKeepsIt: boolean): Send => {
   return (request, remainingMillis) => {
     const byTotal = remainingMillis !== undefined && remainingMillis < engine.attemptMillis
     const millis = byTotal ? Math.max(0, remainingMillis) : engine.attemptMillis
@@ -294,14 +293,14 @@ const guarded = (
 
 /** One attempt of one key (in a span of its own inside a traced call). */
 const attemptWith = (
-  wrapped: Wrapped,
+  send: Send,
   state: KeyState,
   call: Telemetry.CallSpan | undefined,
   request: Request,
   remaining: number | undefined,
   info: RetryEngine.AttemptInfo
 ): ReturnType<Http.Service["execute"]> => {
-  const attempt = guarded(state, wrapped.send(request, remaining))
+  const attempt = guarded(state, send(request, remaining))
   return call === undefined ? attempt : Telemetry.tracedAttempt(state.labels, request.method, info, call, attempt)
 }
 
@@ -309,12 +308,17 @@ const attemptWith = (
  * One call of one key: the retried attempts, the call's span and duration around them. An
  * untraced attempt is counted by the retry loop, from the exit it looks at anyway.
  */
-const call = (wrapped: Wrapped, request: Request, state: KeyState): ReturnType<Http.Service["execute"]> =>
+const call = (
+  wrapped: Wrapped,
+  request: Request,
+  state: KeyState,
+  send: Send | undefined
+): ReturnType<Http.Service["execute"]> =>
   Telemetry.call(state.labels, request, (span, fiberLabels) => {
     const { engine } = wrapped
-    const attempt: Attempt = span === undefined
+    const attempt: Attempt = span === undefined && send === undefined
       ? state.attempt
-      : (request, remaining, info) => attemptWith(wrapped, state, span, request, remaining, info)
+      : (request, remaining, info) => attemptWith(send ?? wrapped.send, state, span, request, remaining, info)
     const count = span === undefined
       ? (exit: Exit.Exit<Http.Response, HttpError.HttpError>) => {
         Telemetry.countAttempt(state.labels, request.method, fiberLabels, exit)
@@ -366,9 +370,15 @@ export const wrap = (
   execute: Http.Service["execute"],
   baseUrl: string | undefined
 ): Http.Service["execute"] => {
-  const wrapped: Wrapped = { engine, send: timed(engine, execute), baseUrl, states: new Map() }
+  const transportKeepsIt = honoursDeadlines(execute)
+  const wrapped: Wrapped = { engine, send: timed(engine, execute, transportKeepsIt), baseUrl, states: new Map() }
   const baseHost = baseUrl === undefined ? undefined : parsedHost(baseUrl, undefined)
-  return (request) => {
+  /** `f` with the request's key state; `otherwise()` when its URL is not one (the client reports it). */
+  const withState = <A, E, R>(
+    request: Request,
+    f: (state: KeyState) => Effect.Effect<A, E, R>,
+    otherwise: () => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, R> => {
     let key: string
     let host: string | undefined
     if (engine.keyOf === undefined) {
@@ -379,14 +389,59 @@ export const wrap = (
       try {
         url = new URL(request.url, baseUrl)
       } catch {
-        return execute(request) // not a URL: the client reports it as an InvalidRequest
+        return otherwise()
       }
       host = url.host
       key = engine.keyOf(url)
     }
-    if (host === undefined) return execute(request) // not a URL: the client reports it as an InvalidRequest
+    if (host === undefined) return otherwise()
     const state = wrapped.states.get(key === host ? key : `${key}\u0000${host}`)
-    if (state !== undefined) return call(wrapped, request, state)
-    return Effect.flatMap(stateFor(wrapped, key, host), (state) => call(wrapped, request, state))
+    return state !== undefined ? f(state) : Effect.flatMap(stateFor(wrapped, key, host), f)
   }
+  const policyExecute: Http.Service["execute"] = (request) =>
+    withState(request, (state) => call(wrapped, request, state, undefined), () => execute(request))
+  const open = openOf(execute)
+  const underlying = directCallOf(execute)
+  if (open !== undefined && underlying !== undefined) {
+    setDirectCall(policyExecute, (request, read) =>
+      withState(
+        request,
+        (state) => directCall(wrapped, state, timedOpen(engine, open, transportKeepsIt), request, read),
+        () => underlying(request, read)
+      ))
+  }
+  return policyExecute
 }
+
+/** The send of one direct call: `open` under the attempt's deadline, each slot's close kept for the end. */
+const timedOpen = (engine: Engine, open: Open, transportKeepsIt: boolean) => {
+  const closes: Array<Effect.Effect<void>> = []
+  const register = (close: Effect.Effect<void>) => {
+    closes.push(close)
+  }
+  return { closes, send: timed(engine, (request) => open(request, register), transportKeepsIt) }
+}
+
+/**
+ * A call through the policy read in one step, without a `Scope`: every attempt's slot is given
+ * back when the call ends (a retried attempt's as soon as its body is drained, the last one's
+ * when `read` has read it), an unread body cancelled.
+ */
+const directCall = <A, R>(
+  wrapped: Wrapped,
+  state: KeyState,
+  sends: ReturnType<typeof timedOpen>,
+  request: Request,
+  read: (response: Http.Response) => Effect.Effect<A, HttpError.HttpError, R>
+): Effect.Effect<A, HttpError.HttpError, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.onExit(
+      // The attempts' sends hold their slots without a scope: none is needed here.
+      restore(Effect.flatMap(
+        call(wrapped, request, state, sends.send) as Effect.Effect<Http.Response, HttpError.HttpError>,
+        read
+      )),
+      () =>
+        sends.closes.length === 1 ? sends.closes[0]! : Effect.forEach(sends.closes, (close) => close, { discard: true })
+    )
+  )
