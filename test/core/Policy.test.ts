@@ -79,6 +79,29 @@ describe("Policy over a real upstream", () => {
       expect(upstream.requests("/flaky")).toBe(3)
     }))
 
+  it.scopedLive("on one connection, a retried 503's slot goes to the retry, and an interrupted call's to the next", () =>
+    Effect.gen(function*() {
+      const upstream = yield* scriptedUpstream
+      const layer = Policy.layer({ retry: { ...fastRetry, maxAttempts: 3 } }).pipe(
+        Layer.provide(
+          Http.layer({ baseUrl: upstream.url, pool: { maxConnections: 1 }, timeouts: { pool: "1 second" } })
+        ),
+        Layer.provideMerge(Layer.mergeAll(CircuitBreaker.layer(), RateLimit.layerMemory()))
+      )
+      yield* Effect.gen(function*() {
+        // Each 503 is drained and its slot given back before the next attempt, which would starve otherwise.
+        const retried = yield* get("/busy?steps=503,503,200")
+        expect(retried._tag === "Right" && JSON.parse(retried.right)).toEqual({ call: 3, status: 200 })
+        // A call interrupted while it waits for its headers frees the connection for the next call.
+        const stuck = yield* Effect.fork(get("/hold?steps=stall"))
+        while (upstream.requests("/hold") === 0) yield* Effect.sleep("5 millis")
+        yield* Fiber.interrupt(stuck)
+        const next = yield* get("/next")
+        expect(next._tag).toBe("Right")
+      }).pipe(Effect.provide(layer))
+      expect(upstream.requests("/busy")).toBe(3)
+    }))
+
   it.scopedLive("the breaker opens after repeated failures; the next call fails fast without touching the wire", () =>
     Effect.gen(function*() {
       const upstream = yield* scriptedUpstream
