@@ -133,6 +133,12 @@ describe("memory sliding window (TestClock)", () => {
 })
 
 describe("memory token bucket (TestClock)", () => {
+  it.effect("float noise is no wait: a full bucket of 3 per ms takes its 3 at once (a case the property found)", () =>
+    Effect.gen(function*() {
+      const { admitted } = yield* arriveFailing(RateLimit.tokenBucket({ limit: 3, interval: 1, burst: 3 }), [32, 0, 0])
+      expect(admitted.length).toBe(3)
+    }))
+
   it.effect.prop(
     "admitted in any span t ≤ burst + rate·t",
     [BucketRule, Gaps],

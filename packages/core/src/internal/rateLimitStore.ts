@@ -44,9 +44,12 @@ type Bucket = Extract<Rule, { _tag: "TokenBucket" }>
 /** Milliseconds between permits at the full rate. */
 const intervalOf = (rule: Bucket): number => 1 / rule.refillPerMilli
 
+/** Differences in milliseconds below this are float noise, not time. */
+const floatNoiseMillis = 1e-9
+
 /** Permits left at `now` when the next permit is theoretically due at `tat`. */
 const tokensLeft = (rule: Bucket, tat: number, now: number): number =>
-  Math.max(0, Math.min(rule.capacity, Math.floor(rule.capacity - (tat - now) / intervalOf(rule) + 1e-9)))
+  Math.max(0, Math.min(rule.capacity, Math.floor(rule.capacity - (tat - now) / intervalOf(rule) + floatNoiseMillis)))
 
 /**
  * One GCRA step at `now` on `tat` (undefined: a full bucket). `reserve`: the permit is taken
@@ -56,10 +59,13 @@ const gcra = (rule: Bucket, stored: number | undefined, now: number, reserve: bo
   const interval = intervalOf(rule)
   const tat = Math.max(stored ?? now, now)
   const due = tat - (rule.capacity - 1) * interval
-  if (due > now && !reserve) {
+  // `tat` is a sum of intervals (e.g. 1/3 ms): float noise of 1e-15 ms must not turn a permit due
+  // now into a wait (a full bucket of 3 at 3 per ms once admitted only 2 at once).
+  const waits = due - now > floatNoiseMillis
+  if (waits && !reserve) {
     return [{ allowed: false, remaining: 0, retryAfterMillis: Math.ceil(due - now), nowMillis: now }, tat]
   }
-  const at = Math.max(due, now)
+  const at = waits ? due : now
   const next = tat + interval
   return [{ allowed: true, remaining: tokensLeft(rule, next, now), retryAfterMillis: at - now, nowMillis: at }, next]
 }
