@@ -8,11 +8,11 @@
  * It prints req/s and CPU µs per call.
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { CircuitBreaker, Http, Policy, RateLimit } from "@liaison/core"
+import { Http } from "@liaison/core"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schema from "effect/Schema"
+import { fullPolicy } from "./lib/fullPolicy.js"
 import { spawnUpstream, withProcess } from "./lib/processes.js"
 import { recordingTracer } from "./lib/recordingTracer.js"
 
@@ -25,18 +25,7 @@ const httpLayer = Http.layer({
   pool: { maxConnections: CONCURRENCY },
   ...(mode === "platform" ? { transport: "platform" as const } : {})
 })
-const policyLayer = Policy.layer({
-  rateLimit: { rule: RateLimit.tokenBucket({ limit: 10_000_000, interval: "1 second" }), mode: "wait" },
-  totalTimeout: 30_000,
-  attemptTimeout: 10_000,
-  retry: { maxAttempts: 3, base: 10 }
-}).pipe(
-  Layer.provide([
-    httpLayer,
-    CircuitBreaker.layer({ failureThreshold: 5, openDuration: 60_000 }),
-    RateLimit.layerMemory()
-  ])
-)
+const policyLayer = fullPolicy(httpLayer)
 
 await withProcess(spawnUpstream, async (upstream) => {
   const runtime = ManagedRuntime.make(mode === "policy" || mode === "traced" ? policyLayer : httpLayer)

@@ -13,16 +13,17 @@
  *    cockatiel's `execute` after `isolate()`, opossum's `fire` after `open()`; each call must be rejected.
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { CircuitBreaker, Http, Policy, RateLimit } from "@liaison/core"
+import { CircuitBreaker, Http } from "@liaison/core"
 import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleAll, retry, wrap } from "cockatiel"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
+import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schema from "effect/Schema"
 import got from "got"
 import * as http from "node:http"
 import Opossum from "opossum"
 import { Agent, request } from "undici"
+import { fullPolicy, settings } from "./lib/fullPolicy.js"
 import { spawnUpstream, withProcess } from "./lib/processes.js"
 import {
   type Contender,
@@ -45,19 +46,6 @@ const OPEN_ROUNDS = 5
 
 const Users = Schema.Array(Schema.Struct({ id: Schema.Number, name: Schema.String }))
 
-/** The same settings for every contender's resilience, as far as each library has them. */
-const settings = {
-  attemptTimeoutMillis: 10_000,
-  totalTimeoutMillis: 30_000,
-  /** Attempts in all, the first included. */
-  maxAttempts: 3,
-  backoffBaseMillis: 10,
-  consecutiveFailures: 5,
-  openMillis: 60_000,
-  /** Far above what the machine can send: the limiter is on the path but never makes anyone wait. */
-  rateLimitPerSecond: 10_000_000
-}
-
 /** A contender, its client built up front (untimed): `batch` makes `count` requests, `close` frees the client. */
 interface Client {
   readonly name: string
@@ -79,21 +67,7 @@ const liaisonClient = (name: string, url: string, layer: Layer.Layer<Http.Http, 
 const httpLayer = Http.layer({ pool: { maxConnections: CONCURRENCY } })
 
 /** The full policy: every stage on, nothing throttling. */
-const policyLayer = Policy.layer({
-  rateLimit: {
-    rule: RateLimit.tokenBucket({ limit: settings.rateLimitPerSecond, interval: "1 second" }),
-    mode: "wait"
-  },
-  totalTimeout: settings.totalTimeoutMillis,
-  attemptTimeout: settings.attemptTimeoutMillis,
-  retry: { maxAttempts: settings.maxAttempts, base: settings.backoffBaseMillis }
-}).pipe(
-  Layer.provide([
-    httpLayer,
-    CircuitBreaker.layer({ failureThreshold: settings.consecutiveFailures, openDuration: settings.openMillis }),
-    RateLimit.layerMemory()
-  ])
-)
+const policyLayer = fullPolicy(httpLayer)
 
 const gotCockatiel = (url: string): Client => {
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY })

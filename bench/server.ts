@@ -14,7 +14,7 @@
  * `BENCH_CPU_PROF=<dir>` runs the demo server and the floor under `node --cpu-prof`, profiles into `<dir>`.
  */
 import { Agent, request } from "undici"
-import { cpuMicros, profileArgs, type Spawned, spawnNode, withProcess } from "./lib/processes.js"
+import { cpuMicros, profileArgs, spawnDemoServer, type Spawned, spawnNode, withProcess } from "./lib/processes.js"
 import { spawnRedis } from "./lib/redis.js"
 import { type Contender, interleave, markdownTable, median, round, writeResult } from "./lib/report.js"
 
@@ -45,16 +45,7 @@ const jsonReady = (upstream: string) => (line: string): Target | undefined => {
 }
 
 const liaisonServer = (redisUrl: string | undefined) => (): Promise<Spawned<Target>> =>
-  spawnNode({
-    args: [...profileArgs(), "packages/server/dist/main.js"],
-    typescript: false,
-    env: {
-      PORT: "0",
-      HOST: "127.0.0.1",
-      ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl, CACHE_TIER: "redis" })
-    },
-    ready: liaisonReady()
-  })
+  spawnDemoServer(redisUrl === undefined ? {} : { REDIS_URL: redisUrl, CACHE_TIER: "redis" }, liaisonReady())
 
 const referenceServer = (script: string, upstream: string, redisUrl?: string) => (): Promise<Spawned<Target>> =>
   spawnNode({

@@ -8,12 +8,12 @@
  * The `liaison_*` metrics are updated in both (they are always on). Target: on ≥ 0.9× off.
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { CircuitBreaker, Http, Policy, RateLimit } from "@liaison/core"
+import { Http } from "@liaison/core"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schema from "effect/Schema"
 import type * as Tracer from "effect/Tracer"
+import { fullPolicy } from "./lib/fullPolicy.js"
 import { spawnUpstream, withProcess } from "./lib/processes.js"
 import { recordingTracer } from "./lib/recordingTracer.js"
 import { type Contender, interleave, markdownTable, median, round, timeWithCpu, writeResult } from "./lib/report.js"
@@ -26,18 +26,7 @@ const TARGET = 0.9
 
 const Users = Schema.Array(Schema.Struct({ id: Schema.Number, name: Schema.String }))
 
-const policyLayer = Policy.layer({
-  rateLimit: { rule: RateLimit.tokenBucket({ limit: 10_000_000, interval: "1 second" }), mode: "wait" },
-  totalTimeout: 30_000,
-  attemptTimeout: 10_000,
-  retry: { maxAttempts: 3, base: 10 }
-}).pipe(
-  Layer.provide([
-    Http.layer({ pool: { maxConnections: CONCURRENCY } }),
-    CircuitBreaker.layer({ failureThreshold: 5, openDuration: 60_000 }),
-    RateLimit.layerMemory()
-  ])
-)
+const policyLayer = fullPolicy(Http.layer({ pool: { maxConnections: CONCURRENCY } }))
 
 interface Client {
   readonly name: string

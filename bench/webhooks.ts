@@ -13,7 +13,7 @@
 import { StripeWebhook } from "@liaison/integrations"
 import * as Redacted from "effect/Redacted"
 import { Agent, request } from "undici"
-import { cpuMicros, profileArgs, type Spawned, spawnNode, withProcess } from "./lib/processes.js"
+import { cpuMicros, spawnDemoServer, type Spawned, spawnNode, withProcess } from "./lib/processes.js"
 import { spawnRedis } from "./lib/redis.js"
 import { type Contender, interleave, markdownTable, median, round, writeResult } from "./lib/report.js"
 
@@ -39,18 +39,11 @@ const parseJsonUrl = (line: string): Target | undefined => {
 }
 
 const liaisonServer = (redisUrl: string | undefined) => (): Promise<Spawned<Target>> =>
-  spawnNode({
-    args: [...profileArgs(), "packages/server/dist/main.js"],
-    typescript: false,
-    env: {
-      PORT: "0",
-      HOST: "127.0.0.1",
-      STRIPE_WEBHOOK_SECRET: SECRET,
-      WEBHOOK_WORKERS: "8",
-      ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl })
-    },
-    ready: parseListening
-  })
+  spawnDemoServer({
+    STRIPE_WEBHOOK_SECRET: SECRET,
+    WEBHOOK_WORKERS: "8",
+    ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl })
+  }, parseListening)
 
 const bareServer = (redisUrl: string | undefined) => (): Promise<Spawned<Target>> =>
   spawnNode({

@@ -40,6 +40,21 @@ export const profileArgs = (): ReadonlyArray<string> => {
   return dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`]
 }
 
+/**
+ * The built demo server in its own process on a free loopback port, with `env` on top (under
+ * `--cpu-prof` when `BENCH_CPU_PROF` is set).
+ */
+export const spawnDemoServer = <A>(
+  env: Readonly<Record<string, string>>,
+  ready: (line: string) => A | undefined
+): Promise<Spawned<A>> =>
+  spawnNode({
+    args: [...profileArgs(), "packages/server/dist/main.js"],
+    typescript: false,
+    env: { PORT: "0", HOST: "127.0.0.1", ...env },
+    ready
+  })
+
 /** CPU time (user + system) of a process so far, in microseconds, from `/proc/<pid>/stat` (Linux). */
 export const cpuMicros = async (pid: number): Promise<number> => {
   const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8")

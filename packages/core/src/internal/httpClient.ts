@@ -463,8 +463,9 @@ export const makeExecute = (
       )
     })
   }
-  directCalls.set(execute, makeDirect(tracedWith(sent, options, span), slotsFor, options))
-  openers.set(execute, makeOpen(tracedWith(sent, options, span), slotsFor, options))
+  const sendTraced = tracedWith(sent, options, span)
+  directCalls.set(execute, makeDirect(sendTraced, slotsFor, options))
+  openers.set(execute, makeOpen(sendTraced, slotsFor, options))
   if (ownTransport) deadlineHonouring.add(execute)
   return execute
 }
