@@ -20,6 +20,7 @@ import * as Retry from "../Retry.js"
 import { millis } from "./duration.js"
 import { directCallOf, honoursDeadlines, isAbsoluteUrl, type Open, openOf, setDirectCall } from "./httpClient.js"
 import * as Invalid from "./invalidOptions.js"
+import { locally } from "./locally.js"
 import * as Telemetry from "./policyTelemetry.js"
 import * as RetryEngine from "./retry.js"
 import { liveClock, timeoutFail } from "./timeout.js"
@@ -213,7 +214,7 @@ const timed = (engine: Engine, execute: Http.Service["execute"], transportKeepsI
     if (!transportKeepsIt) return timeoutFail(execute(request), millis, onTimeout)
     return Effect.withFiberRuntime((fiber) =>
       Context.get(fiber.currentDefaultServices, Clock.Clock) === liveClock
-        ? Effect.locally(execute(request), currentHeadersDeadline, { millis, at: Date.now() + millis, onTimeout })
+        ? locally(execute(request), currentHeadersDeadline, { millis, at: Date.now() + millis, onTimeout })
         : timeoutFail(execute(request), millis, onTimeout)
     )
   }

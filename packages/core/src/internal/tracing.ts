@@ -16,6 +16,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
+import { locally } from "./locally.js"
 
 type AnyFiber = Fiber.RuntimeFiber<unknown, unknown>
 
@@ -118,8 +119,21 @@ export const withSpan = <A, E, R>(
     const tracer = recordingTracer(fiber)
     if (tracer === undefined) return f(undefined)
     const span = startSpan(fiber, tracer, name, kind)
-    return Effect.onExit(Effect.withParentSpan(f(span), span), (exit) => Effect.sync(() => endSpan(fiber, span, exit)))
+    return Effect.onExit(withParent(fiber, span, f(span)), (exit) => Effect.sync(() => endSpan(fiber, span, exit)))
   })
+
+/**
+ * `effect` with `span` as its current span: `Effect.withParentSpan` at a fraction of the cost (see
+ * `locally`), for spans made on the per-call paths.
+ *
+ * @internal
+ */
+export const withParent = <A, E, R>(
+  fiber: AnyFiber,
+  span: Tracer.Span,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  locally(effect, FiberRef.currentContext, Context.add(fiber.currentContext, Tracer.ParentSpan, span))
 
 /**
  * The time of an event, as a span wants it.
