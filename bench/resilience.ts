@@ -230,7 +230,7 @@ const TARGETS = {
   policyVsLiaison: 0.9,
   policyVsGotCockatiel: 2,
   policyVsOpossumUndici: 0.5,
-  openRejectionsPerSecond: 500_000
+  openRejectionsPerSecond: 1_000_000
 }
 
 const report = async (http: Rates, open: Rates) => {

@@ -220,11 +220,15 @@ const timed = (engine: Engine, execute: Http.Service["execute"], transportKeepsI
   }
 }
 
+const healthy: CircuitBreaker.Verdict = { _tag: "Success" }
+
 /**
  * The breaker's verdict on a response: a 5xx or 429 is a failure, described (URL redacted) for
  * the `CircuitOpen` errors of the breaker it opens.
  */
 const verdictOfResponse = (response: Http.Response, baseUrl: string | undefined): CircuitBreaker.Verdict => {
+  // A success reads no header: the transport converts them only when asked.
+  if (!CircuitBreaker.isFailureStatus(response.status)) return healthy
   const verdict = CircuitBreaker.verdictOfResponse(response.status, response.headers, Date.now())
   if (verdict._tag === "Success") return verdict
   const { method, url } = response.request

@@ -120,6 +120,7 @@ interface Step<A, E> {
 }
 
 const releaseNothing = () => Effect.void
+const noHeaders: Readonly<Record<string, string>> = {}
 
 /**
  * The default rule for a failed attempt, from `HttpError.transience`: a status by the policy's
@@ -140,7 +141,7 @@ const judgeError = <A, E>(exit: Exit.Exit<A, E>, settings: Settings): Step<A, E>
   // A failure's cause is not always a bare `Fail` (e.g. `Sequential(Fail, Empty)` after a finalizer).
   const error = exit._tag === "Failure" ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
   if (error === undefined || !HttpError.isHttpError(error)) {
-    return { exit, retryable: false, status: 0, headers: {}, describe: "failed", release: releaseNothing }
+    return { exit, retryable: false, status: 0, headers: noHeaders, describe: "failed", release: releaseNothing }
   }
   const decided = settings.isRetryable?.({ _tag: "Error", error })
   const status = error._tag === "StatusError" ? error.status : 0
@@ -148,7 +149,7 @@ const judgeError = <A, E>(exit: Exit.Exit<A, E>, settings: Settings): Step<A, E>
     exit,
     retryable: decided ?? isRetryableError(error, settings.statuses),
     status,
-    headers: error._tag === "StatusError" ? error.headers : {},
+    headers: error._tag === "StatusError" ? error.headers : noHeaders,
     describe: status === 0 ? error._tag : `answered ${status}`,
     release: releaseNothing
   }
@@ -163,15 +164,18 @@ const judgeResponse = (
   settings: Settings
 ): Step<Http.Response, HttpError.HttpError> => {
   if (exit._tag === "Failure") return judgeError(exit, settings)
-  const { headers, status, stream } = exit.value
-  const decided = settings.isRetryable?.({ _tag: "Response", status, headers })
+  const response = exit.value
+  const status = response.status
+  // The headers and the body stream are only read to retry: the transport makes neither until asked.
+  const decided = settings.isRetryable?.({ _tag: "Response", status, headers: response.headers })
+  const retryable = decided ?? settings.statuses.has(status)
   return {
     exit,
-    retryable: decided ?? settings.statuses.has(status),
+    retryable,
     status,
-    headers,
+    headers: retryable ? response.headers : noHeaders,
     describe: `answered ${status}`,
-    release: () => Effect.ignore(Stream.runDrain(Stream.take(stream, drainedChunks)))
+    release: () => Effect.ignore(Stream.runDrain(Stream.take(response.stream, drainedChunks)))
   }
 }
 
