@@ -603,9 +603,9 @@ describe("CircuitBreaker registry, events and metrics", () => {
       for (let i = 0; i < 3; i++) yield* Effect.exit(breaker.protect(succeed))
       yield* TestClock.adjust("1 second")
       yield* Effect.exit(breaker.protect(fail))
-      expect(yield* transitions("Open")).toBe(2)
-      expect(yield* transitions("HalfOpen")).toBe(1)
-      expect(yield* transitions("Closed")).toBe(0)
+      expect(yield* transitions("open")).toBe(2)
+      expect(yield* transitions("half_open")).toBe(1)
+      expect(yield* transitions("closed")).toBe(0)
     }))
 })
 

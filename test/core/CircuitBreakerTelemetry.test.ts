@@ -62,10 +62,10 @@ describe("CircuitBreaker metrics", () => {
         probe: yield* calls("probe")
       }).toEqual({ admitted: 4, rejected: 3, probe: 1 })
       expect({
-        Open: yield* transitions("Open"),
-        HalfOpen: yield* transitions("HalfOpen"),
-        Closed: yield* transitions("Closed")
-      }).toEqual({ Open: 1, HalfOpen: 1, Closed: 1 })
+        open: yield* transitions("open"),
+        half_open: yield* transitions("half_open"),
+        closed: yield* transitions("closed")
+      }).toEqual({ open: 1, half_open: 1, closed: 1 })
       expect(yield* gauge).toEqual({ closed: 1, open: 0, half_open: 0 })
     }))
 

@@ -158,7 +158,7 @@ describe("Prometheus scrapes the demo server", () => {
         (result) => result.length > 0
       )
       expect(transitions).toHaveLength(1)
-      expect(transitions[0]!.metric.to?.toLowerCase()).toBe("open")
+      expect(transitions[0]!.metric.to).toBe("open")
       expect(transitions[0]!.metric.key).toMatch(/^127\.0\.0\.1:\d+$/)
       expect(valueOf(transitions[0])).toBe(1)
     } finally {

@@ -74,7 +74,7 @@ export const make = (key: string): Telemetry => {
   const telemetry: Telemetry = {
     key,
     calls: { admitted: decision("admitted"), rejected: decision("rejected"), probe: decision("probe") },
-    transitions: byState((name) => tagged(transitions, { key, to: name })),
+    transitions: byState((name) => tagged(transitions, { key, to: stateLabel[name] })),
     states: byState((name) => tagged(states, { key, state: stateLabel[name] }))
   }
   setState(telemetry, "Closed", [])
