@@ -4,8 +4,9 @@
  * so the profile shows where the client spends its CPU per call. Modes:
  * - `plain`: the Liaison client on its own undici transport; `platform`: on `@effect/platform-node`'s;
  * - `policy`: through the full policy of the `resilience` benchmark;
- * - `traced`: the same policy under a tracer that records every span (the `telemetry` benchmark's "on").
- * It prints req/s and CPU µs per call.
+ * - `traced`: the same policy under a tracer that records every span (the `telemetry` benchmark's "on");
+ * - `noop`: the same policy under a tracer whose spans record nothing: what Liaison's span code costs alone.
+ * It prints req/s and CPU µs per call. (`node --trace-gc-nvp` adds what V8 allocates: sum its `allocated=`.)
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Http } from "@liaison/core"
@@ -14,7 +15,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schema from "effect/Schema"
 import { fullPolicy } from "./lib/fullPolicy.js"
 import { spawnUpstream, withProcess } from "./lib/processes.js"
-import { recordingTracer } from "./lib/recordingTracer.js"
+import { noopTracer, recordingTracer } from "./lib/recordingTracer.js"
 
 const Users = Schema.Array(Schema.Struct({ id: Schema.Number, name: Schema.String }))
 const mode = process.argv[2] ?? "plain"
@@ -28,11 +29,14 @@ const httpLayer = Http.layer({
 const policyLayer = fullPolicy(httpLayer)
 
 await withProcess(spawnUpstream, async (upstream) => {
-  const runtime = ManagedRuntime.make(mode === "policy" || mode === "traced" ? policyLayer : httpLayer)
+  const runtime = ManagedRuntime.make(
+    mode === "policy" || mode === "traced" || mode === "noop" ? policyLayer : httpLayer
+  )
   const call = Http.json(HttpClientRequest.get(`${upstream.ready.url}/json?size=1`), Users)
   const batch = (count: number) => {
     const effect = Effect.forEach(Array(count), () => call, { concurrency: CONCURRENCY, discard: true })
-    return runtime.runPromise(mode === "traced" ? Effect.withTracer(effect, recordingTracer) : effect)
+    const tracer = mode === "traced" ? recordingTracer : mode === "noop" ? noopTracer : undefined
+    return runtime.runPromise(tracer === undefined ? effect : Effect.withTracer(effect, tracer))
   }
   await batch(3_000)
   const cpu = process.cpuUsage()

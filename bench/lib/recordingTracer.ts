@@ -1,6 +1,7 @@
 /**
  * A tracer that keeps what an SDK span keeps (attributes, events, status) and exports nothing: what the
- * `telemetry` benchmark and the profiling aid trace with.
+ * `telemetry` benchmark and the profiling aid trace with; and one whose spans keep nothing, to tell the
+ * cost of making spans from the cost of recording them.
  */
 import * as Tracer from "effect/Tracer"
 
@@ -35,3 +36,28 @@ export const recordingTracer: Tracer.Tracer = Tracer.make({
   },
   context: (f) => f()
 })
+
+const ignore = () => {}
+/** Spans that record nothing (one status object shared by all). */
+export const noopTracer: Tracer.Tracer = Tracer.make({
+  span: (name, parent, context, links, startTime, kind) => ({
+    _tag: "Span",
+    name,
+    spanId: "0000000000000001",
+    traceId: "00000000000000000000000000000001",
+    parent,
+    context,
+    status: { _tag: "Started", startTime },
+    attributes: noAttributes,
+    links,
+    sampled: true,
+    kind,
+    end: ignore,
+    attribute: ignore,
+    event: ignore,
+    addLinks: ignore
+  }),
+  context: (f) => f()
+})
+
+const noAttributes: ReadonlyMap<string, unknown> = new Map()
