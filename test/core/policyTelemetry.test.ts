@@ -44,11 +44,14 @@ describe("Policy spans", () => {
       })()
       const fiber = yield* Effect.fork(
         Http.text(HttpClientRequest.get("/flaky?steps=503,502,200")).pipe(
+          // After the call, the caller's span is current again.
+          Effect.zipRight(Effect.map(Effect.currentSpan, (span) => span.name)),
+          Effect.withSpan("caller"),
           Effect.provide(policy(upstream.url, { retry: { base: "100 millis", factor: 2, jitter: false } })),
           Effect.withTracer(tracer)
         )
       )
-      yield* drive(fiber)
+      expect(yield* drive(fiber)).toBe("caller")
       expect(upstream.requests("/flaky")).toBe(3)
 
       const calls = spans.flatMap((span, i) => span.name === "liaison.call" ? [i] : [])

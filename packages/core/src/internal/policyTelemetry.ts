@@ -228,9 +228,8 @@ export const tracedAttempt = (
     span.attribute("liaison.delay_ms", info.delayMillis)
     if (info.retryAfterMillis !== undefined) span.attribute("liaison.retry_after_ms", info.retryAfterMillis)
     Tracing.offerForRequest(span)
-    return Effect.onExit(Tracing.withParent(fiber, span, effect), (exit) =>
-      Effect.sync(() => {
-        span.attribute("liaison.outcome", countAttempt(labels, method, call.fiberLabels, exit))
-        Tracing.endSpan(fiber, span, exit)
-      }))
+    return Tracing.inSpan(fiber, span, effect, (exit) => {
+      span.attribute("liaison.outcome", countAttempt(labels, method, call.fiberLabels, exit))
+      Tracing.endSpan(fiber, span, exit)
+    })
   })
