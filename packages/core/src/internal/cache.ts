@@ -31,8 +31,9 @@ import type { MemoryEntry, MemoryStore } from "./cacheMemory.js"
 import type { RedisTier, TierFailure } from "./cacheRedis.js"
 import { decodeEnvelope, encodeEnvelope } from "./cacheRedis.js"
 import type { Outcome, Tier } from "./cacheTelemetry.js"
-import { activeSpan, countLookup, countRefresh, lookupEvent } from "./cacheTelemetry.js"
+import { countLookup, countRefresh, lookupEvent } from "./cacheTelemetry.js"
 import { escapeGlob, matchGlob } from "./glob.js"
+import { activeSpan } from "./tracing.js"
 
 // The public types live in the public module (declarations strip `@internal`).
 type Cached<A> = Cache.Cached<A>

@@ -15,9 +15,6 @@ import * as MetricKey from "effect/MetricKey"
 import type * as Tracer from "effect/Tracer"
 import { eventTime } from "./tracing.js"
 
-// Where the cache's callers (and the queue's and webhooks') have always found these.
-export { activeSpan, eventTime, tracerOn, withSpan } from "./tracing.js"
-
 const noLabels: ReadonlyArray<never> = []
 
 /** A counter with fixed labels, as a function adding to it. @internal */

@@ -205,8 +205,8 @@ type Send = (request: Request, remainingMillis: number | undefined) => ReturnTyp
  * from the wait for a pool slot to the response headers; otherwise a timer interrupts the attempt
  * (under a `TestClock`, Effect's own, which the test clock drives).
  */
-const timed = (engine: Engine, execute: Http.Service["execute"], transportKeepsIt: boolean): Send => {
-  return (request, remainingMillis) => {
+const timed =
+  (engine: Engine, execute: Http.Service["execute"], transportKeepsIt: boolean): Send => (request, remainingMillis) => {
     const byTotal = remainingMillis !== undefined && remainingMillis < engine.attemptMillis
     const millis = byTotal ? Math.max(0, remainingMillis) : engine.attemptMillis
     const onTimeout = () =>
@@ -218,7 +218,6 @@ const timed = (engine: Engine, execute: Http.Service["execute"], transportKeepsI
         : timeoutFail(execute(request), millis, onTimeout)
     )
   }
-}
 
 const healthy: CircuitBreaker.Verdict = { _tag: "Success" }
 

@@ -44,12 +44,12 @@ type Bucket = Extract<Rule, { _tag: "TokenBucket" }>
 /** Milliseconds between permits at the full rate. */
 const intervalOf = (rule: Bucket): number => 1 / rule.refillPerMilli
 
-/** Differences in milliseconds below this are float noise, not time. */
-const floatNoiseMillis = 1e-9
+/** Differences below this (in milliseconds, or in permits) are float noise. */
+const floatNoise = 1e-9
 
 /** Permits left at `now` when the next permit is theoretically due at `tat`. */
 const tokensLeft = (rule: Bucket, tat: number, now: number): number =>
-  Math.max(0, Math.min(rule.capacity, Math.floor(rule.capacity - (tat - now) / intervalOf(rule) + floatNoiseMillis)))
+  Math.max(0, Math.min(rule.capacity, Math.floor(rule.capacity - (tat - now) / intervalOf(rule) + floatNoise)))
 
 /**
  * One GCRA step at `now` on `tat` (undefined: a full bucket). `reserve`: the permit is taken
@@ -61,7 +61,7 @@ const gcra = (rule: Bucket, stored: number | undefined, now: number, reserve: bo
   const due = tat - (rule.capacity - 1) * interval
   // `tat` is a sum of intervals (e.g. 1/3 ms): float noise of 1e-15 ms must not turn a permit due
   // now into a wait (a full bucket of 3 at 3 per ms once admitted only 2 at once).
-  const waits = due - now > floatNoiseMillis
+  const waits = due - now > floatNoise
   if (waits && !reserve) {
     return [{ allowed: false, remaining: 0, retryAfterMillis: Math.ceil(due - now), nowMillis: now }, tat]
   }

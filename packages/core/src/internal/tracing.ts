@@ -32,13 +32,6 @@ export const recordingTracer = (fiber: AnyFiber): Tracer.Tracer | undefined =>
     : fiber.currentTracer
 
 /**
- * Whether spans are worth making: a tracer records them.
- *
- * @internal
- */
-export const tracerOn = (fiber: AnyFiber): boolean => recordingTracer(fiber) !== undefined
-
-/**
  * The fiber's current span, when a tracer records events on it.
  *
  * @internal

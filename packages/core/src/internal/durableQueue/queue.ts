@@ -20,9 +20,9 @@ import type {
   StoreService
 } from "../../DurableQueue.js"
 import type { InvalidOptions, StorageError } from "../../LiaisonError.js"
-import { withSpan } from "../cacheTelemetry.js"
 import { millis } from "../duration.js"
 import * as Invalid from "../invalidOptions.js"
+import { withSpan } from "../tracing.js"
 import type { QueueTelemetry } from "./telemetry.js"
 import { makeTelemetry, readGauges } from "./telemetry.js"
 
