@@ -5,6 +5,8 @@
  *    - `policy`: `Policy.layer` (rate limit far above the load, total and attempt timeouts, retry, breaker) over
  *      the Liaison `Http` client,
  *    - `liaison`: the plain Liaison `Http` client,
+ *    - `effect-stages`: the same stages from Effect's own primitives around the plain client (no target: it
+ *      shows what the stages cost written directly in Effect, the reference for the policy's 0.9× target),
  *    - `got+cockatiel`: got (no retries of its own, a request timeout per attempt) inside cockatiel's retry and
  *      consecutive-failure breaker,
  *    - `opossum+undici`: raw undici inside an opossum breaker (its timeout per call).
@@ -16,9 +18,14 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { CircuitBreaker, Http } from "@liaison/core"
 import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleAll, retry, wrap } from "cockatiel"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as RateLimiter from "effect/RateLimiter"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
 import got from "got"
 import * as http from "node:http"
 import Opossum from "opossum"
@@ -68,6 +75,48 @@ const httpLayer = Http.layer({ pool: { maxConnections: CONCURRENCY } })
 
 /** The full policy: every stage on, nothing throttling. */
 const policyLayer = fullPolicy(httpLayer)
+
+/**
+ * The policy's stages from Effect's own primitives, nothing of Liaison's `Policy`: a `RateLimiter`, a breaker that
+ * is one `Ref` of consecutive failures, `Effect.timeout` per attempt and in all, `Effect.retry` on a jittered
+ * exponential `Schedule`, around the same plain client. What the stages cost written the idiomatic way.
+ */
+const effectStages = (url: string): Client => {
+  const runtime = ManagedRuntime.make(httpLayer)
+  const scope = Effect.runSync(Scope.make())
+  const build = Effect.gen(function*() {
+    const limit = yield* RateLimiter.make({ limit: settings.rateLimitPerSecond, interval: "1 second" })
+    const failures = yield* Ref.make(0)
+    const breaker = <A, E, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E | Error, R> =>
+      Effect.flatMap(Ref.get(failures), (count): Effect.Effect<A, E | Error, R> =>
+        count >= settings.consecutiveFailures
+          ? Effect.fail(new Error("breaker open"))
+          : Effect.onExit(attempt, (exit) =>
+            Exit.isSuccess(exit) ? Ref.set(failures, 0) : Ref.update(failures, (n) => n + 1)))
+    return Http.json(HttpClientRequest.get(url), Users).pipe(
+      Effect.timeout(settings.attemptTimeoutMillis),
+      breaker,
+      Effect.retry({
+        schedule: Schedule.jittered(Schedule.exponential(settings.backoffBaseMillis)),
+        times: settings.maxAttempts - 1
+      }),
+      limit,
+      Effect.timeout(settings.totalTimeoutMillis)
+    )
+  })
+  const call = runtime.runPromise(Scope.extend(build, scope))
+  return {
+    name: "effect-stages",
+    batch: async (count) => {
+      const wrapped = await call
+      await runtime.runPromise(Effect.forEach(Array(count), () => wrapped, { concurrency: CONCURRENCY, discard: true }))
+    },
+    close: async () => {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      await runtime.dispose()
+    }
+  }
+}
 
 const gotCockatiel = (url: string): Client => {
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY })
@@ -248,7 +297,11 @@ const report = async (http: Rates, open: Rates) => {
     policy_vs_liaison: policyVsLiaison,
     policy_vs_got_cockatiel: policyVsGotCockatiel,
     policy_vs_opossum_undici: policyVsOpossumUndici,
+    effect_stages_vs_liaison: ratio(http.wall, "effect-stages", "liaison"),
+    policy_vs_effect_stages: ratio(http.wall, "policy", "effect-stages"),
     by_cpu_time: {
+      effect_stages_vs_liaison: ratio(http.cpu, "effect-stages", "liaison"),
+      policy_vs_effect_stages: ratio(http.cpu, "policy", "effect-stages"),
       policy_vs_liaison: ratio(http.cpu, "policy", "liaison"),
       policy_vs_got_cockatiel: ratio(http.cpu, "policy", "got+cockatiel"),
       policy_vs_opossum_undici: ratio(http.cpu, "policy", "opossum+undici")
@@ -325,6 +378,7 @@ export const run = (): Promise<void> =>
     const clients = [
       liaisonClient("policy", url, policyLayer),
       liaisonClient("liaison", url, httpLayer),
+      effectStages(url),
       gotCockatiel(url),
       opossumUndici(url)
     ].filter((client) => only === undefined || only.includes(client.name))
