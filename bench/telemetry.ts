@@ -6,6 +6,11 @@
  *   - `on`: a tracer that records every span (name, attributes, events, end) like an SDK span and
  *     exports nowhere: the `liaison.call`, `liaison.attempt` and `http.client` spans are all made.
  * The `liaison_*` metrics are updated in both (they are always on). Target: on ≥ 0.9× off.
+ *
+ * The floor, what two spans a call cost in Effect itself: the same policy with Liaison's spans switched off
+ * (`Effect.withTracerEnabled(false)` around the call) under two nested `Effect.withSpan`s (`effect-on`, the
+ * recording tracer installed) against the same switched-off call without them (`effect-off`). Effect's spans
+ * carry fewer attributes and propagate nothing, so they cost at most what Liaison's do.
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Http } from "@liaison/core"
@@ -34,9 +39,32 @@ interface Client {
   readonly close: () => Promise<void>
 }
 
-const client = (name: string, url: string, tracer: Tracer.Tracer | undefined): Client => {
+type Call = Effect.Effect<unknown, unknown, Http.Http>
+
+/** Liaison makes no span under it: Effect's own spans around it are the only ones. */
+const untraced = (call: Call): Call => Effect.withTracerEnabled(call, false)
+
+/** Two spans a call made by Effect, with a few attributes each, as Liaison's call and attempt spans. */
+const effectSpans = (call: Call): Call =>
+  untraced(call).pipe(
+    Effect.withSpan("liaison.attempt", {
+      kind: "client",
+      attributes: { "liaison.attempt": 1, "liaison.delay_ms": 0, "http.request.method": "GET", "server.port": 0 }
+    }),
+    Effect.withSpan("liaison.call", {
+      kind: "client",
+      attributes: { "http.request.method": "GET", "server.address": "127.0.0.1", "liaison.attempts": 1 }
+    })
+  )
+
+const client = (
+  name: string,
+  url: string,
+  tracer: Tracer.Tracer | undefined,
+  wrap: (call: Call) => Call = (call) => call
+): Client => {
   const runtime = ManagedRuntime.make(policyLayer)
-  const call = Http.json(HttpClientRequest.get(url), Users)
+  const call = wrap(Http.json(HttpClientRequest.get(url), Users))
   const batch = (count: number) => Effect.forEach(Array(count), () => call, { concurrency: CONCURRENCY, discard: true })
   return {
     name,
@@ -48,7 +76,12 @@ const client = (name: string, url: string, tracer: Tracer.Tracer | undefined): C
 export const run = (): Promise<void> =>
   withProcess(spawnUpstream, async (upstream) => {
     const url = `${upstream.ready.url}/json?size=1`
-    const clients = [client("off", url, undefined), client("on", url, recordingTracer)]
+    const clients = [
+      client("off", url, undefined),
+      client("on", url, recordingTracer),
+      client("effect-off", url, undefined, untraced),
+      client("effect-on", url, recordingTracer, effectSpans)
+    ]
     try {
       for (const c of clients) {
         console.error(`warm-up ${c.name}: ${WARMUP} requests`)
@@ -61,14 +94,23 @@ export const run = (): Promise<void> =>
       }))
       const times = await interleave(contenders, ROUNDS)
       const perSecond = (ms: ReadonlyArray<number>) => REQUESTS / (median(ms) / 1000)
-      const wall = { off: perSecond(times.off ?? []), on: perSecond(times.on ?? []) }
-      const byCpu = { off: perSecond(cpu.off ?? []), on: perSecond(cpu.on ?? []) }
+      const names = ["off", "on", "effect-off", "effect-on"] as const
+      const rates = (ms: Readonly<Record<string, ReadonlyArray<number>>>) =>
+        Object.fromEntries(names.map((name) => [name, perSecond(ms[name] ?? [])])) as Record<
+          typeof names[number],
+          number
+        >
+      const wall = rates(times)
+      const byCpu = rates(cpu)
       const ratio = round(wall.on / wall.off, 3)
+      const floor = round(wall["effect-on"] / wall["effect-off"], 3)
       const file = await writeResult("telemetry", {
-        requests_per_second: { off: round(wall.off, 0), on: round(wall.on, 0) },
-        requests_per_cpu_second: { off: round(byCpu.off, 0), on: round(byCpu.on, 0) },
+        requests_per_second: Object.fromEntries(names.map((name) => [name, round(wall[name], 0)])),
+        requests_per_cpu_second: Object.fromEntries(names.map((name) => [name, round(byCpu[name], 0)])),
         on_vs_off: ratio,
         on_vs_off_by_cpu: round(byCpu.on / byCpu.off, 3),
+        effect_floor_on_vs_off: floor,
+        effect_floor_on_vs_off_by_cpu: round(byCpu["effect-on"] / byCpu["effect-off"], 3),
         target: `on_vs_off >= ${TARGET}`,
         met: ratio >= TARGET,
         config: { requests: REQUESTS, warmup: WARMUP, rounds: ROUNDS, concurrency: CONCURRENCY },
@@ -76,21 +118,29 @@ export const run = (): Promise<void> =>
           "off: no tracer installed (Effect's built-in tracer): the policy makes no span.",
           "on: a tracer recording every span's attributes, events and status, exporting nothing; " +
           "liaison.call, liaison.attempt and the transport's http.client spans are all made.",
-          "Metrics are updated in both. Ratios are of medians over interleaved rounds, from one run on a shared machine."
+          "effect-on / effect-off: the floor. Liaison's spans off (Effect.withTracerEnabled(false) around the call), " +
+          "with and without two nested Effect.withSpan (recording tracer installed in effect-on).",
+          "Metrics are updated in all. Ratios are of medians over interleaved rounds, from one run on a shared machine."
         ],
         roundsMs: times
       })
       console.log(markdownTable(
-        ["telemetry", "req/s (median)", "req per CPU-s", "vs off", "vs off (CPU)"],
-        (["off", "on"] as const).map((name) => [
-          name,
-          round(wall[name], 0),
-          round(byCpu[name], 0),
-          round(wall[name] / wall.off, 3),
-          round(byCpu[name] / byCpu.off, 3)
-        ])
+        ["telemetry", "req/s (median)", "req per CPU-s", "vs its off", "vs its off (CPU)"],
+        names.map((name) => {
+          const base = name.startsWith("effect") ? "effect-off" : "off"
+          return [
+            name,
+            round(wall[name], 0),
+            round(byCpu[name], 0),
+            round(wall[name] / wall[base], 3),
+            round(byCpu[name] / byCpu[base], 3)
+          ]
+        })
       ))
-      console.log(`\non_vs_off = ${ratio} (target >= ${TARGET}); written to ${file}`)
+      console.log(
+        `\non_vs_off = ${ratio} (target >= ${TARGET}); Effect's own two spans: effect-on vs effect-off = ${floor}; ` +
+          `written to ${file}`
+      )
     } finally {
       await Promise.all(clients.map((c) => c.close()))
     }
