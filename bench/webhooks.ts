@@ -9,11 +9,14 @@
  * rounds interleaved. After each Liaison round, the time until its workers have processed every event is
  * measured too (polling a sample of the last ids). The CPU time of each server process per request (from `/proc`,
  * its workers included) is reported beside the rate: a busy machine disturbs it less than the wall clock.
+ *
+ * The platform's floor runs beside them (`bench/lib/floorWebhookServer.ts`: the bare server's verify + claim as
+ * a minimal `HttpApi` on `@effect/platform-node`, nothing of Liaison): what the platform alone costs on this route.
  */
 import { StripeWebhook } from "@liaison/integrations"
 import * as Redacted from "effect/Redacted"
 import { Agent, request } from "undici"
-import { cpuMicros, spawnDemoServer, type Spawned, spawnNode, withProcess } from "./lib/processes.js"
+import { cpuMicros, spawnDemoServer, type Spawned, spawnNode, withProcesses } from "./lib/processes.js"
 import { spawnRedis } from "./lib/redis.js"
 import { type Contender, interleave, markdownTable, median, round, writeResult } from "./lib/report.js"
 
@@ -45,9 +48,9 @@ const liaisonServer = (redisUrl: string | undefined) => (): Promise<Spawned<Targ
     ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl })
   }, parseListening)
 
-const bareServer = (redisUrl: string | undefined) => (): Promise<Spawned<Target>> =>
+const referenceServer = (script: string, redisUrl: string | undefined) => (): Promise<Spawned<Target>> =>
   spawnNode({
-    args: ["bench/lib/bareWebhookServer.ts"],
+    args: [script],
     env: { STRIPE_WEBHOOK_SECRET: SECRET, ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl }) },
     ready: parseJsonUrl
   })
@@ -173,100 +176,118 @@ const health = (url: string, agent: Agent): Contender => ({
 export const run = async (): Promise<void> => {
   const redis = await spawnRedis()
   try {
-    await withProcess(
-      liaisonServer(undefined),
-      (liaisonMemory) =>
-        withProcess(
-          liaisonServer(redis.url),
-          (liaisonRedis) =>
-            withProcess(bareServer(undefined), (bareMemory) =>
-              withProcess(bareServer(redis.url), async (bareRedis) => {
-                const agent = new Agent({ connections: CONCURRENCY })
-                try {
-                  const runs = [
-                    contender("liaison-memory", liaisonMemory, agent, true),
-                    contender("liaison-redis", liaisonRedis, agent, true),
-                    contender("bare-memory", bareMemory, agent, false),
-                    contender("bare-redis", bareRedis, agent, false)
-                  ]
-                  const contenders = [...runs.map((r) => r.contender), health(liaisonMemory.ready.url, agent)]
-                  // One untimed round each: connections, JIT, Lua scripts loaded.
-                  for (const contender of contenders) await contender.run()
-                  for (const r of runs) {
-                    r.drains.length = 0
-                    r.cpuPerRequest.length = 0
-                  }
-                  const times = await interleave(contenders, ROUNDS)
-                  const rate = (name: string) => perSecond(median(times[name] ?? []))
-                  const cpu = (name: string) =>
-                    round(median(runs.find((r) => r.contender.name === name)!.cpuPerRequest), 1)
-                  const drainMs = (name: string) =>
-                    round(median(runs.find((r) => r.contender.name === name)!.drains), 0)
-                  const result = {
-                    liaison_memory_events_per_s: rate("liaison-memory"),
-                    liaison_redis_events_per_s: rate("liaison-redis"),
-                    bare_memory_events_per_s: rate("bare-memory"),
-                    bare_redis_events_per_s: rate("bare-redis"),
-                    liaison_get_health_per_s: rate("liaison-health"),
-                    memory_ratio_to_bare: round(rate("liaison-memory") / rate("bare-memory"), 3),
-                    cpu_us_per_event: Object.fromEntries(runs.map((r) => [r.contender.name, cpu(r.contender.name)])),
-                    redis_ratio_to_bare: round(rate("liaison-redis") / rate("bare-redis"), 3),
-                    liaison_memory_processed_all_after_ms: drainMs("liaison-memory"),
-                    liaison_redis_processed_all_after_ms: drainMs("liaison-redis"),
-                    non_200_answers: Object.fromEntries(runs.map((r) => [r.contender.name, r.failures])),
-                    config: {
-                      requests: REQUESTS,
-                      duplicateShare: DUPLICATE_SHARE,
-                      concurrency: CONCURRENCY,
-                      rounds: ROUNDS,
-                      workers: 8
-                    },
-                    runsMs: Object.fromEntries(
-                      Object.entries(times).map(([name, ms]) => [
-                        name,
-                        ms.map((t) => round(t, 0))
-                      ])
-                    )
-                  }
-                  const file = await writeResult("webhooks", result)
-                  console.log(markdownTable(
-                    [
-                      "server",
-                      "store",
-                      "events/s (median)",
-                      "server CPU µs/event",
-                      "ratio to bare node:http",
-                      "all processed after (ms)"
-                    ],
-                    [
-                      [
-                        "liaison",
-                        "memory",
-                        result.liaison_memory_events_per_s,
-                        cpu("liaison-memory"),
-                        result.memory_ratio_to_bare,
-                        result.liaison_memory_processed_all_after_ms
-                      ],
-                      [
-                        "liaison",
-                        "redis",
-                        result.liaison_redis_events_per_s,
-                        cpu("liaison-redis"),
-                        result.redis_ratio_to_bare,
-                        result.liaison_redis_processed_all_after_ms
-                      ],
-                      ["bare node:http", "memory (Set)", result.bare_memory_events_per_s, cpu("bare-memory"), 1, "-"],
-                      ["bare node:http", "redis (SET NX)", result.bare_redis_events_per_s, cpu("bare-redis"), 1, "-"],
-                      ["liaison GET /health (reference)", "-", result.liaison_get_health_per_s, "-", "-", "-"]
-                    ]
-                  ))
-                  console.log(`\nwritten to ${file}`)
-                } finally {
-                  await agent.close()
-                }
-              }))
-        )
-    )
+    await withProcesses({
+      liaisonMemory: liaisonServer(undefined),
+      liaisonRedis: liaisonServer(redis.url),
+      bareMemory: referenceServer("bench/lib/bareWebhookServer.ts", undefined),
+      bareRedis: referenceServer("bench/lib/bareWebhookServer.ts", redis.url),
+      floorMemory: referenceServer("bench/lib/floorWebhookServer.ts", undefined),
+      floorRedis: referenceServer("bench/lib/floorWebhookServer.ts", redis.url)
+    }, async (servers) => {
+      const agent = new Agent({ connections: CONCURRENCY })
+      try {
+        const runs = [
+          contender("liaison-memory", servers.liaisonMemory, agent, true),
+          contender("liaison-redis", servers.liaisonRedis, agent, true),
+          contender("bare-memory", servers.bareMemory, agent, false),
+          contender("bare-redis", servers.bareRedis, agent, false),
+          contender("floor-memory", servers.floorMemory, agent, false),
+          contender("floor-redis", servers.floorRedis, agent, false)
+        ]
+        const contenders = [...runs.map((r) => r.contender), health(servers.liaisonMemory.ready.url, agent)]
+        // One untimed round each: connections, JIT, Lua scripts loaded.
+        for (const contender of contenders) await contender.run()
+        for (const r of runs) {
+          r.drains.length = 0
+          r.cpuPerRequest.length = 0
+        }
+        const times = await interleave(contenders, ROUNDS)
+        const rate = (name: string) => perSecond(median(times[name] ?? []))
+        const cpu = (name: string) => round(median(runs.find((r) => r.contender.name === name)!.cpuPerRequest), 1)
+        const drainMs = (name: string) => round(median(runs.find((r) => r.contender.name === name)!.drains), 0)
+        const result = {
+          liaison_memory_events_per_s: rate("liaison-memory"),
+          liaison_redis_events_per_s: rate("liaison-redis"),
+          bare_memory_events_per_s: rate("bare-memory"),
+          bare_redis_events_per_s: rate("bare-redis"),
+          floor_memory_events_per_s: rate("floor-memory"),
+          floor_redis_events_per_s: rate("floor-redis"),
+          liaison_get_health_per_s: rate("liaison-health"),
+          floor_memory_ratio_to_bare: round(rate("floor-memory") / rate("bare-memory"), 3),
+          floor_redis_ratio_to_bare: round(rate("floor-redis") / rate("bare-redis"), 3),
+          memory_ratio_to_bare: round(rate("liaison-memory") / rate("bare-memory"), 3),
+          cpu_us_per_event: Object.fromEntries(runs.map((r) => [r.contender.name, cpu(r.contender.name)])),
+          redis_ratio_to_bare: round(rate("liaison-redis") / rate("bare-redis"), 3),
+          liaison_memory_processed_all_after_ms: drainMs("liaison-memory"),
+          liaison_redis_processed_all_after_ms: drainMs("liaison-redis"),
+          non_200_answers: Object.fromEntries(runs.map((r) => [r.contender.name, r.failures])),
+          config: {
+            requests: REQUESTS,
+            duplicateShare: DUPLICATE_SHARE,
+            concurrency: CONCURRENCY,
+            rounds: ROUNDS,
+            workers: 8
+          },
+          runsMs: Object.fromEntries(
+            Object.entries(times).map(([name, ms]) => [
+              name,
+              ms.map((t) => round(t, 0))
+            ])
+          )
+        }
+        const file = await writeResult("webhooks", result)
+        console.log(markdownTable(
+          [
+            "server",
+            "store",
+            "events/s (median)",
+            "server CPU µs/event",
+            "ratio to bare node:http",
+            "all processed after (ms)"
+          ],
+          [
+            [
+              "liaison",
+              "memory",
+              result.liaison_memory_events_per_s,
+              cpu("liaison-memory"),
+              result.memory_ratio_to_bare,
+              result.liaison_memory_processed_all_after_ms
+            ],
+            [
+              "liaison",
+              "redis",
+              result.liaison_redis_events_per_s,
+              cpu("liaison-redis"),
+              result.redis_ratio_to_bare,
+              result.liaison_redis_processed_all_after_ms
+            ],
+            ["bare node:http", "memory (Set)", result.bare_memory_events_per_s, cpu("bare-memory"), 1, "-"],
+            ["bare node:http", "redis (SET NX)", result.bare_redis_events_per_s, cpu("bare-redis"), 1, "-"],
+            [
+              "platform floor (minimal HttpApi)",
+              "memory (Set)",
+              result.floor_memory_events_per_s,
+              cpu("floor-memory"),
+              result.floor_memory_ratio_to_bare,
+              "-"
+            ],
+            [
+              "platform floor (minimal HttpApi)",
+              "redis (SET NX)",
+              result.floor_redis_events_per_s,
+              cpu("floor-redis"),
+              result.floor_redis_ratio_to_bare,
+              "-"
+            ],
+            ["liaison GET /health (reference)", "-", result.liaison_get_health_per_s, "-", "-", "-"]
+          ]
+        ))
+        console.log(`\nwritten to ${file}`)
+      } finally {
+        await agent.close()
+      }
+    })
   } finally {
     await redis.stop()
   }

@@ -7,36 +7,11 @@
  *
  * Prints `{"url":…}` once listening.
  */
-import { Redis as IORedis } from "ioredis"
-import { createHmac, timingSafeEqual } from "node:crypto"
 import * as http from "node:http"
 import { listenAndAnnounce } from "./bareServer.js"
+import { makeClaim, verify } from "./stripeClaim.js"
 
-const secret = process.env.STRIPE_WEBHOOK_SECRET ?? ""
-const redis = process.env.REDIS_URL === undefined ? undefined : new IORedis(process.env.REDIS_URL)
-const seen = new Set<string>()
-
-const verify = (header: string, body: Buffer): boolean => {
-  let t: string | undefined
-  const signatures: Array<string> = []
-  for (const part of header.split(",")) {
-    const [key, value] = part.split("=")
-    if (key === "t") t = value
-    if (key === "v1" && value !== undefined) signatures.push(value)
-  }
-  if (t === undefined || Math.abs(Date.now() / 1000 - Number(t)) > 300) return false
-  const expected = createHmac("sha256", secret).update(`${t}.`).update(body).digest()
-  return signatures.some((s) => /^[0-9a-f]{64}$/.test(s) && timingSafeEqual(Buffer.from(s, "hex"), expected))
-}
-
-const claim = async (id: string): Promise<boolean> => {
-  if (redis === undefined) {
-    if (seen.has(id)) return false
-    seen.add(id)
-    return true
-  }
-  return (await redis.set(`bench:bare:${id}`, "1", "EX", 259_200, "NX")) === "OK"
-}
+const { claim, close } = makeClaim()
 
 const server = http.createServer((req, res) => {
   const chunks: Array<Buffer> = []
@@ -58,4 +33,4 @@ const server = http.createServer((req, res) => {
   })
 })
 
-listenAndAnnounce(server, () => redis?.disconnect())
+listenAndAnnounce(server, close)

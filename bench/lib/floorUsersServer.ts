@@ -8,19 +8,16 @@
  *
  * Prints `{"url":…}` once listening.
  */
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiError from "@effect/platform/HttpApiError"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
-import * as HttpServer from "@effect/platform/HttpServer"
 import { User, UserIdFromString } from "@liaison/server/users/Users"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import { createServer } from "node:http"
+import { launchFloor } from "./floorServer.js"
 
 const upstream = process.env.UPSTREAM_URL ?? ""
 
@@ -52,17 +49,4 @@ const UsersLive = HttpApiBuilder.group(Api, "users", (handlers) =>
     return hit === undefined ? fetchUser(path.id) : Effect.succeed(hit)
   }))
 
-const printUrl = Layer.effectDiscard(
-  Effect.flatMap(
-    HttpServer.addressFormattedWith(Effect.succeed),
-    (url) => Effect.sync(() => process.stdout.write(`${JSON.stringify({ url })}\n`))
-  )
-)
-
-Layer.mergeAll(HttpApiBuilder.serve(), printUrl).pipe(
-  Layer.provide(HttpApiBuilder.api(Api).pipe(Layer.provide(UsersLive))),
-  Layer.provide(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
-  Layer.launch,
-  Effect.orDie,
-  NodeRuntime.runMain
-)
+launchFloor(HttpApiBuilder.api(Api).pipe(Layer.provide(UsersLive)))

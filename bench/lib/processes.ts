@@ -142,6 +142,20 @@ export const spawnUpstream = (): Promise<Spawned<UpstreamLine>> =>
   spawnNode({ args: ["test/fixtures/chaosServer.ts"], ready: parseUpstreamLine })
 
 /** Runs `body` with a started process, stopping it afterwards whatever happens. */
+/** Starts every process in turn (in parallel they would compete for the CPU while starting), runs `body`, stops them all. */
+export const withProcesses = async <K extends string, A, B>(
+  starts: Readonly<Record<K, () => Promise<Spawned<A>>>>,
+  body: (spawned: Readonly<Record<K, Spawned<A>>>) => Promise<B>
+): Promise<B> => {
+  const spawned: Partial<Record<K, Spawned<A>>> = {}
+  try {
+    for (const name of Object.keys(starts) as Array<K>) spawned[name] = await starts[name]()
+    return await body(spawned as Record<K, Spawned<A>>)
+  } finally {
+    await Promise.all(Object.values<Spawned<A> | undefined>(spawned).map((process) => process?.stop()))
+  }
+}
+
 export const withProcess = async <A, B>(
   start: () => Promise<Spawned<A>>,
   body: (spawned: Spawned<A>) => Promise<B>
