@@ -1,6 +1,20 @@
 import { describe, expect, it } from "@effect/vitest"
 import { DurableQueue, Redis } from "@liaison/core"
-import { Deferred, Duration, Effect, Exit, Layer, Option, pipe, Redacted, Ref, Schema, Scope, TestClock } from "effect"
+import {
+  Clock,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Layer,
+  Option,
+  pipe,
+  Redacted,
+  Ref,
+  Schema,
+  Scope,
+  TestClock
+} from "effect"
 import { randomUUID } from "node:crypto"
 import { drive } from "../fixtures/drive.js"
 import { redisUrl, testStorePrefix } from "../setup/redisUrl.js"
@@ -25,6 +39,13 @@ const takeSome = <A>(queue: DurableQueue.Queue<A>, lease?: Duration.DurationInpu
 
 const stateOf = <A>(queue: DurableQueue.Queue<A>, id: string) =>
   Effect.map(queue.status(id), Option.map((status) => status.state))
+
+/** A handler that records, once, the virtual time its first item ran at. */
+const recordRunTime = (ranAt: Deferred.Deferred<number>) => () =>
+  Effect.as(Effect.flatMap(Clock.currentTimeMillis, (now) => Deferred.succeed(ranAt, now)), DurableQueue.done())
+
+/** Real time for the workers to start and go idle. */
+const letWorkersIdle = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
 
 describe.each(backends)("DurableQueue (%s)", (_name, backend) => {
   const run = <A, E>(effect: Effect.Effect<A, E, DurableQueue.Store | Scope.Scope>) =>
@@ -85,6 +106,20 @@ describe.each(backends)("DurableQueue (%s)", (_name, backend) => {
       expect(yield* queue.take()).toEqual(Option.none())
       yield* TestClock.adjust("10 seconds")
       expect((yield* takeSome(queue)).value).toEqual({ n: 1 })
+    })))
+
+  it.effect("idle workers run a delayed item when it is due, with no enqueue to wake them", () =>
+    run(Effect.gen(function*() {
+      const queue = yield* DurableQueue.make(fresh(), Job, { pollInterval: "1 second" })
+      const ranAt = yield* Deferred.make<number>()
+      yield* queue.worker(recordRunTime(ranAt), { concurrency: 3 })
+      yield* letWorkersIdle
+      yield* queue.enqueue({ n: 1 }, { delay: "5500 millis" })
+      yield* drive(Deferred.isDone(ranAt), "100 millis")
+      // When it is due, not at the next poll after it.
+      const at = yield* Deferred.await(ranAt)
+      expect(at).toBeGreaterThanOrEqual(5500)
+      expect(at).toBeLessThan(6000)
     })))
 
   it.effect("a lease that runs out: the item is taken again once, the stale lease cannot settle it", () =>
@@ -442,6 +477,29 @@ describe("DurableQueue on Redis", () => {
       expect([...completed.values()].every((count) => count === 1)).toBe(true)
       expect(completed.size).toBe(total)
     }))
+
+  it.effect("idle workers find an item another instance queued within one poll interval", () =>
+    Effect.gen(function*() {
+      const name = fresh()
+      const instance = () =>
+        DurableQueue.layerStoreRedis({ prefix: testStorePrefix() }).pipe(Layer.provide(redisLayer()))
+      const ranAt = yield* Deferred.make<number>()
+      const workersStore = yield* Layer.build(instance())
+      yield* Effect.gen(function*() {
+        const queue = yield* DurableQueue.make(name, Job, { pollInterval: "1 second" })
+        yield* queue.worker(recordRunTime(ranAt), { concurrency: 2 })
+      }).pipe(Effect.provide(workersStore))
+      yield* letWorkersIdle
+      yield* TestClock.adjust("300 millis")
+      // Queued through another store: its wake-up reaches none of the workers.
+      yield* Effect.flatMap(DurableQueue.make(name, Job), (queue) => queue.enqueue({ n: 1 })).pipe(
+        Effect.provide(instance())
+      )
+      yield* drive(Deferred.isDone(ranAt), "100 millis")
+      const at = yield* Deferred.await(ranAt)
+      expect(at).toBeGreaterThanOrEqual(300)
+      expect(at).toBeLessThanOrEqual(1300)
+    }).pipe(Effect.scoped))
 
   it.effect("Redis down: enqueue fails with a StorageError, not a defect", () =>
     Effect.gen(function*() {
