@@ -115,7 +115,7 @@ describe.each(backends)("DurableQueue (%s)", (_name, backend) => {
       yield* queue.worker(recordRunTime(ranAt), { concurrency: 3 })
       yield* letWorkersIdle
       yield* queue.enqueue({ n: 1 }, { delay: "5500 millis" })
-      yield* drive(Deferred.isDone(ranAt), "100 millis")
+      yield* drive(Deferred.isDone(ranAt), "20 millis")
       // When it is due, not at the next poll after it.
       const at = yield* Deferred.await(ranAt)
       expect(at).toBeGreaterThanOrEqual(5500)
@@ -495,7 +495,7 @@ describe("DurableQueue on Redis", () => {
       yield* Effect.flatMap(DurableQueue.make(name, Job), (queue) => queue.enqueue({ n: 1 })).pipe(
         Effect.provide(instance())
       )
-      yield* drive(Deferred.isDone(ranAt), "100 millis")
+      yield* drive(Deferred.isDone(ranAt), "20 millis")
       const at = yield* Deferred.await(ranAt)
       expect(at).toBeGreaterThanOrEqual(300)
       expect(at).toBeLessThanOrEqual(1300)
