@@ -128,22 +128,24 @@ const heartbeat = <A>(q: QueueContext<A>, running: Running<A>): Effect.Effect<ne
  * fibers, and a worker idles after nearly every item it runs (the demo server spent 14% more CPU per
  * inbound webhook with it).
  */
-const idle = <A>(q: QueueContext<A>, next: Option.Option<number>): Effect.Effect<void> =>
-  Option.match(next, {
-    onNone: () => q.store.awaitWake(q.name),
+const idle = <A>(q: QueueContext<A>, next: Option.Option<number>): Effect.Effect<void> => {
+  const woken = q.store.awaitWake(q.name)
+  return Option.match(next, {
+    onNone: () => woken,
     onSome: (due) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        due - now < q.config.pollMillis
-          ? Effect.raceFirst(Effect.sleep(Math.max(1, due - now)), q.store.awaitWake(q.name))
-          : q.store.awaitWake(q.name))
+      Effect.flatMap(
+        Clock.currentTimeMillis,
+        (now) => due - now < q.config.pollMillis ? Effect.raceFirst(Effect.sleep(Math.max(1, due - now)), woken) : woken
+      )
   })
+}
 
 /**
  * Wakes every fiber of a worker once per poll interval, so that idle ones look for items queued by
  * other instances (or due by now): one timer for the worker, not one per idle turn of each fiber.
  */
 const poller = <A>(q: QueueContext<A>, fibers: number): Effect.Effect<never> => {
-  const wakeAll = Effect.forEach(Array.from({ length: fibers }), () => q.store.wake(q.name), { discard: true })
+  const wakeAll = Effect.replicateEffect(q.store.wake(q.name), fibers, { discard: true })
   return Effect.forever(Effect.zipRight(Effect.sleep(q.config.pollMillis), wakeAll))
 }
 
